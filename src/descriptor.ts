@@ -1,0 +1,22 @@
+/** OCI content descriptors and platforms (image-spec), the currency of every walk. */
+import type { Digest } from "./digest.ts";
+
+export interface Platform {
+  architecture: string;
+  os: string;
+  variant?: string;
+  "os.version"?: string;
+  "os.features"?: string[];
+}
+
+export interface Descriptor {
+  mediaType: string;
+  digest: Digest;
+  size: number;
+  urls?: string[];
+  annotations?: Record<string, string>;
+  platform?: Platform;
+  artifactType?: string;
+  /** Inline content (base64), as OCI allows for small blobs. */
+  data?: string;
+}

@@ -1,0 +1,91 @@
+/**
+ * Typed errors shared by every layer of dist. The CLI maps them to exit codes,
+ * the gRPC layer to status codes and the registry client from HTTP statuses,
+ * so each kind is checked by its `code`, never by message text.
+ */
+export type ErrorCode =
+  | "NotFound"
+  | "AlreadyExists"
+  | "FailedPrecondition"
+  | "InvalidArgument"
+  | "Unavailable"
+  | "OutOfRange"
+  | "DataLoss"
+  | "Unauthenticated"
+  | "PermissionDenied"
+  | "Unimplemented"
+  | "Aborted"
+  | "DeadlineExceeded"
+  | "Internal";
+
+export class DistError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = `${code}Error`;
+  }
+}
+
+export class NotFoundError extends DistError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("NotFound", message, options);
+  }
+}
+export class AlreadyExistsError extends DistError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("AlreadyExists", message, options);
+  }
+}
+export class FailedPreconditionError extends DistError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("FailedPrecondition", message, options);
+  }
+}
+export class InvalidArgumentError extends DistError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("InvalidArgument", message, options);
+  }
+}
+export class UnavailableError extends DistError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("Unavailable", message, options);
+  }
+}
+export class OutOfRangeError extends DistError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("OutOfRange", message, options);
+  }
+}
+export class DataLossError extends DistError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("DataLoss", message, options);
+  }
+}
+export class UnauthenticatedError extends DistError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("Unauthenticated", message, options);
+  }
+}
+export class PermissionDeniedError extends DistError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("PermissionDenied", message, options);
+  }
+}
+export class UnimplementedError extends DistError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("Unimplemented", message, options);
+  }
+}
+
+export function isErrorCode(err: unknown, code: ErrorCode): boolean {
+  return err instanceof DistError && err.code === code;
+}
+export const isNotFound = (err: unknown): boolean => isErrorCode(err, "NotFound");
+export const isAlreadyExists = (err: unknown): boolean => isErrorCode(err, "AlreadyExists");
+
+/** The message of any thrown value, for one-line reports. */
+export function errorMessage(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return String(err);
+}
