@@ -1,0 +1,22 @@
+/** An image is a name pointing at a descriptor, per namespace; content and snapshots live elsewhere. */
+import type { Descriptor } from "../descriptor.ts";
+
+export interface Image {
+  name: string;
+  target: Descriptor;
+  labels: Record<string, string>;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface ImageStore {
+  get(name: string): Promise<Image>;
+  list(filter?: { names?: string[] }): Promise<Image[]>;
+  /** Creates the record; AlreadyExistsError when the name is taken. */
+  create(image: Omit<Image, "createdAt" | "updatedAt">): Promise<Image>;
+  /** Updates target and/or labels; NotFoundError when missing. */
+  update(image: Omit<Image, "createdAt" | "updatedAt">, fieldpaths?: string[]): Promise<Image>;
+  /** Create or replace. */
+  put(image: Omit<Image, "createdAt" | "updatedAt">): Promise<Image>;
+  delete(name: string): Promise<void>;
+}

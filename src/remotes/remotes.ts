@@ -1,0 +1,39 @@
+/**
+ * Remotes: a Resolver turns a reference into a canonical name and a root
+ * descriptor, and hands out Fetchers and Pushers for that repository.
+ * Decisions about hosts, mirrors, auth and retries stay behind these interfaces.
+ */
+import type { Readable } from "node:stream";
+import type { Writer } from "../content/content.ts";
+import type { Descriptor } from "../descriptor.ts";
+
+export interface Resolved {
+  /** Canonical, normalised name to record in the image store (e.g. docker.io/library/redis:latest). */
+  name: string;
+  desc: Descriptor;
+}
+
+export interface FetchOptions {
+  /** Resume: start at this byte (a Range request). */
+  offset?: number;
+  signal?: AbortSignal;
+}
+
+export interface Fetcher {
+  /**
+   * Streams the object. The stream is verified while it flows: it errors with
+   * DataLossError when the size or digest differ from the descriptor.
+   */
+  fetch(desc: Descriptor, opts?: FetchOptions): Promise<Readable>;
+}
+
+export interface Pusher {
+  /** A writer whose commit completes the upload; AlreadyExistsError when the remote has it. */
+  push(desc: Descriptor, opts?: { signal?: AbortSignal }): Promise<Writer>;
+}
+
+export interface Resolver {
+  resolve(ref: string, opts?: { signal?: AbortSignal }): Promise<Resolved>;
+  fetcher(ref: string): Promise<Fetcher>;
+  pusher(ref: string): Promise<Pusher>;
+}

@@ -1,0 +1,41 @@
+/**
+ * Snapshotters: filesystems keyed by name. Active snapshots (prepare/view) are
+ * writable or read-only working trees; committed ones are immutable parents
+ * named by ChainID. Same model and error kinds as containerd's.
+ */
+export type Kind = "active" | "view" | "committed";
+
+export interface Mount {
+  type: string;
+  source: string;
+  options: string[];
+}
+
+export interface SnapshotInfo {
+  name: string;
+  parent?: string;
+  kind: Kind;
+  labels: Record<string, string>;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface Usage {
+  size: number;
+  inodes: number;
+}
+
+export interface Snapshotter {
+  readonly name: string;
+  stat(key: string): Promise<SnapshotInfo>;
+  update(info: Pick<SnapshotInfo, "name" | "labels">, fieldpaths?: string[]): Promise<SnapshotInfo>;
+  usage(key: string): Promise<Usage>;
+  /** Mounts of an active or view snapshot. */
+  mounts(key: string): Promise<Mount[]>;
+  prepare(key: string, parent?: string, opts?: { labels?: Record<string, string> }): Promise<Mount[]>;
+  view(key: string, parent?: string, opts?: { labels?: Record<string, string> }): Promise<Mount[]>;
+  commit(name: string, key: string, opts?: { labels?: Record<string, string> }): Promise<void>;
+  remove(key: string): Promise<void>;
+  walk(fn: (info: SnapshotInfo) => void | Promise<void>): Promise<void>;
+  close?(): Promise<void> | void;
+}
