@@ -1,3 +1,5 @@
+import { InvalidArgumentError } from "../errors.ts";
+
 /** Aligned columns for listings (tabwriter-like) and the `--output json` alternative. */
 export function formatTable(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
@@ -21,5 +23,5 @@ export function printJson(value: unknown): void {
 export function outputFormat(value: string | undefined): "table" | "json" {
   if (value === undefined || value === "table") return "table";
   if (value === "json") return "json";
-  throw Object.assign(new Error(`invalid --output "${value}": expected table or json`), { code: "InvalidArgument" });
+  throw new InvalidArgumentError(`invalid --output "${value}": expected table or json`);
 }
