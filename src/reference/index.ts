@@ -1,0 +1,20 @@
+/** Image references: grammar, normalisation and formatting. */
+export {
+  DEFAULT_DOMAIN,
+  DEFAULT_TAG,
+  familiar,
+  isValidDomain,
+  isValidPath,
+  isValidTag,
+  LEGACY_DEFAULT_DOMAIN,
+  normalize,
+  objectOf,
+  type ParseOptions,
+  parseReference,
+  parseStrict,
+  type Reference,
+  repositoryName,
+  toString,
+  withDigest,
+  withTag,
+} from "./reference.ts";
