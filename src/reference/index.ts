@@ -3,6 +3,7 @@ export {
   DEFAULT_DOMAIN,
   DEFAULT_TAG,
   familiar,
+  formatReference,
   isValidDomain,
   isValidPath,
   isValidTag,
@@ -14,7 +15,6 @@ export {
   parseStrict,
   type Reference,
   repositoryName,
-  toString,
   withDigest,
   withTag,
 } from "./reference.ts";

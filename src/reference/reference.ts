@@ -198,7 +198,7 @@ export function parseReference(input: string, opts: ParseOptions = {}): Referenc
 }
 
 /** `domain/path[:tag][@digest]`. */
-export function toString(ref: Reference): string {
+export function formatReference(ref: Reference): string {
   let s = repositoryName(ref);
   if (ref.tag !== undefined) s += `:${ref.tag}`;
   if (ref.digest !== undefined) s += `@${ref.digest}`;
@@ -212,7 +212,7 @@ export function repositoryName(ref: Reference): string {
 
 /** The normalised string of a reference: `redis` → `docker.io/library/redis:latest`. */
 export function normalize(input: string, opts?: ParseOptions): string {
-  return toString(parseReference(input, opts));
+  return formatReference(parseReference(input, opts));
 }
 
 /** The short form Docker prints: `docker.io/library/redis:latest` → `redis:latest`. */

@@ -5,12 +5,12 @@ import { describe, it } from "node:test";
 import { isErrorCode } from "../../src/errors.ts";
 import {
   familiar,
+  formatReference,
   normalize,
   objectOf,
   parseReference,
   parseStrict,
   repositoryName,
-  toString,
   withDigest,
   withTag,
 } from "../../src/reference/index.ts";
@@ -143,7 +143,7 @@ describe("parseStrict (the raw grammar)", () => {
       assert.equal(r.path, c.path);
       assert.equal(r.tag, c.tag);
       assert.equal(r.digest, c.digest);
-      assert.equal(toString(r), c.input);
+      assert.equal(formatReference(r), c.input);
     });
   }
 });
@@ -271,8 +271,8 @@ describe("helpers", () => {
   it("repositoryName, withTag, withDigest", () => {
     const r = parseReference("127.0.0.1:5000/tiny/busybox:oci");
     assert.equal(repositoryName(r), "127.0.0.1:5000/tiny/busybox");
-    assert.equal(toString(withTag(r, "v2")), "127.0.0.1:5000/tiny/busybox:v2");
-    assert.equal(toString(withDigest(r, `sha256:${H64}`)), `127.0.0.1:5000/tiny/busybox:oci@sha256:${H64}`);
+    assert.equal(formatReference(withTag(r, "v2")), "127.0.0.1:5000/tiny/busybox:v2");
+    assert.equal(formatReference(withDigest(r, `sha256:${H64}`)), `127.0.0.1:5000/tiny/busybox:oci@sha256:${H64}`);
     assert.throws(() => withTag(r, "-x"), /invalid tag/);
     assert.throws(() => withDigest(r, "sha256:abc"), /sha256 needs 64/);
   });
