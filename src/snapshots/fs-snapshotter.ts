@@ -1,0 +1,185 @@
+/**
+ * The part every directory-backed snapshotter shares: metadata rules (in
+ * MetaStore), one directory per snapshot id under `<root>/snapshots/`, created
+ * as `new-*` then renamed in the same transaction as its record, removed by a
+ * rename to `rm-*` in the record's transaction and deleted afterwards. A driver
+ * only says how to fill a new directory and which mounts expose it.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdirSync, readdirSync, renameSync, statSync } from "node:fs";
+import { chmod, lstat, mkdir, opendir, rm } from "node:fs/promises";
+import { join } from "node:path";
+import type { DatabaseSync } from "node:sqlite";
+import { FailedPreconditionError } from "../errors.ts";
+import type { Kind, Mount, SnapshotInfo, Snapshotter, Usage } from "./snapshotter.ts";
+import { MetaStore, type SnapshotRecord, validateLabels } from "./storage.ts";
+import { treeUsage } from "./usage.ts";
+
+export interface Driver {
+  /** Fills a fresh directory for a new active snapshot or view; parents' dirs immediate first. */
+  populate(dir: string, kind: "active" | "view", parentDirs: string[]): Promise<void>;
+  mounts(dir: string, kind: Kind, parentDirs: string[]): Mount[];
+  /** The directory holding the snapshot's own files (what usage counts). */
+  fsDir(dir: string): string;
+}
+
+function info(r: SnapshotRecord): SnapshotInfo {
+  return {
+    name: r.name,
+    parent: r.parent,
+    kind: r.kind,
+    labels: r.labels,
+    createdAt: r.createdAt,
+    updatedAt: r.updatedAt,
+  };
+}
+
+const STALE_NEW_MS = 3_600_000;
+
+export class FsSnapshotter implements Snapshotter {
+  readonly name: string;
+  /** `<dist root>/snapshots/<name>` */
+  readonly root: string;
+  readonly meta: MetaStore;
+  readonly #driver: Driver;
+  readonly #dirs: string;
+
+  constructor(name: string, root: string, db: DatabaseSync, driver: Driver) {
+    this.name = name;
+    this.root = root;
+    this.#driver = driver;
+    this.#dirs = join(root, "snapshots");
+    mkdirSync(this.#dirs, { recursive: true, mode: 0o700 });
+    this.meta = new MetaStore(db, name);
+    this.#collectGarbage();
+  }
+
+  /** Leftovers of interrupted removals (`rm-*`) and of creations that died long ago (`new-*`). */
+  #collectGarbage(): void {
+    let names: string[];
+    try {
+      names = readdirSync(this.#dirs);
+    } catch {
+      return;
+    }
+    for (const n of names) {
+      const p = join(this.#dirs, n);
+      let stale = n.startsWith("rm-");
+      if (n.startsWith("new-")) {
+        try {
+          stale = Date.now() - statSync(p).mtimeMs > STALE_NEW_MS;
+        } catch {
+          stale = false;
+        }
+      }
+      if (stale) rm(p, { recursive: true, force: true }).catch(() => {});
+    }
+  }
+
+  dirOf(r: SnapshotRecord): string {
+    return join(this.#dirs, String(r.id));
+  }
+
+  #parentDirs(r: SnapshotRecord): string[] {
+    return this.meta.parents(r).map((p) => this.dirOf(p));
+  }
+
+  async stat(key: string): Promise<SnapshotInfo> {
+    return info(this.meta.get(key));
+  }
+
+  async update(i: Pick<SnapshotInfo, "name" | "labels">, fieldpaths?: string[]): Promise<SnapshotInfo> {
+    return info(this.meta.updateLabels(i.name, i.labels, fieldpaths));
+  }
+
+  async usage(key: string): Promise<Usage> {
+    const r = this.meta.get(key);
+    return treeUsage(this.#driver.fsDir(this.dirOf(r)));
+  }
+
+  async mounts(key: string): Promise<Mount[]> {
+    const r = this.meta.get(key);
+    if (r.kind === "committed") {
+      throw new FailedPreconditionError(`snapshot "${key}" is committed: only active snapshots and views have mounts`);
+    }
+    return this.#driver.mounts(this.dirOf(r), r.kind, this.#parentDirs(r));
+  }
+
+  prepare(key: string, parent?: string, opts?: { labels?: Record<string, string> }): Promise<Mount[]> {
+    return this.#create("active", key, parent, opts?.labels);
+  }
+
+  view(key: string, parent?: string, opts?: { labels?: Record<string, string> }): Promise<Mount[]> {
+    return this.#create("view", key, parent, opts?.labels);
+  }
+
+  async #create(
+    kind: "active" | "view",
+    key: string,
+    parent: string | undefined,
+    labels: Record<string, string> | undefined,
+  ): Promise<Mount[]> {
+    const l = validateLabels(labels);
+    const p = this.meta.checkCreate(key, parent || undefined);
+    const parentDirs = p ? [this.dirOf(p), ...this.#parentDirs(p)] : [];
+    const tmp = join(this.#dirs, `new-${randomBytes(8).toString("hex")}`);
+    await mkdir(tmp, { mode: 0o755 });
+    try {
+      await this.#driver.populate(tmp, kind, parentDirs);
+      const r = this.meta.tx(() => {
+        const rec = this.meta.createActive(key, parent || undefined, kind, l);
+        renameSync(tmp, this.dirOf(rec));
+        return rec;
+      });
+      return this.#driver.mounts(this.dirOf(r), kind, parentDirs);
+    } catch (err) {
+      await rm(tmp, { recursive: true, force: true });
+      throw err;
+    }
+  }
+
+  async commit(name: string, key: string, opts?: { labels?: Record<string, string> }): Promise<void> {
+    this.meta.tx(() => this.meta.commit(name, key, opts?.labels));
+  }
+
+  async remove(key: string): Promise<void> {
+    let trash: string | undefined;
+    this.meta.tx(() => {
+      const r = this.meta.remove(key);
+      const dir = this.dirOf(r);
+      try {
+        trash = join(this.#dirs, `rm-${r.id}`);
+        renameSync(dir, trash);
+      } catch (err) {
+        trash = undefined;
+        if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+      }
+    });
+    if (trash) await removeTree(trash);
+  }
+
+  async walk(fn: (info: SnapshotInfo) => void | Promise<void>): Promise<void> {
+    for (const r of this.meta.list()) await fn(info(r));
+  }
+}
+
+/** rm -rf that also gets through read-only directories (mode 0555 trees from layers). */
+export async function removeTree(path: string): Promise<void> {
+  try {
+    await rm(path, { recursive: true, force: true, maxRetries: 2 });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== "EACCES" && code !== "EPERM") throw err;
+    await makeDirsWritable(path);
+    await rm(path, { recursive: true, force: true });
+  }
+}
+
+async function makeDirsWritable(path: string): Promise<void> {
+  const st = await lstat(path);
+  if (!st.isDirectory()) return;
+  if ((st.mode & 0o700) !== 0o700) await chmod(path, (st.mode & 0o7777) | 0o700);
+  for await (const ent of await opendir(path)) {
+    if (ent.isDirectory()) await makeDirsWritable(join(path, ent.name));
+  }
+}
