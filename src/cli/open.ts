@@ -9,12 +9,16 @@ import type { ImageStore } from "../images/image.ts";
 import type { Snapshotter } from "../snapshots/snapshotter.ts";
 import type { GlobalOptions } from "./globals.ts";
 
-export async function openContentStore(_g: GlobalOptions): Promise<Store> {
-  throw new UnimplementedError("content store not built yet");
+export async function openContentStore(g: GlobalOptions): Promise<Store> {
+  if (g.address) throw new UnimplementedError(`content store over the daemon socket ${g.address} is not built yet`);
+  const { LocalStore } = await import("../content/local/store.ts");
+  return new LocalStore({ root: g.root, namespace: g.namespace });
 }
 
-export async function openImageStore(_g: GlobalOptions): Promise<ImageStore> {
-  throw new UnimplementedError("image store not built yet");
+export async function openImageStore(g: GlobalOptions): Promise<ImageStore> {
+  if (g.address) throw new UnimplementedError(`image store over the daemon socket ${g.address} is not built yet`);
+  const { openSqliteImageStore } = await import("../metadata/images.ts");
+  return openSqliteImageStore(g.root, g.namespace);
 }
 
 export async function openSnapshotter(_g: GlobalOptions, _name?: string): Promise<Snapshotter> {

@@ -1,0 +1,221 @@
+/**
+ * Reading and validating manifests and indexes. Their bytes come from a
+ * registry, so every field is checked before a walk trusts it: digests are
+ * validated, sizes are non-negative safe integers, the body is capped.
+ */
+
+import type { Provider } from "../content/content.ts";
+import type { Descriptor, Platform } from "../descriptor.ts";
+import { digestOf, validateDigest } from "../digest.ts";
+import { DataLossError, errorMessage, InvalidArgumentError } from "../errors.ts";
+import { baseMediaType, isIndex, isManifest, isSchema1 } from "./mediatypes.ts";
+
+/** Manifests and indexes larger than this are refused before they are read (as registries cap them). */
+export const MAX_MANIFEST_SIZE = 4 << 20;
+
+export interface Manifest {
+  schemaVersion: number;
+  mediaType?: string;
+  artifactType?: string;
+  config: Descriptor;
+  layers: Descriptor[];
+  subject?: Descriptor;
+  annotations?: Record<string, string>;
+}
+
+export interface Index {
+  schemaVersion: number;
+  mediaType?: string;
+  artifactType?: string;
+  manifests: Descriptor[];
+  subject?: Descriptor;
+  annotations?: Record<string, string>;
+}
+
+type Json = Record<string, unknown>;
+
+function isObject(v: unknown): v is Json {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function stringMap(v: unknown, where: string): Record<string, string> | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (!isObject(v)) throw new Error(`${where}: expected an object of strings`);
+  for (const [k, x] of Object.entries(v)) {
+    if (typeof x !== "string") throw new Error(`${where}.${k}: expected a string`);
+  }
+  return v as Record<string, string>;
+}
+
+function parsePlatformField(v: unknown, where: string): Platform | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (!isObject(v)) throw new Error(`${where}: expected an object`);
+  if (typeof v.os !== "string" || typeof v.architecture !== "string") {
+    throw new Error(`${where}: os and architecture must be strings`);
+  }
+  const p: Platform = { os: v.os, architecture: v.architecture };
+  if (v.variant !== undefined) {
+    if (typeof v.variant !== "string") throw new Error(`${where}.variant: expected a string`);
+    p.variant = v.variant;
+  }
+  if (v["os.version"] !== undefined) {
+    if (typeof v["os.version"] !== "string") throw new Error(`${where}.os.version: expected a string`);
+    p["os.version"] = v["os.version"];
+  }
+  if (v["os.features"] !== undefined) {
+    const f = v["os.features"];
+    if (!Array.isArray(f) || f.some((x) => typeof x !== "string")) {
+      throw new Error(`${where}.os.features: expected an array of strings`);
+    }
+    p["os.features"] = f as string[];
+  }
+  return p;
+}
+
+/** Validates one descriptor from untrusted JSON; throws a plain Error naming the field. */
+export function parseDescriptor(v: unknown, where: string): Descriptor {
+  if (!isObject(v)) throw new Error(`${where}: expected a descriptor object`);
+  if (typeof v.mediaType !== "string" || v.mediaType === "") throw new Error(`${where}.mediaType: expected a string`);
+  if (typeof v.digest !== "string") throw new Error(`${where}.digest: expected a string`);
+  let digest: Descriptor["digest"];
+  try {
+    digest = validateDigest(v.digest);
+  } catch (err) {
+    throw new Error(`${where}.digest: ${errorMessage(err)}`);
+  }
+  if (typeof v.size !== "number" || !Number.isSafeInteger(v.size) || v.size < 0) {
+    throw new Error(`${where}.size: expected a non-negative integer, got ${JSON.stringify(v.size)}`);
+  }
+  const d: Descriptor = { mediaType: v.mediaType, digest, size: v.size };
+  if (v.urls !== undefined) {
+    if (!Array.isArray(v.urls) || v.urls.some((u) => typeof u !== "string")) {
+      throw new Error(`${where}.urls: expected an array of strings`);
+    }
+    d.urls = v.urls as string[];
+  }
+  const annotations = stringMap(v.annotations, `${where}.annotations`);
+  if (annotations) d.annotations = annotations;
+  const platform = parsePlatformField(v.platform, `${where}.platform`);
+  if (platform) d.platform = platform;
+  if (typeof v.artifactType === "string") d.artifactType = v.artifactType;
+  if (typeof v.data === "string") d.data = v.data;
+  return d;
+}
+
+function parseBody(bytes: Uint8Array, desc: Descriptor): Json {
+  let v: unknown;
+  try {
+    v = JSON.parse(Buffer.from(bytes).toString("utf8"));
+  } catch (err) {
+    throw new InvalidArgumentError(`invalid ${what(desc)} ${desc.digest}: malformed JSON: ${errorMessage(err)}`);
+  }
+  if (!isObject(v)) throw new InvalidArgumentError(`invalid ${what(desc)} ${desc.digest}: expected a JSON object`);
+  // a body claiming another type than its descriptor is a confusion attack (CVE-2021-41190)
+  if (typeof v.mediaType === "string" && baseMediaType(v.mediaType) !== baseMediaType(desc.mediaType)) {
+    throw new InvalidArgumentError(
+      `invalid ${what(desc)} ${desc.digest}: body says media type ${v.mediaType}, descriptor says ${desc.mediaType}`,
+    );
+  }
+  return v;
+}
+
+function what(desc: Descriptor): string {
+  return isIndex(desc.mediaType) ? "index" : "manifest";
+}
+
+function wrap<T>(desc: Descriptor, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof InvalidArgumentError) throw err;
+    throw new InvalidArgumentError(`invalid ${what(desc)} ${desc.digest}: ${errorMessage(err)}`);
+  }
+}
+
+/** Parses an image manifest (OCI or Docker schema 2). */
+export function parseManifest(bytes: Uint8Array, desc: Descriptor): Manifest {
+  const v = parseBody(bytes, desc);
+  return wrap(desc, () => {
+    if (v.manifests !== undefined) throw new Error("a manifest must not have a manifests field");
+    if (v.schemaVersion !== 2) throw new Error(`schemaVersion ${JSON.stringify(v.schemaVersion)}, expected 2`);
+    const config = parseDescriptor(v.config, "config");
+    if (!Array.isArray(v.layers)) throw new Error("layers: expected an array");
+    const layers = v.layers.map((l, i) => parseDescriptor(l, `layers[${i}]`));
+    const m: Manifest = { schemaVersion: 2, config, layers };
+    if (typeof v.mediaType === "string") m.mediaType = v.mediaType;
+    if (typeof v.artifactType === "string") m.artifactType = v.artifactType;
+    if (v.subject !== undefined) m.subject = parseDescriptor(v.subject, "subject");
+    const annotations = stringMap(v.annotations, "annotations");
+    if (annotations) m.annotations = annotations;
+    return m;
+  });
+}
+
+/** Parses an index (OCI image index or Docker manifest list). */
+export function parseIndex(bytes: Uint8Array, desc: Descriptor): Index {
+  const v = parseBody(bytes, desc);
+  return wrap(desc, () => {
+    if (v.layers !== undefined || v.config !== undefined) throw new Error("an index must not have layers or config");
+    if (v.schemaVersion !== 2) throw new Error(`schemaVersion ${JSON.stringify(v.schemaVersion)}, expected 2`);
+    if (!Array.isArray(v.manifests)) throw new Error("manifests: expected an array");
+    const manifests = v.manifests.map((m, i) => parseDescriptor(m, `manifests[${i}]`));
+    const idx: Index = { schemaVersion: 2, manifests };
+    if (typeof v.mediaType === "string") idx.mediaType = v.mediaType;
+    if (typeof v.artifactType === "string") idx.artifactType = v.artifactType;
+    if (v.subject !== undefined) idx.subject = parseDescriptor(v.subject, "subject");
+    const annotations = stringMap(v.annotations, "annotations");
+    if (annotations) idx.annotations = annotations;
+    return idx;
+  });
+}
+
+/**
+ * Reads a small blob (a manifest, an index, a config) whole, refusing it when
+ * the descriptor is over `max`, and verifying size and digest of what was read.
+ */
+export async function readSmallBlob(
+  provider: Provider,
+  desc: Descriptor,
+  opts: { max?: number; signal?: AbortSignal } = {},
+): Promise<Buffer> {
+  const max = opts.max ?? MAX_MANIFEST_SIZE;
+  if (desc.size > max) {
+    throw new InvalidArgumentError(
+      `${desc.mediaType} ${desc.digest} is ${desc.size} bytes, over the ${max}-byte limit`,
+    );
+  }
+  const chunks: Buffer[] = [];
+  let n = 0;
+  const stream = await provider.openRead(desc.digest, { signal: opts.signal });
+  for await (const chunk of stream as AsyncIterable<Buffer>) {
+    n += chunk.length;
+    if (n > desc.size) {
+      stream.destroy();
+      break;
+    }
+    chunks.push(chunk);
+  }
+  const buf = Buffer.concat(chunks, Math.min(n, desc.size));
+  if (n !== desc.size) throw new DataLossError(`${desc.digest}: read ${n} bytes, expected ${desc.size}`);
+  const actual = digestOf(buf, desc.digest.startsWith("sha512:") ? "sha512" : "sha256");
+  if (actual !== desc.digest) throw new DataLossError(`${desc.digest}: content digest is ${actual}`);
+  return buf;
+}
+
+/** The children a manifest or index names; nothing for other kinds. Schema 1 is refused. */
+export function childrenOf(desc: Descriptor, bytes: Uint8Array): Descriptor[] {
+  if (isManifest(desc.mediaType)) {
+    const m = parseManifest(bytes, desc);
+    return [m.config, ...m.layers];
+  }
+  if (isIndex(desc.mediaType)) return parseIndex(bytes, desc).manifests;
+  return [];
+}
+
+export function refuseSchema1(desc: Descriptor, name?: string): void {
+  if (isSchema1(desc.mediaType)) {
+    throw new InvalidArgumentError(
+      `${name ?? desc.digest}: Docker schema 1 manifests (${desc.mediaType}) are not supported; push the image again with a current client`,
+    );
+  }
+}
