@@ -1,9 +1,10 @@
 /** Every command of the CLI, registered in the order `dist --help` lists them. */
 import type { Command } from "commander";
+import { register as content } from "./content.ts";
 
 type Register = (program: Command) => void;
 
-const registrations: Register[] = [];
+const registrations: Register[] = [content];
 
 export function registerCommands(program: Command): void {
   for (const register of registrations) register(program);

@@ -1,0 +1,2 @@
+/** The filesystem content store. */
+export { LocalStore, type LocalStoreOptions } from "./store.ts";
