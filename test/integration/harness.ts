@@ -1,0 +1,301 @@
+/**
+ * The integration test bed: real registries on loopback, the test images, and helpers
+ * to run `bin/dist` and the reference tools (skopeo, umoci) the tests compare against.
+ *
+ *   const tb = await testbed();
+ *   after(() => tb.stop());
+ *   const r = await tb.dist(["fetch", "--plain-http", `${tb.plain}/tiny/busybox:oci`]);
+ *
+ * The images are built once per builder version into /var/tmp/dist-testbed (see
+ * fixtures/build.ts; DIST_TESTBED_CACHE moves it). Each test process then starts its
+ * own registries on free 127.0.0.1 ports over a private copy of the pushed storage
+ * (blob data hardlinked, metadata copied), so tests may push and delete freely:
+ *   plain  anonymous, plain HTTP          basic  htpasswd basic auth (user/password)
+ *   tls    HTTPS, cert from caFile         token  Bearer tokens from a Node token server
+ * Everything started is stopped by stop() and, failing that, at process exit
+ * (registries also through PR_SET_PDEATHSIG).
+ *
+ * DIST_TESTBED_SKIP_DEBIAN=1 leaves the Debian image out (local iteration only; tests
+ * that need it call testbed({ debian: true }) and fail loudly without it).
+ */
+import {
+  copyFileSync,
+  linkSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, relative } from "node:path";
+import { fileURLToPath } from "node:url";
+import {
+  type BuiltImages,
+  buildImages,
+  type ImageInfo,
+  PASSWORD,
+  TOKEN_ISSUER,
+  TOKEN_SERVICE,
+  USER,
+} from "./fixtures/build.ts";
+import { must, type RunResult, requireTools, run } from "./fixtures/exec.ts";
+import { type ProxyMode, type ProxyOptions, startProxy } from "./fixtures/proxy.ts";
+import { freePort, type Registry, startRegistry } from "./fixtures/registry.ts";
+import { startTokenServer, type TokenServer } from "./fixtures/token-server.ts";
+
+export type { BlobInfo, ImageInfo, ManifestInfo, PlatformInfo } from "./fixtures/build.ts";
+export type { ProxyMode } from "./fixtures/proxy.ts";
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+/** The repository's top directory. */
+export const TOP = join(HERE, "..", "..");
+export const DIST = join(TOP, "bin", "dist");
+
+export interface TestbedOptions {
+  /** Fail unless the Debian minbase image is there (it is, unless DIST_TESTBED_SKIP_DEBIAN=1). */
+  debian?: boolean;
+}
+
+export interface DistOptions {
+  /** stdin for the command. */
+  input?: string | Buffer;
+  /** Extra environment (merged over the test process's, with DOCKER_CONFIG set to an empty dir). */
+  env?: Record<string, string | undefined>;
+  /** Run as this user (runuser -u USER); the root must be usable by that user. */
+  user?: string;
+  /** --root for this call (default: tb.root). `null` passes no --root at all. */
+  root?: string | null;
+  /** Kill the command after this long (default 180 s). */
+  timeoutMs?: number;
+}
+
+export interface DistResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+  /** stdout as bytes (fetch-object, get). */
+  stdoutBytes: Buffer;
+}
+
+export interface Testbed {
+  /** "127.0.0.1:PORT" of the anonymous plain-HTTP registry. */
+  plain: string;
+  /** htpasswd basic auth (user / password), plain HTTP. */
+  basic: string;
+  /** HTTPS with a certificate signed by caFile (SAN IP:127.0.0.1), anonymous. */
+  tls: string;
+  /** Bearer token auth, plain HTTP; anonymous tokens may pull, the user may do anything. */
+  token: string;
+  user: string;
+  password: string;
+  /** The test CA's certificate (PEM), and a directory holding only it (skopeo --cert-dir). */
+  caFile: string;
+  caDir: string;
+  /** The token server (realm URL, service name, and every request it answered). */
+  tokenRealm: string;
+  tokenService: string;
+  tokenRequests: TokenServer["requests"];
+  /** OCI layout of the built images (tags busybox, busybox-arm64, multi, multi-plain,
+   * busybox-uncompressed, edge-whiteouts, edge-xlayer, edge-breakout, debian) and its zstd copies
+   * (busybox, edge-whiteouts, debian). Read-only: shared by every test process. */
+  layout: string;
+  layoutZstd: string;
+  /** Registry refs ("tiny/busybox:oci", ...) → what the registry serves for them. */
+  images: Record<string, ImageInfo>;
+  hasDebian: boolean;
+  /** This process's registry storage directory (shared by its four registries). */
+  storage: string;
+  /** The default --root of dist(); empty at start. */
+  root: string;
+  /** A fresh temporary directory, removed by stop(). */
+  tempDir(prefix?: string): string;
+  /** A fresh, empty directory to use as a dist --root. */
+  newRoot(): string;
+  /** Starts a corrupting proxy in front of `target` (a plain-HTTP registry address); returns its address. */
+  proxy(target: string, mode: ProxyMode, opts?: ProxyOptions): Promise<string>;
+  /** "127.0.0.1:PORT" where nothing listens (connection refused). */
+  deadAddr(): Promise<string>;
+  /** Runs bin/dist --root ROOT ARGS... and captures its output and exit code. */
+  dist(args: readonly string[], opts?: DistOptions): Promise<DistResult>;
+  /** umoci unpack --image IMAGE BUNDLE (IMAGE is "LAYOUT:TAG"); --rootless when not root. */
+  umociUnpack(image: string, bundle: string, args?: readonly string[]): Promise<void>;
+  /** skopeo copy -q SRC DEST, with TLS verification off for docker:// ends. */
+  skopeoCopy(src: string, dest: string, args?: readonly string[]): Promise<void>;
+  /** Copies `ADDR/REPO:TAG` from a plain registry into a fresh OCI layout (tag "t"); returns the layout dir. */
+  skopeoPull(ref: string, args?: readonly string[]): Promise<string>;
+  stop(): Promise<void>;
+}
+
+/** Copies a registry storage tree: blob data (immutable, content-addressed) hardlinked, the rest copied. */
+function cloneStorage(from: string, to: string): void {
+  for (const e of readdirSync(from, { withFileTypes: true, recursive: true })) {
+    const src = join(e.parentPath, e.name);
+    const dst = join(to, relative(from, src));
+    if (e.isDirectory()) mkdirSync(dst, { recursive: true });
+    else if (e.isFile()) {
+      mkdirSync(dirname(dst), { recursive: true });
+      if (e.name === "data" && src.includes("/blobs/")) linkSync(src, dst);
+      else copyFileSync(src, dst);
+    }
+  }
+}
+
+let shared: { tb: Promise<Testbed>; refs: number } | undefined;
+
+/**
+ * The test bed of this process: built and started on the first call, shared by later
+ * calls; stop() of the last user stops it.
+ */
+export async function testbed(opts: TestbedOptions = {}): Promise<Testbed> {
+  if (!shared) shared = { tb: start(), refs: 0 };
+  shared.refs++;
+  const tb = await shared.tb;
+  if (opts.debian && !tb.hasDebian) {
+    throw new Error("integration testbed: the Debian image was not built (DIST_TESTBED_SKIP_DEBIAN=1 is set)");
+  }
+  return tb;
+}
+
+async function start(): Promise<Testbed> {
+  requireTools(["docker-registry", "skopeo", "umoci", "setpriv"]);
+  const built: BuiltImages = await buildImages();
+  const tmp = mkdtempSync(join(tmpdir(), "dist-it-"));
+  const cleanup: (() => Promise<void> | void)[] = [];
+  let stopped = false;
+  const removeTmp = () => rmSync(tmp, { recursive: true, force: true });
+  process.on("exit", removeTmp);
+
+  const stopAll = async () => {
+    if (stopped) return;
+    stopped = true;
+    for (const f of cleanup.reverse()) {
+      try {
+        await f();
+      } catch {}
+    }
+    removeTmp();
+    process.off("exit", removeTmp);
+  };
+
+  try {
+    const storage = join(tmp, "registry-data");
+    cloneStorage(built.storage, storage);
+    const dockerConfig = join(tmp, "docker-config");
+    mkdirSync(dockerConfig);
+
+    const token = await startTokenServer({
+      key: readFileSync(built.certs.tokenKey, "utf8"),
+      cert: readFileSync(built.certs.tokenCert, "utf8"),
+      issuer: TOKEN_ISSUER,
+      service: TOKEN_SERVICE,
+      user: USER,
+      password: PASSWORD,
+    });
+    cleanup.push(() => token.close());
+
+    const regs: Registry[] = await Promise.all([
+      startRegistry({ name: "plain", storage, dir: tmp }),
+      startRegistry({ name: "basic", storage, dir: tmp, auth: { kind: "htpasswd", path: built.htpasswd } }),
+      startRegistry({
+        name: "tls",
+        storage,
+        dir: tmp,
+        tls: { cert: built.certs.serverCert, key: built.certs.serverKey },
+      }),
+      startRegistry({
+        name: "token",
+        storage,
+        dir: tmp,
+        auth: {
+          kind: "token",
+          realm: token.realm,
+          service: TOKEN_SERVICE,
+          issuer: TOKEN_ISSUER,
+          rootCertBundle: built.certs.tokenCert,
+        },
+      }),
+    ]);
+    for (const r of regs) cleanup.push(() => r.stop());
+    const [plain, basic, tls, tok] = regs.map((r) => r.addr);
+
+    const root = join(tmp, "root");
+    mkdirSync(root);
+    let n = 0;
+    const tempDir = (prefix = "d") => mkdtempSync(join(tmp, `${prefix}-`));
+
+    const tb: Testbed = {
+      plain,
+      basic,
+      tls,
+      token: tok,
+      user: USER,
+      password: PASSWORD,
+      caFile: built.certs.ca,
+      caDir: built.certs.caDir,
+      tokenRealm: token.realm,
+      tokenService: TOKEN_SERVICE,
+      tokenRequests: token.requests,
+      layout: built.layout,
+      layoutZstd: built.layoutZstd,
+      images: built.images,
+      hasDebian: built.hasDebian,
+      storage,
+      root,
+      tempDir,
+      newRoot: () => tempDir(`root${++n}`),
+      proxy: async (target, mode, o) => {
+        const p = await startProxy(target, mode, o);
+        cleanup.push(() => p.close());
+        return p.addr;
+      },
+      deadAddr: async () => `127.0.0.1:${await freePort()}`,
+      dist: async (args, o = {}) => {
+        const rootArgs = o.root === null ? [] : ["--root", o.root ?? root];
+        const cmd = o.user ? "runuser" : DIST;
+        const argv = o.user ? ["-u", o.user, "--", DIST, ...rootArgs, ...args] : [...rootArgs, ...args];
+        const env = { ...process.env, DOCKER_CONFIG: dockerConfig, ...o.env };
+        const r: RunResult = await run(cmd, argv, {
+          input: o.input,
+          env,
+          timeoutMs: o.timeoutMs ?? 180_000,
+          cwd: TOP,
+        });
+        return {
+          code: r.code,
+          stdout: r.stdout.toString(),
+          stderr: r.stderr.toString(),
+          stdoutBytes: r.stdout,
+        };
+      },
+      umociUnpack: async (image, bundle, args = []) => {
+        const rootless = process.getuid?.() === 0 ? [] : ["--rootless"];
+        await must("umoci", ["unpack", ...rootless, ...args, "--image", image, bundle]);
+      },
+      skopeoCopy: async (src, dest, args = []) => {
+        const tlsArgs = [
+          ...(src.startsWith("docker://") ? ["--src-tls-verify=false"] : []),
+          ...(dest.startsWith("docker://") ? ["--dest-tls-verify=false"] : []),
+        ];
+        await must("skopeo", ["copy", "-q", ...tlsArgs, ...args, src, dest]);
+      },
+      skopeoPull: async (ref, args = []) => {
+        const dir = tempDir("skopeo");
+        await tb.skopeoCopy(`docker://${ref}`, `oci:${dir}:t`, args);
+        return dir;
+      },
+      stop: async () => {
+        if (!shared) return;
+        if (--shared.refs > 0) return;
+        shared = undefined;
+        await stopAll();
+      },
+    };
+    writeFileSync(join(tmp, "testbed.json"), JSON.stringify({ plain, basic, tls, token: tok }, null, 1));
+    return tb;
+  } catch (e) {
+    await stopAll();
+    throw e;
+  }
+}
