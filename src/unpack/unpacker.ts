@@ -1,0 +1,409 @@
+/**
+ * Layers → snapshots keyed by ChainID, as the layers arrive.
+ *
+ * One loop walks the layers in manifest order. For each: if the snapshot of
+ * its chain exists it is skipped (`exists`); otherwise, under a cross-process
+ * lock on the ChainID, a temporary active snapshot is prepared on the parent
+ * chain, the layer is applied into it (the snapshot's own directory: the tree
+ * itself for native, the upperdir for overlay), the diffID computed while
+ * applying is checked against the config, the filesystem is flushed once and
+ * the snapshot committed as the ChainID. Any failure removes the temporary
+ * snapshot, so a partial tree is never committed.
+ *
+ * Bytes come from one of two places: when the loop is already waiting for a
+ * layer as its download starts, the fetch flow tees the downloaded bytes into
+ * the applier (one pass over the network bytes); otherwise the blob is read
+ * back from the content store once it is there.
+ */
+import { randomBytes } from "node:crypto";
+import { closeSync, openSync } from "node:fs";
+import { join } from "node:path";
+import { PassThrough, type Readable, Transform, type TransformCallback, Writable } from "node:stream";
+import type { Info, Provider } from "../content/content.ts";
+import type { Descriptor } from "../descriptor.ts";
+import type { Digest } from "../digest.ts";
+import { DataLossError, errorMessage, FailedPreconditionError, InvalidArgumentError, isNotFound } from "../errors.ts";
+import type { Mount, Snapshotter } from "../snapshots/snapshotter.ts";
+import { syncfs } from "../sys/index.ts";
+import { chainIDs } from "./chainid.ts";
+import { acquireLock, type Lock } from "./lock.ts";
+
+export interface ApplyOptions {
+  signal?: AbortSignal;
+  sameOwner?: boolean;
+  convertWhiteout?: "overlay";
+  lowerDirs?: string[];
+  onWarning?: (message: string) => void;
+}
+export type ApplyFn = (root: string, stream: Readable, opts: ApplyOptions) => Promise<{ diffID: Digest; size: number }>;
+
+export type UnpackStatus = "waiting" | "extracting" | "extracted" | "exists";
+
+export interface UnpackEvent {
+  layer: Descriptor;
+  index: number;
+  chainID: Digest;
+  status: UnpackStatus;
+  /** Compressed bytes consumed so far (extracting). */
+  offset?: number;
+}
+
+export interface ContentAccess extends Provider {
+  update?(digest: Digest, labels: Record<string, string>, fieldpaths?: string[]): Promise<Info>;
+}
+
+export interface UnpackerOptions {
+  snapshotter: Snapshotter;
+  content: ContentAccess;
+  /** The applier (src/archive/apply.ts by default). */
+  apply?: ApplyFn;
+  /** Where the per-ChainID lock files live; defaults to `<snapshotter root>/locks`. */
+  lockDir?: string;
+  signal?: AbortSignal;
+  /** Apply ownership from the tar (default: when root). */
+  sameOwner?: boolean;
+  /** Flush the filesystem once per layer before its commit (default true). */
+  sync?: boolean;
+  onEvent?: (e: UnpackEvent) => void;
+  onWarning?: (message: string) => void;
+}
+
+interface Deferred<T> {
+  promise: Promise<T>;
+  resolve(v: T): void;
+  reject(e: unknown): void;
+  settled: boolean;
+}
+function deferred<T>(): Deferred<T> {
+  let resolve!: (v: T) => void;
+  let reject!: (e: unknown) => void;
+  const d = {
+    promise: new Promise<T>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    }),
+    settled: false,
+  } as Deferred<T>;
+  d.resolve = (v) => {
+    d.settled = true;
+    resolve(v);
+  };
+  d.reject = (e) => {
+    d.settled = true;
+    reject(e);
+  };
+  d.promise.catch(() => {});
+  return d;
+}
+
+interface Slot {
+  desc: Descriptor;
+  index: number;
+  /** Settles when the blob is committed in the content store (or its fetch failed). */
+  available: Deferred<void>;
+  /** Set while the loop waits for this layer and would take a teed download. */
+  teeWanted?: Deferred<Readable>;
+}
+
+async function defaultApply(): Promise<ApplyFn> {
+  const mod = "../archive/apply.ts";
+  const m = (await import(mod)) as { applyLayer: ApplyFn };
+  return m.applyLayer;
+}
+
+/** Where a layer is applied for an active snapshot, read from its mounts. */
+export function applyTarget(mounts: Mount[]): { dir: string; overlay: boolean; lowerDirs: string[] } {
+  const m = mounts[0];
+  if (mounts.length === 1 && m.type === "bind") return { dir: m.source, overlay: false, lowerDirs: [] };
+  if (mounts.length === 1 && m.type === "overlay") {
+    const opt = (k: string) => m.options.find((o) => o.startsWith(`${k}=`))?.slice(k.length + 1);
+    const upper = opt("upperdir");
+    if (upper) {
+      const lower = opt("lowerdir");
+      return { dir: upper, overlay: true, lowerDirs: lower ? lower.split(":") : [] };
+    }
+  }
+  throw new InvalidArgumentError(
+    `cannot apply a layer to mounts ${JSON.stringify(mounts)}: expected one bind or an overlay with an upperdir`,
+  );
+}
+
+/** Counts bytes flowing through, for progress. */
+class Counter extends Transform {
+  bytes = 0;
+  readonly #on: (n: number) => void;
+  constructor(on: (n: number) => void) {
+    super({ highWaterMark: 1 << 20 });
+    this.#on = on;
+  }
+  override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
+    this.bytes += chunk.length;
+    this.#on(this.bytes);
+    cb(null, chunk);
+  }
+}
+
+/**
+ * What the fetch flow writes a layer's downloaded bytes into. It never fails
+ * the download: when the applier stops early its bytes are dropped, and the
+ * store keeps the blob either way.
+ */
+class TeeSink extends Writable {
+  readonly #out: PassThrough;
+  constructor(out: PassThrough) {
+    super({ highWaterMark: 1 << 20 });
+    this.#out = out;
+  }
+  override _write(chunk: Buffer, _e: BufferEncoding, cb: (err?: Error | null) => void): void {
+    const out = this.#out;
+    if (out.destroyed || out.writableEnded) {
+      cb();
+      return;
+    }
+    if (out.write(chunk)) {
+      cb();
+      return;
+    }
+    const done = () => {
+      out.off("drain", done);
+      out.off("close", done);
+      cb();
+    };
+    out.on("drain", done);
+    out.on("close", done);
+  }
+  override _final(cb: (err?: Error | null) => void): void {
+    if (!this.#out.destroyed) this.#out.end();
+    cb();
+  }
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    if (!this.#out.writableFinished) this.#out.destroy(err ?? new Error("download stopped"));
+    cb(null);
+  }
+}
+
+export class Unpacker {
+  readonly #opts: UnpackerOptions;
+  readonly #slots: Slot[];
+  readonly #done = deferred<Digest>();
+  #started = false;
+
+  constructor(layers: Descriptor[], opts: UnpackerOptions) {
+    this.#opts = opts;
+    this.#slots = layers.map((desc, index) => ({ desc, index, available: deferred<void>() }));
+  }
+
+  /** Starts the loop once the config's diffIDs are known. */
+  start(diffIDs: readonly string[]): void {
+    if (this.#started) return;
+    this.#started = true;
+    if (diffIDs.length !== this.#slots.length) {
+      this.#done.reject(
+        new InvalidArgumentError(
+          `image config has ${diffIDs.length} rootfs.diff_ids but the manifest has ${this.#slots.length} layers`,
+        ),
+      );
+      return;
+    }
+    let chains: Digest[];
+    try {
+      chains = chainIDs(diffIDs);
+    } catch (err) {
+      this.#done.reject(new InvalidArgumentError(`image config: bad rootfs.diff_ids: ${errorMessage(err)}`));
+      return;
+    }
+    this.#run(diffIDs as Digest[], chains).then(
+      (top) => this.#done.resolve(top),
+      (err) => this.#done.reject(err),
+    );
+  }
+
+  /** Stops the loop before it starts (e.g. the config could not be read). */
+  fail(err: unknown): void {
+    if (!this.#started) {
+      this.#started = true;
+      this.#done.reject(err);
+    }
+    for (const s of this.#slots) if (!s.available.settled) s.available.reject(err);
+  }
+
+  /** The top ChainID once every layer is committed (or existed). */
+  wait(): Promise<Digest> {
+    return this.#done.promise;
+  }
+
+  /** The fetch flow: this blob is now in the content store (committed or already there). */
+  available(digest: string): void {
+    for (const s of this.#slots) if (s.desc.digest === digest && !s.available.settled) s.available.resolve();
+  }
+
+  /** The fetch flow: fetching this blob failed for good. */
+  fetchFailed(digest: string, err: unknown): void {
+    for (const s of this.#slots) if (s.desc.digest === digest && !s.available.settled) s.available.reject(err);
+  }
+
+  /**
+   * The fetch flow, as a fresh download of a blob starts: a sink to copy its bytes
+   * into when the unpacker is waiting for exactly this layer, else undefined.
+   * End it when the download ends; destroy it when the download fails.
+   */
+  tee(digest: string): Writable | undefined {
+    for (const s of this.#slots) {
+      if (s.desc.digest === digest && s.teeWanted && !s.teeWanted.settled) {
+        const pt = new PassThrough({ highWaterMark: 4 << 20 });
+        s.teeWanted.resolve(pt);
+        return new TeeSink(pt);
+      }
+    }
+    return undefined;
+  }
+
+  #emit(e: UnpackEvent): void {
+    this.#opts.onEvent?.(e);
+  }
+
+  async #exists(chain: Digest): Promise<boolean> {
+    try {
+      const i = await this.#opts.snapshotter.stat(chain);
+      return i.kind === "committed";
+    } catch (err) {
+      if (isNotFound(err)) return false;
+      throw err;
+    }
+  }
+
+  async #run(diffIDs: Digest[], chains: Digest[]): Promise<Digest> {
+    const o = this.#opts;
+    const apply = o.apply ?? (await defaultApply());
+    const root = (o.snapshotter as { root?: string }).root;
+    const lockDir = o.lockDir ?? (root ? join(root, "locks") : undefined);
+    for (const s of this.#slots)
+      this.#emit({ layer: s.desc, index: s.index, chainID: chains[s.index], status: "waiting" });
+    let parent: Digest | undefined;
+    for (const slot of this.#slots) {
+      o.signal?.throwIfAborted();
+      const chain = chains[slot.index];
+      const diffID = diffIDs[slot.index];
+      let status: UnpackStatus = "exists";
+      if (!(await this.#exists(chain))) {
+        const lock: Lock | undefined = lockDir ? await acquireLock(lockDir, chain, o.signal) : undefined;
+        try {
+          // whoever held the lock may have just committed it
+          if (!(await this.#exists(chain))) {
+            await this.#extract(apply, slot, diffID, chain, parent);
+            status = "extracted";
+          }
+        } finally {
+          lock?.release();
+        }
+      }
+      this.#emit({ layer: slot.desc, index: slot.index, chainID: chain, status });
+      await this.#label(slot.desc.digest, { "containerd.io/uncompressed": diffID });
+      parent = chain;
+    }
+    return chains[chains.length - 1];
+  }
+
+  async #label(digest: Digest, labels: Record<string, string>): Promise<void> {
+    const update = this.#opts.content.update;
+    if (!update) return;
+    try {
+      await update.call(
+        this.#opts.content,
+        digest,
+        labels,
+        Object.keys(labels).map((k) => `labels.${k}`),
+      );
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  }
+
+  /** The layer's compressed bytes: the download itself when it starts now, else the stored blob. */
+  async #source(slot: Slot): Promise<{ stream: Readable; teed: boolean }> {
+    if (!slot.available.settled) {
+      const want = deferred<Readable>();
+      slot.teeWanted = want;
+      const got = await Promise.race([want.promise.then((s) => s), slot.available.promise.then(() => undefined)]);
+      slot.teeWanted = undefined;
+      if (got) return { stream: got, teed: true };
+    }
+    await slot.available.promise;
+    return { stream: await this.#opts.content.openRead(slot.desc.digest, { signal: this.#opts.signal }), teed: false };
+  }
+
+  async #extract(apply: ApplyFn, slot: Slot, diffID: Digest, chain: Digest, parent: Digest | undefined): Promise<void> {
+    const o = this.#opts;
+    const sn = o.snapshotter;
+    for (let attempt = 0; ; attempt++) {
+      const key = `extract-${randomBytes(6).toString("hex")} ${chain}`;
+      const target = applyTarget(await sn.prepare(key, parent, { labels: { "containerd.io/snapshot.ref": chain } }));
+      let teed = false;
+      try {
+        const src = await this.#source(slot);
+        teed = src.teed;
+        this.#emit({ layer: slot.desc, index: slot.index, chainID: chain, status: "extracting", offset: 0 });
+        const counter = new Counter((n) =>
+          this.#emit({ layer: slot.desc, index: slot.index, chainID: chain, status: "extracting", offset: n }),
+        );
+        src.stream.on("error", (err) => counter.destroy(err));
+        const result = await apply(target.dir, src.stream.pipe(counter), {
+          signal: o.signal,
+          sameOwner: o.sameOwner ?? process.getuid?.() === 0,
+          convertWhiteout: target.overlay ? "overlay" : undefined,
+          lowerDirs: target.overlay ? target.lowerDirs : undefined,
+          onWarning: o.onWarning,
+        });
+        if (result.diffID !== diffID) {
+          throw new DataLossError(
+            `layer ${slot.desc.digest}: uncompressed digest ${result.diffID} does not match the config's diff_id ${diffID}`,
+          );
+        }
+        // the blob itself must have been verified too before the tree is kept
+        await slot.available.promise;
+        if (o.sync !== false) flush(target.dir);
+        await sn.commit(chain, key);
+        return;
+      } catch (err) {
+        await sn.remove(key).catch(() => {});
+        o.signal?.throwIfAborted();
+        // a teed download that broke is retried once from the store, if the blob made it there
+        const retry = teed && attempt === 0 && !(err instanceof DataLossError);
+        if (!retry) throw wrap(err, slot.desc);
+        await slot.available.promise.catch(() => {
+          throw wrap(err, slot.desc);
+        });
+      }
+    }
+  }
+}
+
+function wrap(err: unknown, desc: Descriptor): unknown {
+  if (err instanceof Error && err.message.includes(desc.digest)) return err;
+  if (err instanceof Error && "code" in err && typeof (err as { code: unknown }).code === "string") {
+    const e = err as Error & { code: string };
+    if (e.code === "ENOSPC") {
+      return new FailedPreconditionError(
+        `unpacking layer ${desc.digest}: no space left on device (the fetched blobs are kept)`,
+        {
+          cause: err,
+        },
+      );
+    }
+  }
+  if (err instanceof Error) {
+    err.message = `unpacking layer ${desc.digest}: ${err.message}`;
+    return err;
+  }
+  return new Error(`unpacking layer ${desc.digest}: ${String(err)}`);
+}
+
+/** One syncfs for the filesystem holding dir: durable before commit, never an fsync per file. */
+function flush(dir: string): void {
+  const fd = openSync(dir, "r");
+  try {
+    syncfs(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
