@@ -1,0 +1,49 @@
+/**
+ * `dist ingest` of 1 GiB from a pipe, against the shell doing the same work:
+ * `sha256sum` plus `cp` of the same bytes (the baseline), and a one-pass
+ * `tee | sha256sum` for reference. The data is random (incompressible),
+ * generated once; BENCH_INGEST_SIZE (e.g. 64M) makes a quick run.
+ */
+import { spawnSync } from "node:child_process";
+import type { BenchSuite } from "../suite.ts";
+
+const suite: BenchSuite = {
+  name: "ingest",
+  description: "1 GiB from a pipe into the content store vs sha256sum + cp",
+  repetitions: 5,
+  setup(ctx) {
+    const size = process.env.BENCH_INGEST_SIZE ?? "1G";
+    const r = spawnSync(
+      "bash",
+      ["-c", `head -c ${size} /dev/urandom > "$TMP/data" && sha256sum "$TMP/data" | cut -d' ' -f1`],
+      { env: { ...process.env, ...ctx.vars }, encoding: "utf8" },
+    );
+    if (r.status !== 0) throw new Error(`generating the data failed: ${r.stderr}`);
+    ctx.vars.DIGEST = `sha256:${r.stdout.trim()}`;
+  },
+  cases: () => [
+    {
+      name: "sha256sum + cp",
+      before: 'rm -f "$TMP/copy"',
+      command: 'sha256sum "$TMP/data" >/dev/null && cp "$TMP/data" "$TMP/copy"',
+      baseline: true,
+    },
+    {
+      name: "dist ingest --expected-digest (pipe)",
+      before: 'rm -rf "$TMP/root"',
+      command: 'cat "$TMP/data" | "$DIST" --root "$TMP/root" ingest --expected-digest "$DIGEST" bench-ref',
+    },
+    {
+      name: "dist ingest (pipe, no expected digest)",
+      before: 'rm -rf "$TMP/root"',
+      command: 'cat "$TMP/data" | "$DIST" --root "$TMP/root" ingest bench-ref',
+    },
+    {
+      name: "tee copy + sha256sum in one pass (reference)",
+      before: 'rm -f "$TMP/copy"',
+      command: 'cat "$TMP/data" | tee "$TMP/copy" | sha256sum >/dev/null',
+    },
+  ],
+};
+
+export default suite;
