@@ -1,0 +1,227 @@
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import { after, describe, test } from "node:test";
+import type { Info } from "../../src/content/content.ts";
+import type { Descriptor } from "../../src/descriptor.ts";
+import { type Digest, digestOf } from "../../src/digest.ts";
+import { NotFoundError } from "../../src/errors.ts";
+import { closeAllDatabases } from "../../src/metadata/db.ts";
+import { openSnapshotterAt } from "../../src/snapshots/open.ts";
+import { chainID, chainIDs } from "../../src/unpack/chainid.ts";
+import { type ApplyFn, type ContentAccess, Unpacker } from "../../src/unpack/unpacker.ts";
+
+const tmp = mkdtempSync(join(tmpdir(), "dist-unpack-test-"));
+after(() => {
+  closeAllDatabases();
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+describe("ChainID", () => {
+  // vectors from the OCI image-spec identity package and containerd's tests
+  const a = "sha256:a9561eb1b190625c9adb5a9513e72c4dedafc1cb2d4c5236c9a6957ec7dfd5a9" as Digest;
+  const b = "sha256:b9561eb1b190625c9adb5a9513e72c4dedafc1cb2d4c5236c9a6957ec7dfd5a9" as Digest;
+  test("one layer: the diffID itself", () => {
+    assert.equal(chainID([a]), a);
+  });
+  test("two and three layers", () => {
+    // frozen values, computed with coreutils: printf '%s %s' A B | sha256sum
+    const ab = "sha256:9c5e71fd14a1b2c39c88c1ca07a583d9eac47511f2e626b4f215ba16fc6c8eea";
+    const aba = "sha256:48c7ab06bbd56303bde52a15553037144d46fe1d054cb896bf678cc70480c201";
+    assert.equal(chainID([a, b]), ab);
+    assert.deepEqual(chainIDs([a, b, a]), [a, ab, aba]);
+  });
+  test("empty and invalid", () => {
+    assert.equal(chainID([]), undefined);
+    assert.throws(() => chainIDs(["sha256:xyz"]), { code: "InvalidArgument" });
+  });
+});
+
+/** A tar of the given files (GNU tar, uncompressed), and its digest. */
+function makeTar(name: string, files: Record<string, string>): { bytes: Buffer; desc: Descriptor; diffID: Digest } {
+  const dir = join(tmp, "src", name);
+  mkdirSync(dir, { recursive: true });
+  for (const [p, c] of Object.entries(files)) {
+    mkdirSync(join(dir, p, ".."), { recursive: true });
+    writeFileSync(join(dir, p), c);
+  }
+  const r = spawnSync("tar", [
+    "-C",
+    dir,
+    "--sort=name",
+    "--mtime=@1700000000",
+    "--owner=0",
+    "--group=0",
+    "-cf",
+    "-",
+    ".",
+  ]);
+  assert.equal(r.status, 0, String(r.stderr));
+  const bytes = r.stdout;
+  const d = digestOf(bytes);
+  return {
+    bytes,
+    desc: { mediaType: "application/vnd.oci.image.layer.v1.tar", digest: d, size: bytes.length },
+    diffID: d,
+  };
+}
+
+/** In-memory content with labels. */
+function memoryContent(
+  blobs: Buffer[],
+): ContentAccess & { labels: Map<string, Record<string, string>>; reads: number } {
+  const byDigest = new Map(blobs.map((b) => [digestOf(b), b]));
+  const labels = new Map<string, Record<string, string>>();
+  const c = {
+    labels,
+    reads: 0,
+    async info(d: Digest): Promise<Info> {
+      const b = byDigest.get(d);
+      if (!b) throw new NotFoundError(`blob ${d} not found`);
+      return { digest: d, size: b.length, createdAt: new Date(), updatedAt: new Date(), labels: labels.get(d) ?? {} };
+    },
+    async openRead(d: Digest): Promise<Readable> {
+      const b = byDigest.get(d);
+      if (!b) throw new NotFoundError(`blob ${d} not found`);
+      c.reads++;
+      return Readable.from([b]);
+    },
+    async readAt(): Promise<number> {
+      return 0;
+    },
+    async update(d: Digest, l: Record<string, string>): Promise<Info> {
+      labels.set(d, { ...labels.get(d), ...l });
+      return c.info(d);
+    },
+  };
+  return c;
+}
+
+/** A stand-in applier (GNU tar -x) so these tests do not depend on src/archive. */
+let applied = 0;
+const tarApply: ApplyFn = (root, stream) =>
+  new Promise((resolve, reject) => {
+    applied++;
+    const h = createHash("sha256");
+    let size = 0;
+    const child = spawn("tar", ["-x", "-C", root], { stdio: ["pipe", "ignore", "inherit"] });
+    stream.on("data", (b: Buffer) => {
+      h.update(b);
+      size += b.length;
+    });
+    stream.on("error", reject);
+    stream.pipe(child.stdin);
+    child.on("close", (code) => {
+      if (code === 0) resolve({ diffID: `sha256:${h.digest("hex")}`, size });
+      else reject(new Error(`tar exited ${code}`));
+    });
+  });
+
+describe("Unpacker (native)", () => {
+  const l1 = makeTar("l1", { "a.txt": "one", "dir/b.txt": "two" });
+  const l2 = makeTar("l2", { "c.txt": "three" });
+  const content = memoryContent([l1.bytes, l2.bytes]);
+  const sn = openSnapshotterAt(join(tmp, "root"), "native");
+
+  test("unpacks layers by ChainID and labels the blobs", async () => {
+    const u = new Unpacker([l1.desc, l2.desc], { snapshotter: sn, content, apply: tarApply });
+    u.available(l1.desc.digest);
+    u.available(l2.desc.digest);
+    u.start([l1.diffID, l2.diffID]);
+    const top = await u.wait();
+    assert.equal(top, chainID([l1.diffID, l2.diffID]));
+    const names: string[] = [];
+    await sn.walk((i) => {
+      names.push(`${i.name} ${i.kind}`);
+    });
+    assert.deepEqual(names.sort(), [`${l1.diffID} committed`, `${top} committed`].sort());
+    const info = await sn.stat(top);
+    assert.equal(info.parent, l1.diffID);
+    assert.deepEqual(content.labels.get(l1.desc.digest), { "containerd.io/uncompressed": l1.diffID });
+    const m = await sn.view("look", top);
+    assert.equal(readFileSync(join(m[0].source, "dir/b.txt"), "utf8"), "two");
+    assert.equal(readFileSync(join(m[0].source, "c.txt"), "utf8"), "three");
+    await sn.remove("look");
+  });
+
+  test("an existing chain is never extracted again", async () => {
+    const before = applied;
+    const events: string[] = [];
+    const u = new Unpacker([l1.desc, l2.desc], {
+      snapshotter: sn,
+      content,
+      apply: tarApply,
+      onEvent: (e) => {
+        if (e.status !== "waiting") events.push(`${e.index}:${e.status}`);
+      },
+    });
+    u.start([l1.diffID, l2.diffID]);
+    await u.wait();
+    assert.equal(applied, before);
+    assert.deepEqual(events, ["0:exists", "1:exists"]);
+  });
+
+  test("a diffID that does not match the config: error, nothing committed, temp snapshot removed", async () => {
+    const l3 = makeTar("l3", { "d.txt": "four" });
+    const c = memoryContent([l1.bytes, l3.bytes]);
+    const wrong = digestOf("not the layer");
+    const u = new Unpacker([l1.desc, l3.desc], { snapshotter: sn, content: c, apply: tarApply });
+    u.available(l1.desc.digest);
+    u.available(l3.desc.digest);
+    u.start([l1.diffID, wrong]);
+    await assert.rejects(u.wait(), (err: Error & { code?: string }) => {
+      assert.equal(err.code, "DataLoss");
+      assert.match(err.message, /does not match the config's diff_id/);
+      assert.ok(err.message.includes(l3.desc.digest));
+      return true;
+    });
+    const names: string[] = [];
+    await sn.walk((i) => {
+      names.push(i.name);
+    });
+    assert.ok(!names.includes(chainID([l1.diffID, wrong])!));
+    assert.ok(!names.some((n) => n.startsWith("extract-")), names.join(","));
+  });
+
+  test("bytes teed from a download are applied without reading the store", async () => {
+    const sn2 = openSnapshotterAt(join(tmp, "root2"), "native");
+    const c = memoryContent([l1.bytes]);
+    const u = new Unpacker([l1.desc], { snapshotter: sn2, content: c, apply: tarApply });
+    u.start([l1.diffID]);
+    let sink = u.tee(l1.desc.digest);
+    for (let i = 0; !sink && i < 100; i++) {
+      await new Promise((r) => setTimeout(r, 5));
+      sink = u.tee(l1.desc.digest);
+    }
+    assert.ok(sink, "the unpacker asked for the download's bytes");
+    sink.end(l1.bytes);
+    u.available(l1.desc.digest);
+    assert.equal(await u.wait(), l1.diffID);
+    assert.equal(c.reads, 0);
+  });
+
+  test("config/manifest layer count mismatch is refused", async () => {
+    const u = new Unpacker([l1.desc, l2.desc], { snapshotter: sn, content, apply: tarApply });
+    u.start([l1.diffID]);
+    await assert.rejects(u.wait(), { code: "InvalidArgument" });
+  });
+
+  test("two unpackers of the same chain at once extract it once", async () => {
+    const sn3 = openSnapshotterAt(join(tmp, "root3"), "native");
+    const before = applied;
+    const mk = () => {
+      const u = new Unpacker([l1.desc], { snapshotter: sn3, content, apply: tarApply });
+      u.available(l1.desc.digest);
+      u.start([l1.diffID]);
+      return u.wait();
+    };
+    const [a, b] = await Promise.all([mk(), mk()]);
+    assert.equal(a, b);
+    assert.equal(applied - before, 1);
+    assert.equal(existsSync(join(tmp, "root3", "snapshots", "native", "locks")), true);
+  });
+});
