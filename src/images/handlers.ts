@@ -97,18 +97,31 @@ export async function dispatch(handler: Handler, descs: Descriptor[], opts: Disp
     (opts.limit === undefined || opts.limit === Number.POSITIVE_INFINITY ? undefined : new Limiter(opts.limit));
   let failure: { err: unknown } | undefined;
 
+  const fail = (err: unknown) => {
+    if (isSkip(err) || failure) return;
+    failure = { err };
+    ctrl.abort(err);
+  };
+
   const visit = async (desc: Descriptor): Promise<void> => {
     let children: Descriptor[];
     try {
       signal.throwIfAborted();
-      children = limiter ? await limiter.run(() => handler(desc, signal), signal) : await handler(desc, signal);
+      await limiter?.acquire(signal);
     } catch (err) {
-      if (isSkip(err)) return;
-      if (!failure) {
-        failure = { err };
-        ctrl.abort(err);
-      }
+      fail(err);
       return;
+    }
+    try {
+      // a waiter granted the slot just before an abort must not start
+      signal.throwIfAborted();
+      children = await handler(desc, signal);
+    } catch (err) {
+      // record the failure before the slot is released, so no waiter starts after it
+      fail(err);
+      return;
+    } finally {
+      limiter?.release();
     }
     await Promise.all(children.map(visit));
   };

@@ -2,7 +2,12 @@ import { AlreadyExistsError } from "../errors.ts";
 import type { Image, ImageStore } from "./image.ts";
 
 /** Points `dst` at `src`'s target (labels copied); AlreadyExistsError unless `force`. */
-export async function tagImage(store: ImageStore, src: string, dst: string, opts: { force?: boolean } = {}): Promise<Image> {
+export async function tagImage(
+  store: ImageStore,
+  src: string,
+  dst: string,
+  opts: { force?: boolean } = {},
+): Promise<Image> {
   const from = await store.get(src);
   const image = { name: dst, target: from.target, labels: { ...from.labels } };
   if (opts.force) return store.put(image);

@@ -1,2 +1,2 @@
-export { ProgressTracker, type ProgressEntry, type ProgressState, type ProgressUpdate } from "./tracker.ts";
-export { bar, defaultMode, plainLine, ProgressRenderer, type RendererOptions, summaryLine } from "./render.ts";
+export { bar, defaultMode, ProgressRenderer, plainLine, type RendererOptions, summaryLine } from "./render.ts";
+export { type ProgressEntry, type ProgressState, ProgressTracker, type ProgressUpdate } from "./tracker.ts";

@@ -47,12 +47,18 @@ export function rowOf(e: ProgressEntry, color = false): string[] {
   return cells;
 }
 
-/** `elapsed: 1.6 s  total: 12.3 MiB (7.7 MiB/s)` */
-export function summaryLine(tracker: ProgressTracker): string {
+/** The summary as table cells: elapsed under the keys, total under the states, the rate under the bars. */
+function summaryCells(tracker: ProgressTracker): string[] {
   const ms = tracker.elapsed();
   const bytes = tracker.transferred();
   const rate = ms > 0 ? (bytes * 1000) / ms : 0;
-  return `elapsed: ${(ms / 1000).toFixed(1)} s  total: ${formatBytes(bytes)} (${formatBytes(rate)}/s)`;
+  return [`elapsed: ${(ms / 1000).toFixed(1)} s`, `total: ${formatBytes(bytes)}`, `(${formatBytes(rate)}/s)`];
+}
+
+/** `elapsed: 1.6 s  total: 12.3 MiB (7.7 MiB/s)` */
+export function summaryLine(tracker: ProgressTracker): string {
+  const [elapsed, total, rate] = summaryCells(tracker);
+  return `${elapsed}  ${total} ${rate}`;
 }
 
 /** The plain line for a state change. */
@@ -140,7 +146,7 @@ export class ProgressRenderer {
   /** The table frame as text (without cursor movement). */
   frame(): string {
     const rows = this.#tracker.entries().map((e) => rowOf(e, this.#color));
-    const lines = align([...rows, summaryLine(this.#tracker).split(/ {2}(?=total)/)]);
+    const lines = align([...rows, summaryCells(this.#tracker)]);
     return `${lines.join("\n")}\n`;
   }
 

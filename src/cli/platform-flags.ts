@@ -1,0 +1,56 @@
+/** Platform and download flags shared by fetch, pull and the image commands. */
+import type { Command } from "commander";
+import { InvalidArgumentError } from "../errors.ts";
+import { DEFAULT_MAX_CONCURRENT_DOWNLOADS } from "../fetch.ts";
+import { allPlatforms, defaultMatcher, only, type PlatformMatcher, parsePlatform } from "../images/platforms.ts";
+
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+/** `--platform <p>` (repeatable) and `--all-platforms`. */
+export function addPlatformFlags(cmd: Command): Command {
+  return cmd
+    .option(
+      "--platform <platform>",
+      "platform to select, os[/arch[/variant]] (repeatable; default: the host's)",
+      collect,
+    )
+    .option("--all-platforms", "select every platform of a multi-platform image");
+}
+
+/** `--max-concurrent-downloads <n>`. */
+export function addDownloadFlags(cmd: Command): Command {
+  return cmd.option(
+    "--max-concurrent-downloads <n>",
+    `blobs downloaded at once (default ${DEFAULT_MAX_CONCURRENT_DOWNLOADS})`,
+  );
+}
+
+/** One matcher per --platform (each keeps its best manifest), all platforms, or the host's. */
+export function platformMatchers(opts: { platform?: string[]; allPlatforms?: boolean }): PlatformMatcher[] {
+  if (opts.allPlatforms && opts.platform && opts.platform.length > 0) {
+    throw Object.assign(new InvalidArgumentError("--platform and --all-platforms cannot be used together"), {
+      usage: true,
+    });
+  }
+  if (opts.allPlatforms) return [allPlatforms()];
+  if (opts.platform && opts.platform.length > 0) return opts.platform.map((p) => only(parsePlatform(p)));
+  return [defaultMatcher()];
+}
+
+/** A single matcher for commands that look at one platform (size, check): the first --platform, or the host's. */
+export function platformMatcher(opts: { platform?: string[]; allPlatforms?: boolean }): PlatformMatcher {
+  return platformMatchers(opts)[0];
+}
+
+export function downloadLimit(opts: { maxConcurrentDownloads?: string }): number {
+  const v = opts.maxConcurrentDownloads;
+  if (v === undefined) return DEFAULT_MAX_CONCURRENT_DOWNLOADS;
+  if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > 1024) {
+    throw Object.assign(new InvalidArgumentError(`invalid --max-concurrent-downloads "${v}": expected 1 to 1024`), {
+      usage: true,
+    });
+  }
+  return Number(v);
+}

@@ -1,0 +1,287 @@
+/**
+ * The fetch flow: resolve a reference, then walk its descriptors with the
+ * fetch handler, the children handler and the platform filter, so every blob
+ * of the selected platforms lands in the content store, verified. `dist fetch`
+ * records the name; `dist pull` reuses this with an unpack step plugged in.
+ */
+import { PassThrough, type Readable } from "node:stream";
+import type { Ingester, Provider, Writer } from "./content/content.ts";
+import type { Descriptor } from "./descriptor.ts";
+import { DataLossError, errorMessage, isAlreadyExists, isNotFound } from "./errors.ts";
+import { childrenHandler, filterPlatforms, type NoteFn } from "./images/children.ts";
+import { dispatch, type Handler, handlers, Limiter, SKIP } from "./images/handlers.ts";
+import type { ImageStore } from "./images/image.ts";
+import { MAX_MANIFEST_SIZE, refuseSchema1 } from "./images/manifest.ts";
+import { isAttestationManifest, isForeignLayer, isIndex, isManifest, refKey } from "./images/mediatypes.ts";
+import { defaultMatcher, type PlatformMatcher } from "./images/platforms.ts";
+import type { ProgressTracker } from "./progress/tracker.ts";
+import type { Fetcher, Resolver } from "./remotes/remotes.ts";
+
+export const DEFAULT_MAX_CONCURRENT_DOWNLOADS = 3;
+
+export type ContentTarget = Provider & Ingester;
+
+/**
+ * Receives a blob's bytes while they are being written to the store (one pass:
+ * network → digest → store, and on to the consumer). Called only for downloads
+ * that start at byte 0; the stream ends only after the blob was verified and
+ * committed, and errors if the download or the verification fails. A consumer
+ * that needs a blob that was resumed or already present reads it from the store.
+ */
+export type StreamTap = (desc: Descriptor, stream: Readable) => void;
+
+export type BlobResult = "done" | "exists" | "skipped";
+
+export interface FetchBlobOptions {
+  signal?: AbortSignal;
+  progress?: ProgressTracker;
+  /** Bounds concurrent network transfers; the slot is held only while bytes flow. */
+  limiter?: Limiter;
+  onStream?: StreamTap;
+}
+
+/**
+ * Copies one blob from the fetcher into the store under its refKey, resuming a
+ * partial ingest and skipping content already present. Sizes and digests are
+ * those of the descriptor: more bytes than it says is an error, and a blob that
+ * fails verification is discarded, never committed.
+ */
+export async function fetchBlob(
+  store: ContentTarget,
+  fetcher: Fetcher,
+  desc: Descriptor,
+  opts: FetchBlobOptions = {},
+): Promise<BlobResult> {
+  const key = refKey(desc);
+  const progress = opts.progress;
+  progress?.update(key, { state: "waiting", total: desc.size });
+  if ((isManifest(desc.mediaType) || isIndex(desc.mediaType)) && desc.size > MAX_MANIFEST_SIZE) {
+    throw new DataLossError(`${key}: ${desc.size} bytes is over the ${MAX_MANIFEST_SIZE}-byte manifest limit`);
+  }
+  if (await present(store, desc)) {
+    progress?.update(key, { state: "exists" });
+    return "exists";
+  }
+  const run = async (): Promise<BlobResult> => {
+    let w: Writer;
+    try {
+      w = await store.writer({ ref: key, total: desc.size, expected: desc.digest, signal: opts.signal });
+    } catch (err) {
+      if (isAlreadyExists(err)) {
+        progress?.update(key, { state: "exists" });
+        return "exists";
+      }
+      throw err;
+    }
+    return copyInto(w, fetcher, desc, key, opts);
+  };
+  return opts.limiter ? opts.limiter.run(run, opts.signal) : run();
+}
+
+async function present(store: Provider, desc: Descriptor): Promise<boolean> {
+  try {
+    const info = await store.info(desc.digest);
+    return info.size === desc.size;
+  } catch (err) {
+    if (isNotFound(err)) return false;
+    throw err;
+  }
+}
+
+async function copyInto(
+  w: Writer,
+  fetcher: Fetcher,
+  desc: Descriptor,
+  key: string,
+  opts: FetchBlobOptions,
+): Promise<BlobResult> {
+  const progress = opts.progress;
+  let tap: PassThrough | undefined;
+  let committed = false;
+  try {
+    let offset = w.status().offset;
+    if (offset > desc.size) {
+      await w.truncate(0);
+      offset = 0;
+    }
+    let body: Readable;
+    try {
+      body = await fetcher.fetch(desc, { offset, signal: opts.signal });
+    } catch (err) {
+      // a registry that refuses the range: start over from the beginning
+      if (offset === 0 || opts.signal?.aborted) throw err;
+      await w.truncate(0);
+      offset = 0;
+      body = await fetcher.fetch(desc, { offset: 0, signal: opts.signal });
+    }
+    if (offset === 0 && opts.onStream) {
+      tap = new PassThrough({ highWaterMark: 1 << 20 });
+      opts.onStream(desc, tap);
+    }
+    progress?.update(key, { state: "downloading", offset, startOffset: offset, total: desc.size });
+    let n = offset;
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      n += chunk.length;
+      if (n > desc.size) {
+        body.destroy();
+        throw new DataLossError(`${key}: the registry sent more than the ${desc.size} bytes its descriptor says`);
+      }
+      await w.write(chunk);
+      if (tap && !tap.destroyed && !tap.write(chunk)) await drained(tap, opts.signal);
+      progress?.update(key, { offset: n });
+    }
+    if (n !== desc.size) throw new DataLossError(`${key}: got ${n} bytes, expected ${desc.size}`);
+    progress?.update(key, { state: "committing" });
+    try {
+      await w.commit(desc.size, desc.digest);
+    } catch (err) {
+      if (!isAlreadyExists(err)) throw err;
+    }
+    committed = true;
+    tap?.end();
+    progress?.update(key, { state: "done" });
+    return "done";
+  } catch (err) {
+    tap?.destroy(err instanceof Error ? err : new Error(errorMessage(err)));
+    if (!committed) {
+      // bytes that failed verification must not be resumed later
+      if (err instanceof DataLossError) await w.truncate(0).catch(() => {});
+      await w.close().catch(() => {});
+    }
+    throw err;
+  }
+}
+
+function drained(s: PassThrough, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const done = () => {
+      s.off("drain", done);
+      s.off("close", done);
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    };
+    const onAbort = () => {
+      done();
+      reject(signal?.reason);
+    };
+    s.once("drain", done);
+    // a consumer that went away must not stall the download
+    s.once("close", done);
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+export interface FetchHandlerOptions extends FetchBlobOptions {
+  note?: NoteFn;
+}
+
+/**
+ * The fetch handler: fetches a descriptor into the store (no children; compose
+ * with childrenHandler). A blob fetched twice in one walk is fetched once.
+ * Non-distributable layers are skipped with a note.
+ */
+export function fetchHandler(store: ContentTarget, fetcher: Fetcher, opts: FetchHandlerOptions = {}): Handler {
+  const inflight = new Map<string, Promise<BlobResult>>();
+  return async (desc, signal) => {
+    refuseSchema1(desc);
+    if (isForeignLayer(desc.mediaType)) {
+      opts.note?.(desc, `skipped non-distributable layer ${desc.digest}`);
+      opts.progress?.update(refKey(desc), { state: "skipped", total: desc.size });
+      throw SKIP;
+    }
+    let p = inflight.get(desc.digest);
+    if (!p) {
+      p = fetchBlob(store, fetcher, desc, { ...opts, signal });
+      inflight.set(desc.digest, p);
+      p.catch(() => inflight.delete(desc.digest));
+    }
+    await p;
+    return [];
+  };
+}
+
+export interface FetchImageOptions {
+  resolver: Resolver;
+  store: ContentTarget;
+  ref: string;
+  /** One matcher per requested platform (each keeps its best manifest); allPlatforms() for all. Default: the host. */
+  platforms?: PlatformMatcher[];
+  /** Concurrent downloads (default 3). */
+  limit?: number;
+  signal?: AbortSignal;
+  progress?: ProgressTracker;
+  /** Notes about what the walk leaves out (attestations, foreign layers). */
+  onNote?: NoteFn;
+  /** Receives each downloaded blob's bytes as they arrive (see StreamTap). */
+  onLayerStream?: StreamTap;
+  /**
+   * Wraps the per-descriptor handler (fetch, then children through the platform
+   * filter), e.g. to unpack layers as they arrive. The wrapper sees every
+   * descriptor and may await its own work: download slots are not held meanwhile.
+   */
+  handlerWrapper?: (h: Handler) => Handler;
+  /** When given, the resolved name is recorded there → target after a complete fetch. */
+  images?: ImageStore;
+  /** Labels for the image record. */
+  labels?: Record<string, string>;
+}
+
+export interface FetchImageResult {
+  /** The canonical name the resolver returned (docker.io/library/redis:latest). */
+  name: string;
+  target: Descriptor;
+  /** The image manifests fetched (one per selected platform), attestations left out. */
+  manifests: Descriptor[];
+}
+
+/** resolve → dispatch(fetch + children + platform filter) → optionally images.put(name → target). */
+export async function fetchImage(opts: FetchImageOptions): Promise<FetchImageResult> {
+  const { resolver, store, ref, progress, signal } = opts;
+  progress?.update(ref, { state: "resolving" });
+  const resolved = await resolver.resolve(ref, { signal });
+  refuseSchema1(resolved.desc, ref);
+  progress?.update(ref, { state: "resolved" });
+  const fetcher = await resolver.fetcher(resolved.name);
+  const limiter = new Limiter(opts.limit ?? DEFAULT_MAX_CONCURRENT_DOWNLOADS);
+  const manifests = new Map<string, Descriptor>();
+
+  const fetch = fetchHandler(store, fetcher, {
+    limiter,
+    progress,
+    onStream: opts.onLayerStream,
+    note: opts.onNote,
+  });
+  const children = filterPlatforms(childrenHandler(store), opts.platforms ?? [defaultMatcher()], opts.onNote);
+  const record: Handler = async (desc) => {
+    if (isManifest(desc.mediaType) && !isAttestationManifest(desc)) manifests.set(desc.digest, desc);
+    return [];
+  };
+  // children are shown as waiting as soon as they are known, as containerd's table does
+  const announce: Handler = async (desc, sig) => {
+    const kids = await children(desc, sig);
+    for (const k of kids)
+      if (!isForeignLayer(k.mediaType)) progress?.update(refKey(k), { state: "waiting", total: k.size });
+    return kids;
+  };
+  let handler = handlers(record, fetch, announce);
+  if (opts.handlerWrapper) handler = opts.handlerWrapper(handler);
+  await dispatch(handler, [resolved.desc], { signal });
+
+  if (opts.images) {
+    await opts.images.put({ name: resolved.name, target: resolved.desc, labels: opts.labels ?? {} });
+  }
+  return { name: resolved.name, target: resolved.desc, manifests: [...manifests.values()] };
+}
+
+/** Fetches just the object a reference resolves to (a manifest or an index), as a verified stream. */
+export async function fetchObject(
+  resolver: Resolver,
+  ref: string,
+  opts: { signal?: AbortSignal } = {},
+): Promise<{ name: string; desc: Descriptor; stream: Readable }> {
+  const resolved = await resolver.resolve(ref, { signal: opts.signal });
+  refuseSchema1(resolved.desc, ref);
+  const fetcher = await resolver.fetcher(resolved.name);
+  const stream = await fetcher.fetch(resolved.desc, { signal: opts.signal });
+  return { name: resolved.name, desc: resolved.desc, stream };
+}
