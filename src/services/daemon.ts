@@ -1,0 +1,223 @@
+/**
+ * `dist daemon`: serves a dist root over containerd's gRPC API on a unix
+ * socket. Start-up refuses a root another daemon holds (flock on
+ * <root>/daemon.lock) and a socket path another server answers on; a stale
+ * socket is replaced. The socket is 0660 in a 0711 directory. Shutdown stops
+ * accepting calls, gives in-flight ones a short grace, then aborts them (their
+ * writers close, so ingests stay resumable) and removes the socket.
+ */
+import { closeSync, constants, ftruncateSync, mkdirSync, openSync, readSync, type Stats, writeSync } from "node:fs";
+import { access, chmod, lstat, unlink } from "node:fs/promises";
+import { connect } from "node:net";
+import { dirname, join, resolve } from "node:path";
+import * as grpc from "@grpc/grpc-js";
+import pino, { type Logger } from "pino";
+import {
+  errorMessage,
+  FailedPreconditionError,
+  InvalidArgumentError,
+  PermissionDeniedError,
+  UnavailableError,
+} from "../errors.ts";
+import { closeAllDatabases } from "../metadata/db.ts";
+import { flock, LOCK_EX, LOCK_NB, LOCK_UN } from "../sys/index.ts";
+import type { Backend } from "./server/backend.ts";
+import type { ApplyFn } from "./server/diff.ts";
+import { embeddedBackend } from "./server/embedded.ts";
+import { createServer, type DaemonServer } from "./server/server.ts";
+
+export function defaultSocket(): string {
+  if (process.env.DIST_ADDRESS) return process.env.DIST_ADDRESS;
+  if (process.getuid?.() === 0) return "/run/dist/dist.sock";
+  const runtime = process.env.XDG_RUNTIME_DIR || `/tmp/dist-${process.getuid?.() ?? "user"}`;
+  return join(runtime, "dist", "dist.sock");
+}
+
+export interface DaemonOptions {
+  root: string;
+  address: string;
+  log?: Logger;
+  logLevel?: string;
+  /** How long in-flight calls may run after a shutdown request (ms). */
+  grace?: number;
+  backend?: Backend;
+  loadApply?: () => Promise<ApplyFn>;
+}
+
+export interface Daemon {
+  address: string;
+  root: string;
+  log: Logger;
+  stop(reason?: string): Promise<void>;
+  /** Resolves when the daemon has stopped. */
+  stopped: Promise<void>;
+}
+
+/** Takes the root's daemon lock; throws when another live daemon holds it. */
+function lockRoot(root: string): () => void {
+  const path = join(root, "daemon.lock");
+  const fd = openSync(path, constants.O_RDWR | constants.O_CREAT, 0o644);
+  try {
+    flock(fd, LOCK_EX | LOCK_NB);
+  } catch (err) {
+    let holder = "";
+    try {
+      const pid = Buffer.alloc(32);
+      const n = readSync(fd, pid, 0, 32, 0);
+      holder = pid.subarray(0, n).toString().trim();
+    } catch {
+      // the pid is only for the message
+    }
+    closeSync(fd);
+    throw new FailedPreconditionError(
+      `another dist daemon${holder ? ` (pid ${holder})` : ""} is already serving the root ${root} (${path} is locked: ${errorMessage(err)})`,
+    );
+  }
+  ftruncateSync(fd, 0);
+  writeSync(fd, `${process.pid}\n`, 0);
+  return () => {
+    try {
+      flock(fd, LOCK_UN);
+    } finally {
+      closeSync(fd);
+    }
+  };
+}
+
+/** True when something accepts connections on the unix socket at `path`. */
+export function socketLive(path: string, timeout = 1000): Promise<boolean> {
+  return new Promise((resolvePromise) => {
+    const s = connect({ path });
+    const done = (live: boolean) => {
+      s.destroy();
+      resolvePromise(live);
+    };
+    s.setTimeout(timeout, () => done(true));
+    s.once("connect", () => done(true));
+    s.once("error", () => done(false));
+  });
+}
+
+/** Prepares the socket path: directory (0711), a live server refused, a stale socket removed. */
+async function prepareSocket(path: string): Promise<void> {
+  const dir = dirname(path);
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o711 });
+  } catch (err) {
+    throw new PermissionDeniedError(`cannot create the socket directory ${dir}: ${errorMessage(err)}`);
+  }
+  try {
+    await access(dir, constants.W_OK | constants.X_OK);
+  } catch {
+    throw new PermissionDeniedError(`cannot create the socket ${path}: directory ${dir} is not writable`);
+  }
+  let st: Stats;
+  try {
+    st = await lstat(path);
+  } catch {
+    return;
+  }
+  if (!st.isSocket()) {
+    throw new FailedPreconditionError(`cannot listen on ${path}: it exists and is not a socket`);
+  }
+  if (await socketLive(path)) {
+    throw new UnavailableError(`cannot listen on ${path}: another server is already answering on it`);
+  }
+  await unlink(path);
+}
+
+/** Starts the daemon; resolves once it is listening. */
+export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
+  const root = resolve(opts.root);
+  const address = resolve(opts.address);
+  if (Buffer.byteLength(address) > 107) {
+    throw new InvalidArgumentError(`socket path ${address} is too long for a unix socket (at most 107 bytes)`);
+  }
+  const log =
+    opts.log ??
+    pino({ level: opts.logLevel ?? "info", base: { pid: process.pid }, name: "dist-daemon" }, pino.destination(2));
+  mkdirSync(root, { recursive: true, mode: 0o711 });
+  const unlock = lockRoot(root);
+  let backend: Backend | undefined;
+  let ds: DaemonServer | undefined;
+  try {
+    await prepareSocket(address);
+    backend = opts.backend ?? embeddedBackend(root);
+    ds = createServer({ backend, log, loadApply: opts.loadApply ?? defaultApply });
+    const server = ds.server;
+    const old = process.umask(0o177);
+    try {
+      await new Promise<void>((res, rej) => {
+        server.bindAsync(`unix:${address}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? rej(err) : res()));
+      });
+    } finally {
+      process.umask(old);
+    }
+    await chmod(address, 0o660);
+  } catch (err) {
+    ds?.server.forceShutdown();
+    await backend?.close().catch(() => undefined);
+    unlock();
+    throw err;
+  }
+  const live = ds;
+  const be = backend;
+  log.info(
+    { address, root, services: "content,images,namespaces,leases,snapshots,diff,version,introspection,events" },
+    "listening",
+  );
+  let resolveStopped!: () => void;
+  const stopped = new Promise<void>((r) => {
+    resolveStopped = r;
+  });
+  let stopping: Promise<void> | undefined;
+  const stop = (reason = "stop requested") => {
+    stopping ??= (async () => {
+      log.info({ reason, inFlight: live.inFlight() }, "shutting down");
+      const grace = opts.grace ?? 5000;
+      const drained = new Promise<void>((r) => live.server.tryShutdown(() => r()));
+      const timer = setTimeout(() => {
+        live.abortAll(new Error(`daemon shutting down (${reason})`));
+        setTimeout(() => live.server.forceShutdown(), 500).unref();
+      }, grace);
+      timer.unref();
+      // subscriptions never finish on their own: end them at once
+      await Promise.race([drained, new Promise((r) => setTimeout(r, 50))]);
+      if (live.inFlight() > 0) live.abortAll(new Error(`daemon shutting down (${reason})`));
+      await Promise.race([drained, new Promise((r) => setTimeout(r, grace))]);
+      clearTimeout(timer);
+      live.server.forceShutdown();
+      await be.close().catch((err: unknown) => log.warn({ err: errorMessage(err) }, "closing stores"));
+      await unlink(address).catch(() => undefined);
+      unlock();
+      log.info("stopped");
+      resolveStopped();
+    })();
+    return stopping;
+  };
+  return { address, root, log, stop, stopped };
+}
+
+async function defaultApply(): Promise<ApplyFn> {
+  // the applier lands separately; loading it lazily keeps the daemon up without it
+  const spec = "../archive/apply.ts";
+  const mod = (await import(spec)) as { applyLayer: ApplyFn };
+  return mod.applyLayer;
+}
+
+/** Runs the daemon until SIGTERM/SIGINT (the CLI's entry). */
+export async function runDaemon(opts: DaemonOptions): Promise<void> {
+  const d = await startDaemon(opts);
+  const onSignal = (sig: NodeJS.Signals) => {
+    void d.stop(`received ${sig}`);
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+  try {
+    await d.stopped;
+  } finally {
+    process.off("SIGTERM", onSignal);
+    process.off("SIGINT", onSignal);
+    closeAllDatabases();
+  }
+}

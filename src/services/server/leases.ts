@@ -1,0 +1,65 @@
+/** containerd.services.leases.v1.Leases over the daemon's lease tables. */
+import type * as grpc from "@grpc/grpc-js";
+import { InvalidArgumentError } from "../../errors.ts";
+import { adaptor, knownOnly, matchFilters, parseFilters } from "../filters.ts";
+import { toTimestamp } from "../proto.ts";
+import type { Backend } from "./backend.ts";
+import type { Lease, LeaseResource } from "./meta.ts";
+import { type RpcHost, unary } from "./rpc.ts";
+
+function leaseToWire(l: Lease) {
+  return { id: l.id, created_at: toTimestamp(l.createdAt), labels: l.labels };
+}
+
+function resourceArg(r: LeaseResource | null): LeaseResource {
+  if (!r) throw new InvalidArgumentError("request needs a resource");
+  return { id: r.id, type: r.type };
+}
+
+export function leasesService(host: RpcHost, backend: Backend): grpc.UntypedServiceImplementation {
+  const meta = backend.meta;
+  const M = "leases.";
+  const mutating = { mutating: true };
+  return {
+    Create: unary(
+      host,
+      `${M}Create`,
+      async (req: { id: string; labels: Record<string, string> }, ctx) => ({
+        lease: leaseToWire(meta.createLease(ctx.namespace, req.id, req.labels ?? {})),
+      }),
+      mutating,
+    ),
+    Delete: unary(host, `${M}Delete`, async (req: { id: string; sync: boolean }, ctx) => {
+      meta.deleteLease(ctx.namespace, req.id);
+      return {};
+    }),
+    List: unary(host, `${M}List`, async (req: { filters: string[] }, ctx) => {
+      const filters = knownOnly(parseFilters(req.filters), ["id", "labels"], (m) => ctx.log.warn(m));
+      const leases = meta
+        .listLeases(ctx.namespace)
+        .filter((l) => matchFilters(filters, adaptor({ id: l.id }, l.labels)))
+        .map(leaseToWire);
+      return { leases };
+    }),
+    AddResource: unary(
+      host,
+      `${M}AddResource`,
+      async (req: { id: string; resource: LeaseResource | null }, ctx) => {
+        meta.addResource(ctx.namespace, req.id, resourceArg(req.resource));
+        return {};
+      },
+      mutating,
+    ),
+    DeleteResource: unary(
+      host,
+      `${M}DeleteResource`,
+      async (req: { id: string; resource: LeaseResource | null }, ctx) => {
+        meta.deleteResource(ctx.namespace, req.id, resourceArg(req.resource));
+        return {};
+      },
+    ),
+    ListResources: unary(host, `${M}ListResources`, async (req: { id: string }, ctx) => ({
+      resources: meta.listResources(ctx.namespace, req.id),
+    })),
+  };
+}

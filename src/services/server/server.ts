@@ -1,0 +1,78 @@
+/**
+ * Builds the gRPC server: every containerd-compatible service over one
+ * Backend, with the shared call plumbing (rpc.ts). Binding, locking and
+ * signals are the daemon's business (../daemon.ts).
+ */
+import { randomUUID } from "node:crypto";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import * as grpc from "@grpc/grpc-js";
+import type { Logger } from "pino";
+import { isErrorCode } from "../../errors.ts";
+import { serviceDefinition } from "../proto.ts";
+import type { Backend } from "./backend.ts";
+import { contentService } from "./content.ts";
+import { type ApplyFn, diffService } from "./diff.ts";
+import { imagesService } from "./images.ts";
+import { leasesService } from "./leases.ts";
+import { eventsService, introspectionService, versionService } from "./misc.ts";
+import { namespacesService } from "./namespaces.ts";
+import type { RpcHost } from "./rpc.ts";
+import { snapshotsService } from "./snapshots.ts";
+
+/** Larger than any message ctr sends (1 MiB Write chunks, long lists). */
+export const MAX_MESSAGE = 16 << 20;
+
+export interface DaemonServer {
+  server: grpc.Server;
+  /** Aborts every in-flight call (their writers close, ingests stay resumable). */
+  abortAll(reason: Error): void;
+  inFlight(): number;
+}
+
+/** A stable identity for introspection.Server, kept in the root. */
+export function serverUUID(root: string): string {
+  const path = join(root, "daemon.uuid");
+  try {
+    const v = readFileSync(path, "utf8").trim();
+    if (/^[0-9a-f-]{36}$/.test(v)) return v;
+  } catch (err) {
+    if (!isErrorCode(err, "NotFound") && (err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+  }
+  const v = randomUUID();
+  writeFileSync(path, `${v}\n`, { mode: 0o644 });
+  return v;
+}
+
+export function createServer(opts: { backend: Backend; log: Logger; loadApply: () => Promise<ApplyFn> }): DaemonServer {
+  const { backend, log } = opts;
+  const calls = new Set<AbortController>();
+  const host: RpcHost = {
+    log,
+    touchNamespace: (ns) => backend.meta.touchNamespace(ns),
+    track(ctrl) {
+      calls.add(ctrl);
+      return () => calls.delete(ctrl);
+    },
+  };
+  const server = new grpc.Server({
+    "grpc.max_receive_message_length": MAX_MESSAGE,
+    "grpc.max_send_message_length": MAX_MESSAGE,
+  });
+  server.addService(serviceDefinition("content"), contentService(host, backend));
+  server.addService(serviceDefinition("images"), imagesService(host, backend));
+  server.addService(serviceDefinition("namespaces"), namespacesService(host, backend));
+  server.addService(serviceDefinition("leases"), leasesService(host, backend));
+  server.addService(serviceDefinition("snapshots"), snapshotsService(host, backend));
+  server.addService(serviceDefinition("diff"), diffService(host, backend, opts.loadApply));
+  server.addService(serviceDefinition("version"), versionService(host));
+  server.addService(serviceDefinition("introspection"), introspectionService(host, backend, serverUUID(backend.root)));
+  server.addService(serviceDefinition("events"), eventsService(host));
+  return {
+    server,
+    abortAll(reason) {
+      for (const c of calls) c.abort(reason);
+    },
+    inFlight: () => calls.size,
+  };
+}
