@@ -1,0 +1,259 @@
+/**
+ * applyLayer: applies a (possibly compressed) layer tar onto a directory with the
+ * OCI changeset rules, computing the diffID of the uncompressed bytes on the way.
+ *
+ * The bytes flow: source → [sha256 of the compressed bytes] → node:zlib (libuv
+ * pool) → sha256 (diffID) → a worker thread that parses the tar and makes the
+ * files with synchronous syscalls (applier.ts; the rules and the path-safety
+ * policy are described there). At most IN_FLIGHT bytes wait for the worker, so
+ * memory stays flat whatever the layer size.
+ */
+import { readFileSync, realpathSync, statSync } from "node:fs";
+import { type Readable, Transform } from "node:stream";
+import { Worker } from "node:worker_threads";
+import { type Digest, Digester } from "../digest.ts";
+import {
+  DataLossError,
+  DistError,
+  type ErrorCode,
+  FailedPreconditionError,
+  InvalidArgumentError,
+  NotFoundError,
+} from "../errors.ts";
+import { LayerApplier } from "./applier.ts";
+import type { FromWorker, ToWorker, WorkerInit } from "./apply-worker.ts";
+import { type Compression, decompressStream, detectCompression, peek } from "./compression.ts";
+import { TarParser } from "./tar/reader.ts";
+
+export interface ApplyOptions {
+  signal?: AbortSignal;
+  /** Apply numeric ownership from the headers (lchown). Default: running as root. */
+  sameOwner?: boolean;
+  /** Write overlay-style whiteouts into an upperdir instead of deleting. */
+  convertWhiteout?: "overlay";
+  /** Overlay: lower layers, immediate parent first (hardlink copy-up, symlinked parents). */
+  lowerDirs?: string[];
+  /** Non-fatal problems (xattrs the filesystem refuses, devices skipped without root). */
+  onWarning?: (message: string) => void;
+  /** Run the applier on the calling thread instead of a worker (default: a worker). */
+  inline?: boolean;
+}
+
+export interface ApplyResult {
+  /** sha256 of the uncompressed tar. */
+  diffID: Digest;
+  /** Bytes of the uncompressed tar. */
+  size: number;
+  compression: Compression;
+  /** sha256 of the bytes as read, when they were compressed. */
+  compressedDigest?: Digest;
+}
+
+const IN_FLIGHT = 8 << 20;
+const COALESCE = 1 << 20;
+
+/** The umask without changing it (process.umask() cannot be called in workers). */
+function currentUmask(): number {
+  try {
+    const m = /^Umask:\s*([0-7]+)/m.exec(readFileSync("/proc/self/status", "utf8"));
+    if (m) return Number.parseInt(m[1], 8);
+  } catch {
+    // not Linux procfs: assume the usual
+  }
+  return 0o022;
+}
+
+const ERROR_CLASSES: Partial<Record<string, new (m: string) => DistError>> = {
+  InvalidArgumentError,
+  DataLossError,
+  NotFoundError,
+  FailedPreconditionError,
+};
+
+function revive(e: { message: string; code?: string; name?: string }): Error {
+  const Cls = e.name ? ERROR_CLASSES[e.name] : undefined;
+  if (Cls) return new Cls(e.message);
+  if (e.name?.endsWith("Error") && e.code && /^[A-Z][a-zA-Z]+$/.test(e.code)) {
+    return new DistError(e.code as ErrorCode, e.message);
+  }
+  const err = new Error(e.message) as Error & { code?: string };
+  if (e.code) err.code = e.code;
+  return err;
+}
+
+export async function applyLayer(root: string, layer: Readable, opts: ApplyOptions = {}): Promise<ApplyResult> {
+  let realRoot: string;
+  try {
+    realRoot = realpathSync(root);
+    if (!statSync(realRoot).isDirectory()) throw new InvalidArgumentError(`apply: "${root}" is not a directory`);
+  } catch (e) {
+    if ((e as { code?: string }).code === "ENOENT")
+      throw new NotFoundError(`apply: directory "${root}" does not exist`);
+    throw e;
+  }
+  opts.signal?.throwIfAborted();
+  const euid = process.geteuid?.() ?? -1;
+  const init: WorkerInit = {
+    root: realRoot,
+    opts: {
+      sameOwner: opts.sameOwner ?? euid === 0,
+      convertWhiteout: opts.convertWhiteout,
+      lowerDirs: opts.lowerDirs?.map((d) => realpathSync(d)),
+      umask: currentUmask(),
+      privileged: euid === 0,
+    },
+  };
+  const onWarning = opts.onWarning ?? (() => {});
+
+  // the compressed digest is taken on the raw bytes, before decompression sees them
+  let raw: Readable = layer;
+  let compressedDigester: Digester | undefined;
+  if (detectCompression(await peek(layer, 4)) !== "none") {
+    const d = new Digester();
+    compressedDigester = d;
+    const tap = new Transform({
+      transform(c: Buffer, _enc, cb) {
+        d.update(c);
+        cb(null, c);
+      },
+    });
+    layer.on("error", (e) => tap.destroy(e));
+    raw = layer.pipe(tap);
+  }
+  const { compression, stream } = await decompressStream(raw);
+  const diff = new Digester();
+  let size = 0;
+
+  const sink = opts.inline ? inlineSink(init, onWarning) : workerSink(init, onWarning);
+  const abort = () => {
+    const reason = opts.signal?.reason ?? new Error("aborted");
+    stream.destroy(reason);
+    raw.destroy(reason);
+    layer.destroy(reason);
+    sink.cancel(reason);
+  };
+  opts.signal?.addEventListener("abort", abort, { once: true });
+  try {
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      diff.update(chunk);
+      size += chunk.length;
+      await sink.push(chunk);
+    }
+    await sink.end();
+  } catch (e) {
+    sink.cancel(e);
+    layer.destroy();
+    throw opts.signal?.aborted ? (opts.signal.reason ?? e) : e;
+  } finally {
+    opts.signal?.removeEventListener("abort", abort);
+  }
+  return {
+    diffID: diff.digest(),
+    size,
+    compression,
+    compressedDigest: compressedDigester?.digest(),
+  };
+}
+
+interface Sink {
+  push(chunk: Buffer): Promise<void>;
+  end(): Promise<void>;
+  cancel(reason: unknown): void;
+}
+
+function inlineSink(init: WorkerInit, onWarning: (m: string) => void): Sink {
+  const applier = new LayerApplier(init.root, { ...init.opts, onWarning });
+  const parser = new TarParser(applier);
+  return {
+    async push(chunk) {
+      parser.push(chunk);
+    },
+    async end() {
+      parser.finish();
+      applier.finish();
+    },
+    cancel() {
+      applier.abort();
+    },
+  };
+}
+
+function workerSink(init: WorkerInit, onWarning: (m: string) => void): Sink {
+  const worker = new Worker(new URL("./apply-worker.ts", import.meta.url), { workerData: init });
+  let inFlight = 0;
+  let failure: Error | undefined;
+  let wake: (() => void) | undefined;
+  let finished: ((err?: Error) => void) | undefined;
+  let done = false;
+  const fail = (e: Error) => {
+    if (!failure) failure = e;
+    wake?.();
+    finished?.(failure);
+  };
+  worker.on("message", (m: FromWorker) => {
+    if ("ack" in m) {
+      inFlight -= m.ack;
+      if (inFlight <= IN_FLIGHT) wake?.();
+    } else if ("warning" in m) {
+      onWarning(m.warning);
+    } else if ("done" in m) {
+      done = true;
+      finished?.();
+    } else if ("error" in m) {
+      fail(revive(m.error));
+    }
+  });
+  worker.on("error", (e) => fail(e));
+  worker.on("exit", (code) => {
+    if (!done) fail(failure ?? new Error(`layer apply worker exited (code ${code}) before finishing`));
+  });
+  const post = (m: ToWorker, transfer?: ArrayBuffer[]) => worker.postMessage(m, transfer);
+  // small chunks (64 KiB from a file) are gathered so each message carries ~1 MiB
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
+  const flush = () => {
+    if (pendingBytes === 0) return;
+    // a private copy: zlib's chunks share one ArrayBuffer, which cannot be transferred
+    const copy = new Uint8Array(pendingBytes);
+    let off = 0;
+    for (const b of pending) {
+      copy.set(b, off);
+      off += b.length;
+    }
+    pending = [];
+    pendingBytes = 0;
+    inFlight += copy.length;
+    post({ chunk: copy }, [copy.buffer]);
+  };
+  return {
+    async push(chunk) {
+      if (failure) throw failure;
+      pending.push(chunk);
+      pendingBytes += chunk.length;
+      if (pendingBytes < COALESCE) return;
+      flush();
+      while (inFlight > IN_FLIGHT && !failure) {
+        await new Promise<void>((r) => {
+          wake = r;
+        });
+        wake = undefined;
+      }
+      if (failure) throw failure;
+    },
+    async end() {
+      if (failure) throw failure;
+      flush();
+      await new Promise<void>((resolve, reject) => {
+        finished = (err) => (err ? reject(err) : resolve());
+        if (done) resolve();
+        else if (failure) reject(failure);
+        else post({ end: true });
+      });
+      await worker.terminate();
+    },
+    cancel(reason) {
+      if (!failure) failure = reason instanceof Error ? reason : new Error(String(reason));
+      void worker.terminate();
+    },
+  };
+}

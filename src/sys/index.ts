@@ -1,0 +1,259 @@
+/**
+ * Linux syscalls node:fs lacks, through koffi (FFI into libc): mknod, the l*xattr
+ * family, utimensat/futimens with nanoseconds, fsetxattr, mount/umount2, flock and
+ * syncfs. libc is bound lazily on first use, so importing this module costs nothing.
+ *
+ * Every wrapper is synchronous and throws a SysError (an Error with `code` set to
+ * the errno name, e.g. "ENOTSUP", and `errno`/`syscall`/`path`), like node:fs does.
+ */
+import { createRequire } from "node:module";
+import { constants } from "node:os";
+
+export class SysError extends Error {
+  readonly code: string;
+  readonly errno: number;
+  readonly syscall: string;
+  readonly path?: string;
+  constructor(syscall: string, errno: number, path?: string) {
+    const code = errnoName(errno);
+    super(`${code}: ${syscall}${path === undefined ? "" : ` '${path}'`} failed (errno ${errno})`);
+    this.name = "SysError";
+    this.code = code;
+    this.errno = errno;
+    this.syscall = syscall;
+    this.path = path;
+  }
+}
+
+let errnoNames: Map<number, string> | undefined;
+function errnoName(n: number): string {
+  if (!errnoNames) {
+    errnoNames = new Map();
+    for (const [name, value] of Object.entries(constants.errno)) {
+      // ENOTSUP and EOPNOTSUPP share a number on Linux: keep the name callers test for
+      if (!errnoNames.has(value) || name === "ENOTSUP") errnoNames.set(value, name);
+    }
+  }
+  return errnoNames.get(n) ?? `E${n}`;
+}
+
+export const S_IFMT = 0o170000;
+export const S_IFSOCK = 0o140000;
+export const S_IFLNK = 0o120000;
+export const S_IFREG = 0o100000;
+export const S_IFBLK = 0o060000;
+export const S_IFDIR = 0o040000;
+export const S_IFCHR = 0o020000;
+export const S_IFIFO = 0o010000;
+
+export const AT_FDCWD = -100;
+export const AT_SYMLINK_NOFOLLOW = 0x100;
+/** utimensat: leave this timestamp unchanged. */
+export const UTIME_OMIT = (1 << 30) - 2;
+
+export const XATTR_CREATE = 1;
+export const XATTR_REPLACE = 2;
+
+export const LOCK_SH = 1;
+export const LOCK_EX = 2;
+export const LOCK_NB = 4;
+export const LOCK_UN = 8;
+
+export const MS_RDONLY = 1;
+export const MS_NOSUID = 2;
+export const MS_NODEV = 4;
+export const MS_NOEXEC = 8;
+export const MS_REMOUNT = 32;
+export const MS_BIND = 4096;
+export const MS_REC = 16384;
+export const MS_PRIVATE = 1 << 18;
+export const MNT_FORCE = 1;
+export const MNT_DETACH = 2;
+
+/** Linux makedev: glibc's encoding of a major and minor number into a dev_t. */
+export function makedev(major: number, minor: number): bigint {
+  const ma = BigInt(major >>> 0);
+  const mi = BigInt(minor >>> 0);
+  return ((ma & 0xfffn) << 8n) | ((ma & ~0xfffn) << 32n) | (mi & 0xffn) | ((mi & ~0xffn) << 12n);
+}
+export function major(dev: number | bigint): number {
+  const d = BigInt(dev);
+  return Number(((d >> 8n) & 0xfffn) | ((d >> 32n) & ~0xfffn));
+}
+export function minor(dev: number | bigint): number {
+  const d = BigInt(dev);
+  return Number((d & 0xffn) | ((d >> 12n) & ~0xffn));
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: koffi functions are untyped
+type Fn = (...args: any[]) => any;
+interface Libc {
+  mknod: Fn;
+  lsetxattr: Fn;
+  fsetxattr: Fn;
+  lgetxattr: Fn;
+  llistxattr: Fn;
+  lremovexattr: Fn;
+  utimensat: Fn;
+  futimens: Fn;
+  mount: Fn;
+  umount2: Fn;
+  flock: Fn;
+  syncfs: Fn;
+  errno: () => number;
+}
+
+let libc: Libc | undefined;
+function lib(): Libc {
+  if (libc) return libc;
+  const require = createRequire(import.meta.url);
+  const koffi = require("koffi") as typeof import("koffi");
+  const c = koffi.load("libc.so.6");
+  // koffi has no ssize_t: `long` has the same width on Linux (LP64)
+  libc = {
+    mknod: c.func("int mknod(const char *path, uint32_t mode, uint64_t dev)"),
+    lsetxattr: c.func("int lsetxattr(const char *path, const char *name, const void *value, size_t size, int flags)"),
+    fsetxattr: c.func("int fsetxattr(int fd, const char *name, const void *value, size_t size, int flags)"),
+    lgetxattr: c.func("long lgetxattr(const char *path, const char *name, _Out_ void *value, size_t size)"),
+    llistxattr: c.func("long llistxattr(const char *path, _Out_ void *list, size_t size)"),
+    lremovexattr: c.func("int lremovexattr(const char *path, const char *name)"),
+    utimensat: c.func("int utimensat(int dirfd, const char *path, const void *times, int flags)"),
+    futimens: c.func("int futimens(int fd, const void *times)"),
+    mount: c.func(
+      "int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)",
+    ),
+    umount2: c.func("int umount2(const char *target, int flags)"),
+    flock: c.func("int flock(int fd, int op)"),
+    syncfs: c.func("int syncfs(int fd)"),
+    errno: () => koffi.errno(),
+  };
+  return libc;
+}
+
+function check(ret: number | bigint, syscall: string, path?: string): number {
+  const n = Number(ret);
+  if (n < 0) throw new SysError(syscall, lib().errno(), path);
+  return n;
+}
+
+/** mknod(2): `mode` carries the file type (S_IFCHR, S_IFBLK, S_IFIFO) and permission bits. */
+export function mknod(path: string, mode: number, major = 0, minor = 0): void {
+  check(lib().mknod(path, mode, makedev(major, minor)), "mknod", path);
+}
+
+/** lsetxattr(2): sets an extended attribute on the path itself (never follows a symlink). */
+export function lsetxattr(path: string, name: string, value: Uint8Array, flags = 0): void {
+  check(lib().lsetxattr(path, name, value, value.length, flags), "lsetxattr", path);
+}
+
+export function fsetxattr(fd: number, name: string, value: Uint8Array, flags = 0): void {
+  check(lib().fsetxattr(fd, name, value, value.length, flags), "fsetxattr");
+}
+
+/** lgetxattr(2): the value as bytes, or undefined when the attribute is absent (ENODATA). */
+export function lgetxattr(path: string, name: string): Buffer | undefined {
+  const l = lib();
+  for (;;) {
+    const size = Number(l.lgetxattr(path, name, null, 0));
+    if (size < 0) {
+      const e = l.errno();
+      if (errnoName(e) === "ENODATA") return undefined;
+      throw new SysError("lgetxattr", e, path);
+    }
+    const buf = Buffer.alloc(size);
+    if (size === 0) return buf;
+    const got = Number(l.lgetxattr(path, name, buf, size));
+    if (got >= 0) return buf.subarray(0, got);
+    const e = l.errno();
+    if (errnoName(e) !== "ERANGE") {
+      if (errnoName(e) === "ENODATA") return undefined;
+      throw new SysError("lgetxattr", e, path);
+    }
+    // grew between the two calls: ask again
+  }
+}
+
+/** llistxattr(2): the attribute names of the path itself, in the kernel's order. */
+export function llistxattr(path: string): string[] {
+  const l = lib();
+  for (;;) {
+    const size = check(l.llistxattr(path, null, 0), "llistxattr", path);
+    if (size === 0) return [];
+    const buf = Buffer.alloc(size);
+    const got = Number(l.llistxattr(path, buf, size));
+    if (got < 0) {
+      const e = l.errno();
+      if (errnoName(e) === "ERANGE") continue;
+      throw new SysError("llistxattr", e, path);
+    }
+    return buf
+      .subarray(0, got)
+      .toString("utf8")
+      .split("\0")
+      .filter((s) => s.length > 0);
+  }
+}
+
+export function lremovexattr(path: string, name: string): void {
+  check(lib().lremovexattr(path, name), "lremovexattr", path);
+}
+
+const timesBuf = Buffer.alloc(32);
+function fillTimes(atimeNs: bigint | undefined, mtimeNs: bigint | undefined): Buffer {
+  const put = (off: number, ns: bigint | undefined) => {
+    if (ns === undefined) {
+      timesBuf.writeBigInt64LE(0n, off);
+      timesBuf.writeBigInt64LE(BigInt(UTIME_OMIT), off + 8);
+      return;
+    }
+    let sec = ns / 1_000_000_000n;
+    let nsec = ns % 1_000_000_000n;
+    if (nsec < 0n) {
+      sec -= 1n;
+      nsec += 1_000_000_000n;
+    }
+    timesBuf.writeBigInt64LE(sec, off);
+    timesBuf.writeBigInt64LE(nsec, off + 8);
+  };
+  put(0, atimeNs);
+  put(16, mtimeNs);
+  return timesBuf;
+}
+
+/**
+ * utimensat(2) with nanosecond times (ns since the epoch; undefined leaves a time
+ * unchanged). `nofollow` (the default) sets the times of a symlink itself.
+ */
+export function lutimens(
+  path: string,
+  atimeNs: bigint | undefined,
+  mtimeNs: bigint | undefined,
+  nofollow = true,
+): void {
+  const t = fillTimes(atimeNs, mtimeNs);
+  check(lib().utimensat(AT_FDCWD, path, t, nofollow ? AT_SYMLINK_NOFOLLOW : 0), "utimensat", path);
+}
+
+export function futimens(fd: number, atimeNs: bigint | undefined, mtimeNs: bigint | undefined): void {
+  const t = fillTimes(atimeNs, mtimeNs);
+  check(lib().futimens(fd, t), "futimens");
+}
+
+/** mount(2). `data` is the filesystem's option string (e.g. overlay's lowerdir=...). */
+export function mount(source: string, target: string, fstype: string | null, flags = 0, data?: string): void {
+  check(lib().mount(source, target, fstype, flags, data ?? null), "mount", target);
+}
+
+export function umount2(target: string, flags = 0): void {
+  check(lib().umount2(target, flags), "umount2", target);
+}
+
+/** flock(2) on an open descriptor; with LOCK_NB a held lock throws code EWOULDBLOCK/EAGAIN. */
+export function flock(fd: number, op: number): void {
+  check(lib().flock(fd, op), "flock");
+}
+
+/** syncfs(2): flushes the whole filesystem holding `fd` (one call instead of an fsync per file). */
+export function syncfs(fd: number): void {
+  check(lib().syncfs(fd), "syncfs");
+}
