@@ -1,0 +1,277 @@
+/**
+ * The HTTP layer of the registry client: one undici Agent (keep-alive pool) per
+ * host and TLS setting, requests authorised by the Authorizer, retried with
+ * backoff on transient failures, redirects followed by hand (Authorization
+ * dropped when the host changes), and mirrors tried in order before the server.
+ */
+import type { Readable } from "node:stream";
+import { rootCertificates } from "node:tls";
+import { Agent, type Dispatcher, request } from "undici";
+import { DistError, UnavailableError } from "../../errors.ts";
+import { Authorizer } from "./auth.ts";
+import { httpError, isRetryableNetworkError, networkError } from "./errors.ts";
+import type { RegistryHost } from "./hosts.ts";
+import { DEFAULT_STALL_TIMEOUT_MS, DEFAULT_USER_AGENT, type RegistryOptions } from "./options.ts";
+import { backoffDelay, DEFAULT_RETRIES, isRetryableStatus, parseRetryAfter, sleep } from "./retry.ts";
+
+export type Method = "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE";
+export type Headers = Record<string, string | string[] | undefined>;
+
+export interface RequestSpec {
+  method: Method;
+  /** Path under the host's API root (`/<repo>/manifests/<tag>`), or `url` for upload locations. */
+  path?: string;
+  url?: URL;
+  query?: Record<string, string>;
+  headers?: Record<string, string>;
+  /** A string or Buffer can be replayed on retry; a stream cannot (no retries then). */
+  body?: string | Buffer | Readable;
+  scopes: string[];
+  /** For messages: the reference and what was being done. */
+  ref: string;
+  what: string;
+  signal?: AbortSignal;
+  /** The registry namespace (the reference's domain), sent as `?ns=` to mirrors. */
+  namespace: string;
+  /** Follow 301/302/303/307/308 (blob downloads to a CDN). */
+  followRedirects?: boolean;
+}
+
+export interface RegistryResponse {
+  status: number;
+  headers: Headers;
+  body: Dispatcher.ResponseData["body"];
+  /** The URL that answered (after redirects). */
+  url: URL;
+  host: RegistryHost;
+}
+
+const MAX_REDIRECTS = 5;
+const ERROR_BODY_LIMIT = 64 << 10;
+
+export function header(h: Headers, name: string): string | undefined {
+  const v = h[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/** Reads at most `limit` bytes of a body as text and discards the rest. */
+export async function readText(body: Readable, limit = ERROR_BODY_LIMIT): Promise<string> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  try {
+    for await (const chunk of body) {
+      const b = chunk as Buffer;
+      if (n < limit) chunks.push(b.subarray(0, limit - n));
+      n += b.length;
+      if (n >= limit) break;
+    }
+  } catch {
+    // an error body cut short still says something
+  } finally {
+    body.destroy();
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+/** Discards a response body so the connection can be reused. */
+export async function drain(body: Dispatcher.ResponseData["body"]): Promise<void> {
+  try {
+    await body.dump({ limit: 256 << 10 });
+  } catch {
+    // the connection is closed instead
+  }
+}
+
+export class RegistryClient {
+  readonly opts: RegistryOptions;
+  readonly auth: Authorizer;
+  readonly retries: number;
+  readonly stallTimeoutMs: number;
+  readonly userAgent: string;
+  readonly #agents = new Map<string, Agent>();
+
+  constructor(opts: RegistryOptions) {
+    this.opts = opts;
+    this.retries = opts.retries ?? DEFAULT_RETRIES;
+    this.stallTimeoutMs = opts.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
+    this.userAgent = opts.userAgent ?? DEFAULT_USER_AGENT;
+    this.auth = new Authorizer({
+      user: opts.user,
+      promptPassword: opts.promptPassword,
+      dockerConfigPath: opts.dockerConfigPath,
+      userAgent: this.userAgent,
+      onWarning: opts.onWarning,
+      dispatcher: (host, url) => this.dispatcher(host, url),
+    });
+  }
+
+  /** The pooled Agent for a URL reached under a host's TLS settings. */
+  dispatcher(host: RegistryHost, url: URL): Dispatcher {
+    const key = `${url.protocol}//${url.host}\n${host.skipVerify}\n${host.ca.join("")}`;
+    let agent = this.#agents.get(key);
+    if (!agent) {
+      agent = new Agent({
+        keepAliveTimeout: 30_000,
+        connections: 32,
+        connect: {
+          rejectUnauthorized: !host.skipVerify,
+          // extra CAs add to the system roots rather than replacing them
+          ...(host.ca.length > 0 ? { ca: [...rootCertificates, ...host.ca] } : {}),
+        },
+      });
+      this.#agents.set(key, agent);
+    }
+    return agent;
+  }
+
+  async close(): Promise<void> {
+    const agents = [...this.#agents.values()];
+    this.#agents.clear();
+    await Promise.all(agents.map((a) => a.close().catch(() => {})));
+  }
+
+  url(host: RegistryHost, spec: RequestSpec): URL {
+    if (spec.url) return new URL(spec.url);
+    const u = new URL(`${host.scheme}://${host.host}${host.path === "/" ? "" : host.path}${spec.path ?? ""}`);
+    for (const [k, v] of Object.entries(spec.query ?? {})) u.searchParams.set(k, v);
+    if (!host.isServer) u.searchParams.set("ns", spec.namespace);
+    return u;
+  }
+
+  backoff(attempt: number): number {
+    return backoffDelay(attempt, { baseMs: this.opts.backoffBaseMs });
+  }
+
+  /**
+   * Sends a request to one host: authorised, retried on transient failures and
+   * followed through redirects. Returns any response that is not a transient
+   * failure still being retried; throws on network failure and on a 401 that
+   * authorisation could not fix.
+   */
+  async send(host: RegistryHost, spec: RequestSpec): Promise<RegistryResponse> {
+    const replayable = !(spec.body && typeof spec.body === "object" && !Buffer.isBuffer(spec.body));
+    const ctx = { ref: spec.ref, what: spec.what, signal: spec.signal };
+    let url = this.url(host, spec);
+    let attempt = 0;
+    let authRetried = false;
+    let redirects = 0;
+    let method = spec.method;
+    for (;;) {
+      const sameHost = url.host === host.host;
+      const headers: Record<string, string | string[]> = { "user-agent": this.userAgent };
+      if (sameHost) Object.assign(headers, host.header, spec.headers);
+      else if (spec.headers?.range) headers.range = spec.headers.range;
+      if (sameHost) {
+        const authz = await this.auth.authorization(host, spec.scopes, ctx);
+        if (authz) headers.authorization = authz;
+      }
+      let res: Dispatcher.ResponseData;
+      try {
+        res = await request(url, {
+          dispatcher: this.dispatcher(host, url),
+          method,
+          headers,
+          body: method === spec.method ? spec.body : undefined,
+          signal: spec.signal,
+          headersTimeout: this.stallTimeoutMs,
+          // body stalls are watched by the reader, which knows about backpressure
+          bodyTimeout: 0,
+        });
+      } catch (err) {
+        if (spec.signal?.aborted) throw spec.signal.reason;
+        if (err instanceof DistError) throw err;
+        if (replayable && isRetryableNetworkError(err) && attempt < this.retries) {
+          const delay = this.backoff(attempt++);
+          this.opts.onWarning?.(
+            `${spec.ref}: ${spec.what}: ${url.host}: ${(err as Error).message}; retrying in ${delay} ms`,
+          );
+          await sleep(delay, spec.signal);
+          continue;
+        }
+        throw networkError(spec.ref, url.host, err);
+      }
+      const status = res.statusCode;
+      if (status === 401 && sameHost) {
+        const www = res.headers["www-authenticate"];
+        const detail = await readText(res.body);
+        if (authRetried || !replayable) {
+          throw await this.auth.rejected(host, ctx, bodyDetail(detail));
+        }
+        await this.auth.challenged(host, www, ctx);
+        authRetried = true;
+        continue;
+      }
+      if (isRetryableStatus(status) && replayable && attempt < this.retries) {
+        const after = parseRetryAfter(res.headers["retry-after"]);
+        const delay = after ?? this.backoff(attempt);
+        attempt++;
+        await drain(res.body);
+        this.opts.onWarning?.(
+          `${spec.ref}: ${spec.what}: ${url.host} answered HTTP ${status}; retrying in ${delay} ms`,
+        );
+        await sleep(delay, spec.signal);
+        continue;
+      }
+      if (spec.followRedirects && [301, 302, 303, 307, 308].includes(status)) {
+        const location = header(res.headers, "location");
+        await drain(res.body);
+        if (!location) throw new UnavailableError(`${spec.ref}: ${spec.what}: redirect ${status} without Location`);
+        if (++redirects > MAX_REDIRECTS) {
+          throw new UnavailableError(`${spec.ref}: ${spec.what}: more than ${MAX_REDIRECTS} redirects`);
+        }
+        const next = new URL(location, url);
+        if (next.protocol !== "http:" && next.protocol !== "https:") {
+          throw new UnavailableError(`${spec.ref}: ${spec.what}: redirect to a non-HTTP URL`);
+        }
+        if (status === 303) method = "GET";
+        url = next;
+        continue;
+      }
+      const warning = res.headers.warning;
+      if (warning && this.opts.onWarning) {
+        for (const w of Array.isArray(warning) ? warning : [warning]) {
+          const m = /^\s*299\s+\S+\s+"((?:[^"\\]|\\.)*)"/.exec(w);
+          if (m) this.opts.onWarning(`${url.host}: ${m[1]}`);
+        }
+      }
+      return { status, headers: res.headers, body: res.body, url, host };
+    }
+  }
+
+  /**
+   * Tries the hosts in order: a mirror that fails (network error, 5xx, 404, auth)
+   * passes the request on to the next host; the last host's answer stands.
+   */
+  async sendAny(hosts: RegistryHost[], spec: RequestSpec): Promise<RegistryResponse> {
+    for (let i = 0; i < hosts.length; i++) {
+      const host = hosts[i];
+      const last = i === hosts.length - 1;
+      try {
+        const res = await this.send(host, spec);
+        if (!last && (res.status === 404 || res.status >= 500 || res.status === 403)) {
+          await drain(res.body);
+          this.opts.onWarning?.(
+            `${spec.ref}: ${spec.what}: mirror ${host.host} answered HTTP ${res.status}; trying the next host`,
+          );
+          continue;
+        }
+        return res;
+      } catch (err) {
+        if (last || spec.signal?.aborted) throw err;
+        this.opts.onWarning?.(`${spec.ref}: ${spec.what}: ${(err as Error).message}; trying the next host`);
+      }
+    }
+    throw new UnavailableError(`${spec.ref}: ${spec.what}: no host to try`);
+  }
+
+  /** A typed error for an unexpected response, with the registry's error body decoded. */
+  async fail(res: RegistryResponse, spec: { ref: string; what: string }): Promise<DistError> {
+    const body = await readText(res.body);
+    return httpError({ ref: spec.ref, what: spec.what, status: res.status, body, host: res.host.host });
+  }
+}
+
+function bodyDetail(body: string): string | undefined {
+  const m = /"message"\s*:\s*"([^"]{1,200})"/.exec(body);
+  return m ? m[1] : undefined;
+}

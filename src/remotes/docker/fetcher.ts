@@ -1,0 +1,337 @@
+/**
+ * Downloads from a repository: manifests and indexes through `/manifests/`
+ * (capped, buffered, verified whole), everything else through `/blobs/` as a
+ * stream that is verified while it flows, resumes with Range after a dropped
+ * connection, and errors when no byte arrives for the stall timeout.
+ *
+ * What is verified: from offset 0, the size and the digest of the whole blob.
+ * From an offset > 0 (a resume), only the size of the remainder: the digest
+ * needs every byte, so the content store's writer (which has the prefix)
+ * verifies the whole blob on commit.
+ */
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import type { Descriptor } from "../../descriptor.ts";
+import { type Digest, digestOf, parseDigest, VerifyingStream } from "../../digest.ts";
+import { InvalidArgumentError, NotFoundError, OutOfRangeError, UnavailableError } from "../../errors.ts";
+import { isIndex, isManifest, isSchema1, MANIFEST_ACCEPT } from "../../images/mediatypes.ts";
+import type { Fetcher, FetchOptions } from "../remotes.ts";
+import { repositoryScope } from "./challenge.ts";
+import { drain, header, type RegistryClient, type RegistryResponse, type RequestSpec } from "./client.ts";
+import { dataLoss, isRetryableNetworkError, networkError } from "./errors.ts";
+import type { RegistryHost } from "./hosts.ts";
+import { MAX_MANIFEST_SIZE } from "./options.ts";
+import { sleep } from "./retry.ts";
+
+export interface Repository {
+  /** The reference string for messages (normalised). */
+  ref: string;
+  /** Registry namespace: the reference's domain. */
+  namespace: string;
+  /** Repository path, e.g. `library/redis`. */
+  path: string;
+}
+
+/** A small cache of manifest bodies, so a resolve's GET is not repeated by the fetch. */
+export class ManifestCache {
+  readonly #map = new Map<string, Buffer>();
+  readonly #max: number;
+  constructor(max = 32) {
+    this.#max = max;
+  }
+  get(key: string): Buffer | undefined {
+    return this.#map.get(key);
+  }
+  set(key: string, body: Buffer): void {
+    this.#map.delete(key);
+    this.#map.set(key, body);
+    if (this.#map.size > this.#max) this.#map.delete(this.#map.keys().next().value as string);
+  }
+}
+
+export function isManifestType(mediaType: string): boolean {
+  return isManifest(mediaType) || isIndex(mediaType) || isSchema1(mediaType);
+}
+
+/** Reads a whole body, refusing more than `max` bytes. */
+export async function readCapped(body: Readable, max: number, tooBig: () => Error): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  try {
+    for await (const chunk of body) {
+      const b = chunk as Buffer;
+      n += b.length;
+      if (n > max) throw tooBig();
+      chunks.push(b);
+    }
+  } finally {
+    body.destroy();
+  }
+  return Buffer.concat(chunks, n);
+}
+
+function checkDescriptor(repo: Repository, desc: Descriptor): void {
+  try {
+    parseDigest(desc.digest);
+  } catch (err) {
+    throw new InvalidArgumentError(`${repo.ref}: ${(err as Error).message}`);
+  }
+  if (!Number.isSafeInteger(desc.size) || desc.size < 0) {
+    throw new InvalidArgumentError(`${repo.ref}: descriptor ${desc.digest} has an invalid size ${desc.size}`);
+  }
+}
+
+class StallError extends Error {
+  readonly code = "STALLED";
+}
+
+export class DockerFetcher implements Fetcher {
+  readonly #client: RegistryClient;
+  readonly #hosts: RegistryHost[];
+  readonly #repo: Repository;
+  readonly #cache: ManifestCache;
+
+  constructor(client: RegistryClient, hosts: RegistryHost[], repo: Repository, cache: ManifestCache) {
+    this.#client = client;
+    this.#hosts = hosts;
+    this.#repo = repo;
+    this.#cache = cache;
+  }
+
+  #spec(method: "GET" | "HEAD", path: string, what: string, signal?: AbortSignal): RequestSpec {
+    return {
+      method,
+      path: `/${this.#repo.path}${path}`,
+      scopes: [repositoryScope(this.#repo.path)],
+      ref: this.#repo.ref,
+      what,
+      signal,
+      namespace: this.#repo.namespace,
+    };
+  }
+
+  async fetch(desc: Descriptor, opts: FetchOptions = {}): Promise<Readable> {
+    checkDescriptor(this.#repo, desc);
+    const offset = opts.offset ?? 0;
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset > desc.size) {
+      throw new OutOfRangeError(`${this.#repo.ref}: offset ${offset} outside ${desc.digest} (${desc.size} bytes)`);
+    }
+    if (desc.data !== undefined) {
+      const data = Buffer.from(desc.data, "base64");
+      if (data.length === desc.size && digestOf(data, parseDigest(desc.digest).algorithm) === desc.digest) {
+        return Readable.from([data.subarray(offset)], { objectMode: false });
+      }
+      // inline data that does not match is ignored: the registry has the real bytes
+    }
+    if (isManifestType(desc.mediaType)) {
+      const body = await this.manifest(desc, opts.signal);
+      return Readable.from([body.subarray(offset)], { objectMode: false });
+    }
+    return this.#blob(desc, offset, opts.signal);
+  }
+
+  /** A manifest or index, whole and verified (cached after a resolve). */
+  async manifest(desc: Descriptor, signal?: AbortSignal): Promise<Buffer> {
+    checkDescriptor(this.#repo, desc);
+    const what = `fetching ${desc.digest}`;
+    if (isSchema1(desc.mediaType)) {
+      throw new InvalidArgumentError(`${this.#repo.ref}: ${what}: schema 1 manifests are not supported`);
+    }
+    if (desc.size > MAX_MANIFEST_SIZE) {
+      throw new InvalidArgumentError(
+        `${this.#repo.ref}: ${what}: manifest of ${desc.size} bytes exceeds the ${MAX_MANIFEST_SIZE}-byte limit`,
+      );
+    }
+    const cached = this.#cache.get(desc.digest);
+    if (cached && cached.length === desc.size) return cached;
+    const accept = [...new Set([desc.mediaType, ...MANIFEST_ACCEPT])].join(", ");
+    const spec = this.#spec("GET", `/manifests/${desc.digest}`, what, signal);
+    spec.headers = { accept };
+    let res = await this.#client.sendAny(this.#hosts, spec);
+    if (res.status === 404) {
+      // some registries serve manifests only as blobs
+      await drain(res.body);
+      res = await this.#client.sendAny(this.#hosts, {
+        ...this.#spec("GET", `/blobs/${desc.digest}`, what, signal),
+        followRedirects: true,
+      });
+    }
+    if (res.status !== 200) throw await this.#client.fail(res, spec);
+    const body = await readCapped(res.body, Math.min(desc.size, MAX_MANIFEST_SIZE), () =>
+      dataLoss(this.#repo.ref, what, `more than the expected ${desc.size} bytes`),
+    );
+    verifyBytes(this.#repo.ref, what, body, desc.digest, desc.size);
+    this.#cache.set(desc.digest, body);
+    return body;
+  }
+
+  /** Opens the blob from `from`; `skip` bytes must be dropped when the server ignored Range. */
+  async #open(
+    desc: Descriptor,
+    from: number,
+    hosts: RegistryHost[],
+    signal?: AbortSignal,
+  ): Promise<{ res: RegistryResponse; skip: number }> {
+    const what = `fetching blob ${desc.digest}`;
+    const spec = this.#spec("GET", `/blobs/${desc.digest}`, what, signal);
+    spec.followRedirects = true;
+    if (from > 0) spec.headers = { range: `bytes=${from}-` };
+    const res = await this.#client.sendAny(hosts, spec);
+    if (res.status === 200) {
+      const len = header(res.headers, "content-length");
+      if (len !== undefined && Number(len) !== desc.size) {
+        await drain(res.body);
+        throw dataLoss(this.#repo.ref, what, `registry sends ${len} bytes, the descriptor says ${desc.size}`);
+      }
+      return { res, skip: from };
+    }
+    if (res.status === 206) {
+      const cr = header(res.headers, "content-range") ?? "";
+      const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(cr.trim());
+      if (!m || Number(m[1]) !== from || (m[3] !== "*" && Number(m[3]) !== desc.size)) {
+        await drain(res.body);
+        throw dataLoss(this.#repo.ref, what, `asked for bytes ${from}- and got Content-Range "${cr}"`);
+      }
+      return { res, skip: 0 };
+    }
+    if (res.status === 404) {
+      const err = await this.#client.fail(res, spec);
+      throw new NotFoundError(err.message);
+    }
+    throw await this.#client.fail(res, spec);
+  }
+
+  async #blob(desc: Descriptor, offset: number, signal?: AbortSignal): Promise<Readable> {
+    const ref = this.#repo.ref;
+    const what = `fetching blob ${desc.digest}`;
+    const verifier = new VerifyingStream(
+      offset === 0
+        ? { expected: desc.digest, size: desc.size, what: `${ref}: ${desc.digest}`, highWaterMark: 1 << 20 }
+        : { size: desc.size - offset, what: `${ref}: ${desc.digest} from byte ${offset}`, highWaterMark: 1 << 20 },
+    );
+    if (offset === desc.size) {
+      verifier.end();
+      return verifier;
+    }
+    let cur = await this.#open(desc, offset, this.#hosts, signal);
+    const client = this.#client;
+    const stallMs = client.stallTimeoutMs;
+    const open = (from: number, host: RegistryHost) => this.#open(desc, from, [host], signal);
+
+    async function* chunks(): AsyncGenerator<Buffer> {
+      let delivered = 0;
+      let retriesLeft = client.retries;
+      let attempt = 0;
+      for (;;) {
+        const body = cur.res.body;
+        let skip = cur.skip;
+        let failure: unknown;
+        // armed only while waiting for the network: a slow consumer is not a stall
+        let waiting = false;
+        const timer = setTimeout(() => {
+          if (waiting) body.destroy(new StallError(`no data for ${stallMs / 1000}s (stall timeout)`));
+        }, stallMs);
+        try {
+          const it = body[Symbol.asyncIterator]();
+          for (;;) {
+            waiting = true;
+            timer.refresh();
+            const r = await it.next();
+            waiting = false;
+            if (r.done) break;
+            let c = r.value as Buffer;
+            if (skip > 0) {
+              if (c.length <= skip) {
+                skip -= c.length;
+                continue;
+              }
+              c = c.subarray(skip);
+              skip = 0;
+            }
+            delivered += c.length;
+            yield c;
+          }
+          if (offset + delivered >= desc.size) return;
+          failure = Object.assign(new Error("body ended early"), { code: "ECONNRESET" });
+        } catch (err) {
+          failure = err;
+        } finally {
+          clearTimeout(timer);
+          body.destroy();
+        }
+        if (signal?.aborted) throw signal.reason;
+        const host = cur.res.host;
+        if (!isRetryableNetworkError(failure) || retriesLeft <= 0) {
+          if (failure instanceof StallError) {
+            throw new UnavailableError(
+              `${ref}: ${what}: ${failure.message} at byte ${offset + delivered} of ${desc.size}${attempt ? ` after ${attempt} retries` : ""}`,
+            );
+          }
+          const e = networkError(ref, host.host, failure);
+          throw new UnavailableError(`${e.message} (${what}, at byte ${offset + delivered} of ${desc.size})`, {
+            cause: failure,
+          });
+        }
+        retriesLeft--;
+        const delay = client.backoff(attempt++);
+        client.opts.onWarning?.(
+          `${ref}: ${what}: ${(failure as Error).message} at byte ${offset + delivered}; resuming in ${delay} ms`,
+        );
+        await sleep(delay, signal);
+        cur = await open(offset + delivered, host);
+      }
+    }
+
+    const source = Readable.from(chunks(), { objectMode: false, highWaterMark: 1 << 16 });
+    pipeline(source, verifier).catch(() => {
+      // the error reaches the consumer through the verifier
+    });
+    return verifier;
+  }
+
+  /**
+   * Fetches by digest alone (no descriptor at hand): a manifest when the registry
+   * knows the digest as one, else a blob. Media type and size come from the registry.
+   */
+  async fetchByDigest(
+    digest: Digest,
+    opts: { mediaType?: string; signal?: AbortSignal } = {},
+  ): Promise<{ desc: Descriptor; stream: Readable }> {
+    try {
+      parseDigest(digest);
+    } catch (err) {
+      throw new InvalidArgumentError(`${this.#repo.ref}: ${(err as Error).message}`);
+    }
+    const kinds = opts.mediaType && !isManifestType(opts.mediaType) ? ["blobs"] : ["manifests", "blobs"];
+    for (const kind of kinds) {
+      const spec = this.#spec("HEAD", `/${kind}/${digest}`, `looking up ${digest}`, opts.signal);
+      spec.headers = { accept: [...MANIFEST_ACCEPT, "*/*"].join(", ") };
+      spec.followRedirects = true;
+      const res = await this.#client.sendAny(this.#hosts, spec);
+      await drain(res.body);
+      if (res.status === 404 && kind === "manifests") continue;
+      if (res.status !== 200) throw await this.#client.fail(res, spec);
+      const size = Number(header(res.headers, "content-length"));
+      if (!Number.isSafeInteger(size) || size < 0) {
+        throw dataLoss(this.#repo.ref, `looking up ${digest}`, "registry sent no valid Content-Length");
+      }
+      const ct = (header(res.headers, "content-type") ?? "").split(";")[0].trim();
+      const mediaType = opts.mediaType ?? (ct || "application/octet-stream");
+      const desc: Descriptor = { mediaType, digest, size };
+      if (kind === "blobs" && isManifestType(mediaType)) {
+        // served as a blob: fetch it as one
+        return { desc, stream: await this.#blob(desc, 0, opts.signal) };
+      }
+      return { desc, stream: await this.fetch(desc, { signal: opts.signal }) };
+    }
+    throw new NotFoundError(`${this.#repo.ref}: ${digest} not found`);
+  }
+}
+
+export function verifyBytes(ref: string, what: string, body: Buffer, digest: Digest, size?: number): void {
+  if (size !== undefined && body.length !== size) {
+    throw dataLoss(ref, what, `got ${body.length} bytes, expected ${size}`);
+  }
+  const actual = digestOf(body, parseDigest(digest).algorithm);
+  if (actual !== digest) throw dataLoss(ref, what, `digest mismatch: got ${actual}, expected ${digest}`);
+}

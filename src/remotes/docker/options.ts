@@ -1,0 +1,31 @@
+/** Options of the registry client, as the CLI's registry flags fill them in. */
+
+export interface RegistryOptions {
+  /** Talk http instead of https to hosts without an explicit scheme. */
+  plainHttp?: boolean;
+  /** `user[:password]`; without a password, promptPassword is asked once. */
+  user?: string;
+  /** CA certificate files (PEM) trusted for every host, besides the system roots. */
+  tlsCaCert?: string[];
+  /** Do not verify TLS certificates. */
+  skipVerify?: boolean;
+  /** containerd-style hosts directory (`<dir>/<host[:port]>/hosts.toml`, `_default`). */
+  hostsDir?: string;
+  /** Docker config; default `$DOCKER_CONFIG/config.json` or `~/.docker/config.json`. */
+  dockerConfigPath?: string;
+  /** Error a transfer when no byte arrives for this long (default 30000). */
+  stallTimeoutMs?: number;
+  /** Retries of one request on transient failures (default 4). */
+  retries?: number;
+  promptPassword?: (user: string) => Promise<string>;
+  userAgent?: string;
+  /** Registry `Warning: 299` headers and retry notes. */
+  onWarning?: (msg: string) => void;
+  /** First backoff delay in ms (default 250); tests make it small. */
+  backoffBaseMs?: number;
+}
+
+export const DEFAULT_STALL_TIMEOUT_MS = 30_000;
+export const DEFAULT_USER_AGENT = "dist/0.1";
+/** Manifests and indexes larger than this are refused before they are read. */
+export const MAX_MANIFEST_SIZE = 4 << 20;
