@@ -21,6 +21,9 @@ export async function openImageStore(g: GlobalOptions): Promise<ImageStore> {
   return openSqliteImageStore(g.root, g.namespace);
 }
 
-export async function openSnapshotter(_g: GlobalOptions, _name?: string): Promise<Snapshotter> {
-  throw new UnimplementedError("snapshotters not built yet");
+/** The snapshotter `name` (overlay or native; the default when absent: overlay where root and supported). */
+export async function openSnapshotter(g: GlobalOptions, name?: string): Promise<Snapshotter> {
+  if (g.address) throw new UnimplementedError(`snapshotters over the daemon socket ${g.address} are not built yet`);
+  const { openSnapshotterAt } = await import("../snapshots/open.ts");
+  return openSnapshotterAt(g.root, name);
 }

@@ -18,7 +18,9 @@
 import { randomBytes } from "node:crypto";
 import { closeSync, openSync } from "node:fs";
 import { join } from "node:path";
-import { PassThrough, type Readable, Transform, type TransformCallback, Writable } from "node:stream";
+import type { Readable } from "node:stream";
+import { Transform, type TransformCallback } from "node:stream";
+import { applyLayer } from "../archive/apply.ts";
 import type { Info, Provider } from "../content/content.ts";
 import type { Descriptor } from "../descriptor.ts";
 import type { Digest } from "../digest.ts";
@@ -101,14 +103,10 @@ interface Slot {
   index: number;
   /** Settles when the blob is committed in the content store (or its fetch failed). */
   available: Deferred<void>;
-  /** Set while the loop waits for this layer and would take a teed download. */
-  teeWanted?: Deferred<Readable>;
-}
-
-async function defaultApply(): Promise<ApplyFn> {
-  const mod = "../archive/apply.ts";
-  const m = (await import(mod)) as { applyLayer: ApplyFn };
-  return m.applyLayer;
+  /** A download of this layer offered while the loop is at it (or about to be). */
+  offered?: Readable;
+  /** Set while the loop waits for this layer's bytes. */
+  wanted?: Deferred<Readable>;
 }
 
 /** Where a layer is applied for an active snapshot, read from its mounts. */
@@ -143,50 +141,13 @@ class Counter extends Transform {
   }
 }
 
-/**
- * What the fetch flow writes a layer's downloaded bytes into. It never fails
- * the download: when the applier stops early its bytes are dropped, and the
- * store keeps the blob either way.
- */
-class TeeSink extends Writable {
-  readonly #out: PassThrough;
-  constructor(out: PassThrough) {
-    super({ highWaterMark: 1 << 20 });
-    this.#out = out;
-  }
-  override _write(chunk: Buffer, _e: BufferEncoding, cb: (err?: Error | null) => void): void {
-    const out = this.#out;
-    if (out.destroyed || out.writableEnded) {
-      cb();
-      return;
-    }
-    if (out.write(chunk)) {
-      cb();
-      return;
-    }
-    const done = () => {
-      out.off("drain", done);
-      out.off("close", done);
-      cb();
-    };
-    out.on("drain", done);
-    out.on("close", done);
-  }
-  override _final(cb: (err?: Error | null) => void): void {
-    if (!this.#out.destroyed) this.#out.end();
-    cb();
-  }
-  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
-    if (!this.#out.writableFinished) this.#out.destroy(err ?? new Error("download stopped"));
-    cb(null);
-  }
-}
-
 export class Unpacker {
   readonly #opts: UnpackerOptions;
   readonly #slots: Slot[];
   readonly #done = deferred<Digest>();
   #started = false;
+  /** The layer the loop works on next: downloads of it are worth teeing. */
+  #cursor = 0;
 
   constructor(layers: Descriptor[], opts: UnpackerOptions) {
     this.#opts = opts;
@@ -243,19 +204,26 @@ export class Unpacker {
   }
 
   /**
-   * The fetch flow, as a fresh download of a blob starts: a sink to copy its bytes
-   * into when the unpacker is waiting for exactly this layer, else undefined.
-   * End it when the download ends; destroy it when the download fails.
+   * The fetch flow, as a fresh download of a blob starts: its bytes as they are
+   * written to the store (ending after the blob is committed). Kept and applied
+   * when the loop is at this layer; otherwise released at once (returns false)
+   * so the download runs at full speed and the blob is read back later.
    */
-  tee(digest: string): Writable | undefined {
-    for (const s of this.#slots) {
-      if (s.desc.digest === digest && s.teeWanted && !s.teeWanted.settled) {
-        const pt = new PassThrough({ highWaterMark: 4 << 20 });
-        s.teeWanted.resolve(pt);
-        return new TeeSink(pt);
-      }
+  offer(digest: string, stream: Readable): boolean {
+    const slot = this.#slots.find((s) => s.desc.digest === digest && s.index === this.#cursor && !s.offered);
+    if (!slot || slot.available.settled) {
+      stream.destroy();
+      return false;
     }
-    return undefined;
+    stream.on("error", () => {});
+    if (slot.wanted && !slot.wanted.settled) slot.wanted.resolve(stream);
+    else slot.offered = stream;
+    return true;
+  }
+
+  #release(slot: Slot): void {
+    slot.offered?.destroy();
+    slot.offered = undefined;
   }
 
   #emit(e: UnpackEvent): void {
@@ -274,7 +242,7 @@ export class Unpacker {
 
   async #run(diffIDs: Digest[], chains: Digest[]): Promise<Digest> {
     const o = this.#opts;
-    const apply = o.apply ?? (await defaultApply());
+    const apply = o.apply ?? applyLayer;
     const root = (o.snapshotter as { root?: string }).root;
     const lockDir = o.lockDir ?? (root ? join(root, "locks") : undefined);
     for (const s of this.#slots)
@@ -284,6 +252,7 @@ export class Unpacker {
       o.signal?.throwIfAborted();
       const chain = chains[slot.index];
       const diffID = diffIDs[slot.index];
+      this.#cursor = slot.index;
       let status: UnpackStatus = "exists";
       if (!(await this.#exists(chain))) {
         const lock: Lock | undefined = lockDir ? await acquireLock(lockDir, chain, o.signal) : undefined;
@@ -297,10 +266,12 @@ export class Unpacker {
           lock?.release();
         }
       }
+      this.#release(slot);
       this.#emit({ layer: slot.desc, index: slot.index, chainID: chain, status });
       await this.#label(slot.desc.digest, { "containerd.io/uncompressed": diffID });
       parent = chain;
     }
+    this.#cursor = this.#slots.length;
     return chains[chains.length - 1];
   }
 
@@ -319,13 +290,18 @@ export class Unpacker {
     }
   }
 
-  /** The layer's compressed bytes: the download itself when it starts now, else the stored blob. */
+  /** The layer's compressed bytes: the download itself when offered, else the stored blob. */
   async #source(slot: Slot): Promise<{ stream: Readable; teed: boolean }> {
+    const offered = slot.offered;
+    if (offered) {
+      slot.offered = undefined;
+      return { stream: offered, teed: true };
+    }
     if (!slot.available.settled) {
       const want = deferred<Readable>();
-      slot.teeWanted = want;
-      const got = await Promise.race([want.promise.then((s) => s), slot.available.promise.then(() => undefined)]);
-      slot.teeWanted = undefined;
+      slot.wanted = want;
+      const got = await Promise.race([want.promise, slot.available.promise.then(() => undefined)]);
+      slot.wanted = undefined;
       if (got) return { stream: got, teed: true };
     }
     await slot.available.promise;

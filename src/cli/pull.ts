@@ -1,0 +1,99 @@
+/**
+ * `dist pull REF`: resolve, fetch, record the image and unpack it into a
+ * snapshotter, with the progress table (waiting, downloading, extracting, done
+ * or exists), then `unpacking <platform> <digest>` per platform and `done`.
+ */
+import type { Command } from "commander";
+import { DistError, errorMessage } from "../errors.ts";
+import { log } from "../log.ts";
+import { ProgressRenderer } from "../progress/render.ts";
+import { ProgressTracker } from "../progress/tracker.ts";
+import { pull } from "../pull.ts";
+import { normalize } from "../reference/index.ts";
+import { createResolver } from "../remotes/docker/index.ts";
+import { commandSignal, globals } from "./globals.ts";
+import { openContentStore, openImageStore } from "./open.ts";
+import { addDownloadFlags, addPlatformFlags, downloadLimit, platformMatchers } from "./platform-flags.ts";
+import { addRegistryFlags, registryOptions } from "./registry-flags.ts";
+import { reportWarnings } from "./rootfs.ts";
+import { addSnapshotterFlag, snapshotterFor } from "./snapshots.ts";
+
+function naming(name: string, err: unknown): unknown {
+  const msg = errorMessage(err);
+  if (msg.includes(name)) return err;
+  if (err instanceof DistError) return new DistError(err.code, `${name}: ${msg}`, { cause: err });
+  return new Error(`${name}: ${msg}`, { cause: err });
+}
+
+export function register(program: Command): void {
+  const cmd = program
+    .command("pull")
+    .description("fetch an image into the content store, record its name and unpack it into snapshots")
+    .argument("<ref>", "image reference, e.g. docker.io/library/redis:latest");
+  addRegistryFlags(cmd);
+  addPlatformFlags(cmd);
+  addDownloadFlags(cmd);
+  addSnapshotterFlag(cmd);
+  cmd
+    .option("--print-chainid", "print the image's ChainID (the top snapshot) after unpacking")
+    .addHelpText(
+      "after",
+      `
+Layers are unpacked in order as soon as each one and its parent are there,
+while later layers still download. A layer whose snapshot (named by its
+ChainID) already exists is not extracted again. On failure nothing partial is
+committed; the blobs already fetched stay in the content store for the next pull.
+
+Examples:
+  dist pull docker.io/library/redis:latest
+  dist pull --plain-http 127.0.0.1:5000/busybox:latest --snapshotter native
+  dist pull --print-chainid --platform linux/arm64 ghcr.io/org/app:1.2`,
+    )
+    .action(async (ref: string, opts: Record<string, unknown>, c: Command) => {
+      const g = globals(c);
+      const name = normalize(ref);
+      const platforms = platformMatchers(opts as { platform?: string[]; allPlatforms?: boolean });
+      const limit = downloadLimit(opts as { maxConcurrentDownloads?: string });
+      const signal = commandSignal(g);
+      const resolver = createResolver(registryOptions(opts));
+      const content = await openContentStore(g);
+      const images = await openImageStore(g);
+      const snapshotter = await snapshotterFor(c);
+      const started = Date.now();
+      const tracker = new ProgressTracker();
+      const renderer = new ProgressRenderer(tracker).start();
+      const notes: string[] = [];
+      const warnings: string[] = [];
+      const unpacking: string[] = [];
+      let result: Awaited<ReturnType<typeof pull>>;
+      try {
+        result = await pull({
+          resolver,
+          content,
+          images,
+          ref: name,
+          snapshotter,
+          platforms,
+          limit,
+          signal,
+          progress: tracker,
+          onNote: (_d, msg) => notes.push(msg),
+          onWarning: (w) => warnings.push(w),
+          onUnpack: (platform, m) => unpacking.push(`unpacking ${platform} ${m.digest}...`),
+        });
+      } catch (err) {
+        throw naming(name, err);
+      } finally {
+        // lines printed while the table redraws would break it: they wait for the end
+        renderer.stop();
+        for (const n of notes) log.info(n);
+        reportWarnings(warnings);
+        await content.close?.();
+      }
+      for (const line of unpacking) process.stdout.write(`${line}\n`);
+      if (opts.printChainid) {
+        for (const u of result.unpacked) process.stdout.write(`image chain ID: ${u.chainID}\n`);
+      }
+      process.stdout.write(`done: ${((Date.now() - started) / 1000).toFixed(3)}s\n`);
+    });
+}
