@@ -7,11 +7,12 @@
 import { PassThrough, type Readable } from "node:stream";
 import type { Ingester, Provider, Writer } from "./content/content.ts";
 import type { Descriptor } from "./descriptor.ts";
+import { algorithmOf, digestOf } from "./digest.ts";
 import { DataLossError, errorMessage, isAlreadyExists, isNotFound } from "./errors.ts";
 import { childrenHandler, filterPlatforms, type NoteFn } from "./images/children.ts";
 import { dispatch, type Handler, handlers, Limiter, SKIP } from "./images/handlers.ts";
 import type { ImageStore } from "./images/image.ts";
-import { MAX_MANIFEST_SIZE, refuseSchema1 } from "./images/manifest.ts";
+import { childrenOf, MAX_MANIFEST_SIZE, refuseSchema1 } from "./images/manifest.ts";
 import { isAttestationManifest, isForeignLayer, isIndex, isManifest, refKey } from "./images/mediatypes.ts";
 import { defaultMatcher, type PlatformMatcher } from "./images/platforms.ts";
 import type { ProgressTracker } from "./progress/tracker.ts";
@@ -63,6 +64,9 @@ export async function fetchBlob(
     return "exists";
   }
   const run = async (): Promise<BlobResult> => {
+    // a manifest is checked whole before a writer exists, so a bad one leaves no trace
+    const manifest =
+      isManifest(desc.mediaType) || isIndex(desc.mediaType) ? await readManifest(fetcher, desc, key, opts) : undefined;
     let w: Writer;
     try {
       w = await store.writer({ ref: key, total: desc.size, expected: desc.digest, signal: opts.signal });
@@ -73,6 +77,7 @@ export async function fetchBlob(
       }
       throw err;
     }
+    if (manifest) return writeWhole(w, manifest, desc, key, opts);
     return copyInto(w, fetcher, desc, key, opts);
   };
   return opts.limiter ? opts.limiter.run(run, opts.signal) : run();
@@ -150,6 +155,57 @@ async function copyInto(
     }
     throw err;
   }
+}
+
+/**
+ * Manifests and indexes are read whole (they are capped), verified and parsed
+ * before anything is written, so a malformed one or one naming invalid
+ * digests never reaches the store.
+ */
+async function readManifest(fetcher: Fetcher, desc: Descriptor, key: string, opts: FetchBlobOptions): Promise<Buffer> {
+  opts.progress?.update(key, { state: "downloading", offset: 0, startOffset: 0, total: desc.size });
+  const body = await fetcher.fetch(desc, { signal: opts.signal });
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    n += chunk.length;
+    if (n > desc.size) {
+      body.destroy();
+      throw new DataLossError(`${key}: the registry sent more than the ${desc.size} bytes its descriptor says`);
+    }
+    chunks.push(chunk);
+  }
+  const bytes = Buffer.concat(chunks, n);
+  if (n !== desc.size) throw new DataLossError(`${key}: got ${n} bytes, expected ${desc.size}`);
+  const actual = digestOf(bytes, algorithmOf(desc.digest));
+  if (actual !== desc.digest) throw new DataLossError(`${key}: digest mismatch: got ${actual}`);
+  childrenOf(desc, bytes);
+  opts.progress?.update(key, { offset: n });
+  return bytes;
+}
+
+async function writeWhole(
+  w: Writer,
+  bytes: Buffer,
+  desc: Descriptor,
+  key: string,
+  opts: FetchBlobOptions,
+): Promise<BlobResult> {
+  try {
+    if (w.status().offset > 0) await w.truncate(0);
+    await w.write(bytes);
+    opts.progress?.update(key, { state: "committing" });
+    try {
+      await w.commit(desc.size, desc.digest);
+    } catch (err) {
+      if (!isAlreadyExists(err)) throw err;
+    }
+  } catch (err) {
+    await w.close().catch(() => {});
+    throw err;
+  }
+  opts.progress?.update(key, { state: "done" });
+  return "done";
 }
 
 function drained(s: PassThrough, signal?: AbortSignal): Promise<void> {

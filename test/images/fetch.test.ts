@@ -127,6 +127,25 @@ describe("fetchBlob", () => {
     assert.equal((await s.info(layer.digest)).size, 10_000);
   });
 
+  it("stores no manifest that names invalid digests or is malformed", async () => {
+    const p = new MemoryProvider();
+    const s = store();
+    const bad = p.addJson(
+      {
+        schemaVersion: 2,
+        config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: "sha256:nothex", size: 2 },
+        layers: [],
+      },
+      "application/vnd.oci.image.manifest.v1+json",
+    );
+    await assert.rejects(fetchBlob(s, new MemoryFetcher(p), bad), /invalid manifest .*config\.digest/);
+    await assert.rejects(s.info(bad.digest), { code: "NotFound" });
+    const broken = p.add("{", "application/vnd.oci.image.index.v1+json");
+    await assert.rejects(fetchBlob(s, new MemoryFetcher(p), broken), /malformed JSON/);
+    await assert.rejects(s.info(broken.digest), { code: "NotFound" });
+    assert.deepEqual(await s.listStatuses(), []);
+  });
+
   it("tees the bytes to a consumer, ending only after the commit", async () => {
     const p = new MemoryProvider();
     const layer = p.add("tee me", "application/vnd.oci.image.layer.v1.tar");
