@@ -4,26 +4,30 @@
  * same interfaces. Commands call these and never construct stores themselves.
  */
 import type { Store } from "../content/content.ts";
-import { UnimplementedError } from "../errors.ts";
 import type { ImageStore } from "../images/image.ts";
 import type { Snapshotter } from "../snapshots/snapshotter.ts";
 import type { GlobalOptions } from "./globals.ts";
 
+/** The daemon connection options of --address (set when this is called). */
+function remote(g: GlobalOptions) {
+  return { address: g.address as string, namespace: g.namespace, connectTimeout: g.connectTimeout };
+}
+
 export async function openContentStore(g: GlobalOptions): Promise<Store> {
-  if (g.address) throw new UnimplementedError(`content store over the daemon socket ${g.address} is not built yet`);
+  if (g.address) return (await import("../services/client/index.ts")).remoteContentStore(remote(g));
   const { LocalStore } = await import("../content/local/store.ts");
   return new LocalStore({ root: g.root, namespace: g.namespace });
 }
 
 export async function openImageStore(g: GlobalOptions): Promise<ImageStore> {
-  if (g.address) throw new UnimplementedError(`image store over the daemon socket ${g.address} is not built yet`);
+  if (g.address) return (await import("../services/client/index.ts")).remoteImageStore(remote(g));
   const { openSqliteImageStore } = await import("../metadata/images.ts");
   return openSqliteImageStore(g.root, g.namespace);
 }
 
 /** The snapshotter `name` (overlay or native; the default when absent: overlay where root and supported). */
 export async function openSnapshotter(g: GlobalOptions, name?: string): Promise<Snapshotter> {
-  if (g.address) throw new UnimplementedError(`snapshotters over the daemon socket ${g.address} are not built yet`);
+  if (g.address) return (await import("../services/client/index.ts")).remoteSnapshotter(remote(g), name);
   const { openSnapshotterAt } = await import("../snapshots/open.ts");
   return openSnapshotterAt(g.root, name);
 }

@@ -1,0 +1,51 @@
+/**
+ * Client adapters for `--address`: the content Store, ImageStore and
+ * Snapshotter interfaces over a containerd-compatible daemon socket (dist's
+ * own daemon or containerd). One connection per address and namespace.
+ */
+import { type Connection, connect } from "./connection.ts";
+import { RemoteContentStore } from "./content.ts";
+import { RemoteImageStore } from "./images.ts";
+import { RemoteSnapshotter } from "./snapshots.ts";
+
+export { type Connection, connect } from "./connection.ts";
+export { RemoteContentStore } from "./content.ts";
+export { RemoteImageStore } from "./images.ts";
+export { RemoteSnapshotter } from "./snapshots.ts";
+
+const connections = new Map<string, Connection>();
+
+export interface RemoteOptions {
+  address: string;
+  namespace: string;
+  connectTimeout?: number;
+}
+
+export function connection(o: RemoteOptions): Connection {
+  const key = `${o.address}\0${o.namespace}`;
+  let c = connections.get(key);
+  if (!c) {
+    c = connect(o.address, { namespace: o.namespace, connectTimeout: o.connectTimeout });
+    connections.set(key, c);
+  }
+  return c;
+}
+
+export function remoteContentStore(o: RemoteOptions): RemoteContentStore {
+  return new RemoteContentStore(connection(o));
+}
+
+export function remoteImageStore(o: RemoteOptions): RemoteImageStore {
+  return new RemoteImageStore(connection(o));
+}
+
+/** Our default snapshotter name over a daemon: overlay (containerd's default, "overlayfs"). */
+export function remoteSnapshotter(o: RemoteOptions, name?: string): RemoteSnapshotter {
+  return new RemoteSnapshotter(connection(o), name ?? "overlay");
+}
+
+/** Closes every connection (so the process can exit). */
+export function closeConnections(): void {
+  for (const c of connections.values()) c.close();
+  connections.clear();
+}
