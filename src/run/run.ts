@@ -1,0 +1,441 @@
+/**
+ * Running an image with runc, as `ctr run` does, in steps that each undo
+ * themselves on failure: resolve the image to its manifest, config and ChainID;
+ * claim the container id; prepare a snapshot keyed by the id on the ChainID;
+ * mount it (overlay) or use its directory (native); resolve the user in the
+ * rootfs; write config.json; hand the bundle to runc.
+ */
+import { closeSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
+import { constants } from "node:os";
+import { join } from "node:path";
+import type { Descriptor } from "../descriptor.ts";
+import type { Digest } from "../digest.ts";
+import {
+  AlreadyExistsError,
+  errorMessage,
+  FailedPreconditionError,
+  InvalidArgumentError,
+  NotFoundError,
+} from "../errors.ts";
+import type { ImageStore } from "../images/image.ts";
+import { type Manifest, readSmallBlob } from "../images/manifest.ts";
+import type { PlatformMatcher } from "../images/platforms.ts";
+import { log } from "../log.ts";
+import { type ImageConfig, parseImageConfig } from "../oci/image-config.ts";
+import { readUserFiles } from "../oci/rootfs.ts";
+import { buildSpec, processArgs, type Spec, type SpecOptions } from "../oci/spec.ts";
+import { resolveUser } from "../oci/user.ts";
+import { normalize } from "../reference/index.ts";
+import { mountAll, unmount } from "../snapshots/mount.ts";
+import type { Mount, Snapshotter } from "../snapshots/snapshotter.ts";
+import { chainID as chainIDOf } from "../unpack/chainid.ts";
+import { parseImageConfig as parseRootfsConfig, selectManifest, unpackManifest } from "../unpack/image.ts";
+import type { ContentAccess } from "../unpack/unpacker.ts";
+import {
+  type ContainerRecord,
+  containerDir,
+  readRecord,
+  reserveContainer,
+  validateContainerId,
+  writeRecord,
+} from "./containers.ts";
+import { isMountPoint, removeTree } from "./mounts.ts";
+import { Runc } from "./runc.ts";
+
+export interface RunDeps {
+  content: ContentAccess;
+  images: ImageStore;
+  snapshotter: Snapshotter;
+}
+
+export interface ResolvedImage {
+  name: string;
+  manifestDesc: Descriptor;
+  manifest: Manifest;
+  config: ImageConfig;
+  chainID: Digest;
+}
+
+const MAX_CONFIG = 8 << 20;
+
+/** The image record, its manifest for the platform, its config and the ChainID of its layers. */
+export async function resolveImage(
+  deps: Pick<RunDeps, "content" | "images">,
+  ref: string,
+  matcher?: PlatformMatcher,
+): Promise<ResolvedImage> {
+  const name = normalize(ref);
+  let target: Descriptor;
+  try {
+    target = (await deps.images.get(name)).target;
+  } catch (err) {
+    if (err instanceof NotFoundError)
+      throw new NotFoundError(`image "${name}" not found: pull it first (dist pull ${ref})`);
+    throw err;
+  }
+  const bytes = await readSmallBlob(deps.content, target);
+  const { desc, manifest } = await selectManifest(deps.content, target, bytes, matcher);
+  const cbytes = await readSmallBlob(deps.content, manifest.config, { max: MAX_CONFIG });
+  const config = parseImageConfig(cbytes, manifest.config.digest);
+  const chainID = chainIDOf(parseRootfsConfig(cbytes, manifest.config).diffIDs);
+  if (!chainID) throw new InvalidArgumentError(`image "${name}" has no layers: nothing to run`);
+  return { name, manifestDesc: desc, manifest, config, chainID };
+}
+
+/** Unpacks the image into the snapshotter unless its top snapshot is already there. */
+export async function ensureUnpacked(deps: RunDeps, image: ResolvedImage): Promise<void> {
+  try {
+    await deps.snapshotter.stat(image.chainID);
+    return;
+  } catch (err) {
+    if (!(err instanceof NotFoundError)) throw err;
+  }
+  log.debug(`unpacking ${image.name} into the ${deps.snapshotter.name} snapshotter`);
+  await unpackManifest(image.manifestDesc, image.manifest, { content: deps.content, snapshotter: deps.snapshotter });
+}
+
+/** Steps to undo, last first; the failure of one is reported and the rest still run. */
+export class Undo {
+  #steps: { what: string; fn: () => unknown }[] = [];
+  push(what: string, fn: () => unknown): void {
+    this.#steps.push({ what, fn });
+  }
+  async run(): Promise<void> {
+    while (this.#steps.length > 0) {
+      const s = this.#steps.pop();
+      if (!s) break;
+      try {
+        await s.fn();
+      } catch (err) {
+        log.warn(`cleanup: ${s.what}: ${errorMessage(err)}`);
+      }
+    }
+  }
+  clear(): void {
+    this.#steps = [];
+  }
+}
+
+/** A single read-write bind of a directory (native snapshotter): runc can use it as root.path directly. */
+function plainDirectory(mounts: Mount[]): string | undefined {
+  if (mounts.length !== 1) return undefined;
+  const m = mounts[0];
+  if (m.type !== "bind" || m.options.includes("ro")) return undefined;
+  return m.source;
+}
+
+/**
+ * Prepares snapshot `key` on the image and makes it a directory: the snapshot's own
+ * directory when it is a plain bind, else mounted at `mountpoint`. Undo steps go to `undo`.
+ */
+export async function prepareRootfs(
+  snapshotter: Snapshotter,
+  key: string,
+  parent: Digest,
+  mountpoint: string,
+  undo: Undo,
+  labels: Record<string, string> = {},
+): Promise<{ rootfs: string; mounted: boolean }> {
+  let mounts: Mount[];
+  try {
+    mounts = await snapshotter.prepare(key, parent, { labels });
+  } catch (err) {
+    if (err instanceof AlreadyExistsError) {
+      throw new AlreadyExistsError(
+        `snapshot "${key}" already exists in the ${snapshotter.name} snapshotter: it is in use by another container (dist rm ${key}, or dist snapshots rm ${key})`,
+      );
+    }
+    throw err;
+  }
+  undo.push(`remove snapshot ${key}`, () => snapshotter.remove(key));
+  const dir = plainDirectory(mounts);
+  if (dir) return { rootfs: dir, mounted: false };
+  await mkdir(mountpoint, { recursive: true });
+  mountAll(mounts, mountpoint);
+  undo.push(`unmount ${mountpoint}`, () => unmount(mountpoint));
+  return { rootfs: mountpoint, mounted: true };
+}
+
+/** Where runc keeps its state: tmpfs for the system-wide root, else inside --root. */
+export function defaultRuntimeRoot(root: string): string {
+  return process.getuid?.() === 0 && root === "/var/lib/dist" ? "/run/dist/runc" : join(root, "runc");
+}
+
+export interface CreateOptions {
+  root: string;
+  namespace: string;
+  id: string;
+  ref: string;
+  matcher?: PlatformMatcher;
+  /** The runtime binary (findRuntime) and its state root. */
+  runtime: string;
+  runtimeRoot: string;
+  /** --user; the image's User when absent. */
+  user?: string;
+  spec: SpecOptions;
+  detach: boolean;
+  autoRemove: boolean;
+}
+
+/** A container's hostname: its id, made a valid host name label. */
+function hostnameFor(id: string): string {
+  return (
+    id
+      .replace(/[^A-Za-z0-9.-]/g, "-")
+      .slice(0, 63)
+      .replace(/[.-]+$/, "") || "dist"
+  );
+}
+
+/** Creates everything a container needs, or nothing at all. */
+export async function createContainer(
+  deps: RunDeps,
+  opts: CreateOptions,
+): Promise<{ record: ContainerRecord; spec: Spec }> {
+  const id = validateContainerId(opts.id);
+  const image = await resolveImage(deps, opts.ref, opts.matcher);
+  if (processArgs(image.config.config, opts.spec).length === 0) {
+    throw new InvalidArgumentError(
+      `image "${image.name}" has no command (no Entrypoint or Cmd): give one after the image name`,
+    );
+  }
+  const undo = new Undo();
+  try {
+    const dir = reserveContainer(opts.root, id);
+    undo.push(`remove ${dir}`, () => removeTree(dir));
+    await ensureUnpacked(deps, image);
+    const bundle = join(dir, "bundle");
+    await mkdir(bundle, { mode: 0o711 });
+    const { rootfs, mounted } = await prepareRootfs(deps.snapshotter, id, image.chainID, join(bundle, "rootfs"), undo, {
+      "dist.container": id,
+    });
+    const user = resolveUser(opts.user ?? image.config.config.User ?? "", await readUserFiles(rootfs));
+    const spec = buildSpec(
+      image.config,
+      {
+        hostname: hostnameFor(id),
+        cgroupsPath: `/dist/${opts.namespace}/${id}`,
+        ...opts.spec,
+        rootPath: rootfs,
+      },
+      user,
+    );
+    writeFileSync(join(bundle, "config.json"), `${JSON.stringify(spec, null, 2)}\n`, { mode: 0o644 });
+    const record: ContainerRecord = {
+      id,
+      namespace: opts.namespace,
+      image: image.name,
+      manifest: image.manifestDesc.digest,
+      snapshotter: deps.snapshotter.name,
+      snapshotKey: id,
+      bundle,
+      rootfs,
+      mounted,
+      runtime: opts.runtime,
+      runtimeRoot: opts.runtimeRoot,
+      args: spec.process.args,
+      detached: opts.detach,
+      autoRemove: opts.autoRemove,
+      createdAt: new Date().toISOString(),
+    };
+    const stop = image.config.config.StopSignal;
+    if (stop) record.stopSignal = stop;
+    if (opts.detach) record.log = join(dir, "output.log");
+    writeRecord(opts.root, record);
+    undo.clear();
+    return { record, spec };
+  } catch (err) {
+    await undo.run();
+    throw err;
+  }
+}
+
+function runcLogError(file: string): string | undefined {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch {
+    return undefined;
+  }
+  let msg: string | undefined;
+  for (const line of text.split("\n")) {
+    if (!line.trim()) continue;
+    try {
+      const e = JSON.parse(line) as { level?: string; msg?: string };
+      if ((e.level === "error" || e.level === "fatal") && e.msg) msg = e.msg;
+    } catch {}
+  }
+  return msg;
+}
+
+/** docker's codes for a command that could not start: 127 not found, 126 not executable, 125 otherwise. */
+function startFailureCode(msg: string): number {
+  if (/no such file or directory|executable file not found/.test(msg)) return 127;
+  if (/permission denied|exec format error/.test(msg)) return 126;
+  return 125;
+}
+
+export interface StartOptions {
+  /** Keep stdin attached (docker -i); a TTY implies it. */
+  interactive?: boolean;
+}
+
+export interface StartResult {
+  /** The container's exit status, 128+n when killed by signal n; 125–127 when it never started. */
+  exitCode: number;
+  /** runc's own error when the container could not start. */
+  startError?: string;
+}
+
+const FORWARDED: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT"];
+
+/**
+ * Runs a created container in the foreground: its stdout and stderr are ours
+ * (runc passes its descriptors through when there is no terminal), its exit
+ * status comes back, and SIGINT/SIGTERM/SIGHUP/SIGQUIT sent to us are forwarded
+ * with `runc kill`.
+ */
+export async function startForeground(
+  root: string,
+  record: ContainerRecord,
+  opts: StartOptions = {},
+): Promise<StartResult> {
+  const runc = new Runc(record.runtime, record.runtimeRoot);
+  const tty = readConfigTerminal(record);
+  const attachStdin = tty || Boolean(opts.interactive);
+  // with a terminal (or stdin from one) runc must stay in our foreground process group;
+  // otherwise it gets its own, and terminal signals reach the container once, through us
+  const sameGroup = tty || (attachStdin && process.stdin.isTTY === true);
+  const logFile = join(containerDir(root, record.id), "runc.log");
+  const child = runc.run(record.id, record.bundle, {
+    stdio: [attachStdin ? "inherit" : "ignore", "inherit", "inherit"],
+    processGroup: !sameGroup,
+    log: logFile,
+  });
+  const handlers = new Map<NodeJS.Signals, () => void>();
+  for (const sig of FORWARDED) {
+    const h = () => {
+      if (sameGroup && (sig === "SIGINT" || sig === "SIGQUIT")) return; // the terminal sent it to runc too
+      runc.kill(record.id, sig).catch(() => {
+        // not created yet (or gone): runc itself forwards what it receives
+        child.kill(sig);
+      });
+    };
+    handlers.set(sig, h);
+    process.on(sig, h);
+  }
+  try {
+    const { code, signal } = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>(
+      (resolve, reject) => {
+        child.once("error", reject);
+        child.once("exit", (code, signal) => resolve({ code, signal }));
+      },
+    );
+    const startError = runcLogError(logFile);
+    if (startError && /runc run failed|unable to start|container_linux|create failed/.test(startError)) {
+      return { exitCode: startFailureCode(startError), startError };
+    }
+    if (code !== null) return { exitCode: code };
+    return { exitCode: 128 + (signal ? (constants.signals[signal] ?? 0) : 0) };
+  } finally {
+    for (const [sig, h] of handlers) process.off(sig, h);
+  }
+}
+
+/** Starts a created container detached: its output goes to the record's log file. */
+export async function startDetached(root: string, record: ContainerRecord): Promise<void> {
+  const runc = new Runc(record.runtime, record.runtimeRoot);
+  const logFile = join(containerDir(root, record.id), "runc.log");
+  const out = openSync(record.log ?? "/dev/null", "a", 0o600);
+  try {
+    const child = runc.run(record.id, record.bundle, {
+      detach: true,
+      stdio: ["ignore", out, out],
+      processGroup: true,
+      log: logFile,
+    });
+    const code = await new Promise<number | null>((resolve, reject) => {
+      child.once("error", reject);
+      child.once("exit", (c) => resolve(c));
+    });
+    if (code !== 0) {
+      throw new FailedPreconditionError(
+        `container ${record.id} did not start: ${runcLogError(logFile) ?? `runc exited with ${code}`}`,
+      );
+    }
+  } finally {
+    closeSync(out);
+  }
+}
+
+function readConfigTerminal(record: ContainerRecord): boolean {
+  try {
+    const spec = JSON.parse(readFileSync(join(record.bundle, "config.json"), "utf8")) as Spec;
+    return Boolean(spec.process?.terminal);
+  } catch {
+    return false;
+  }
+}
+
+export type ContainerStatus = "created" | "running" | "paused" | "stopped" | "creating" | "unknown";
+
+export async function containerStatus(record: ContainerRecord): Promise<{ status: ContainerStatus; pid?: number }> {
+  const st = await new Runc(record.runtime, record.runtimeRoot).state(record.id).catch(() => undefined);
+  if (!st) return { status: "stopped" };
+  const known = ["created", "running", "paused", "stopped", "creating"];
+  return {
+    status: (known.includes(st.status) ? st.status : "unknown") as ContainerStatus,
+    pid: st.pid || undefined,
+  };
+}
+
+/** Sends a signal to a container's process (all of its processes with `all`). */
+export async function killContainer(root: string, id: string, signal: string, opts: { all?: boolean } = {}) {
+  const record = readRecord(root, id);
+  const { status } = await containerStatus(record);
+  if (status !== "running" && status !== "paused" && status !== "created") {
+    throw new FailedPreconditionError(`container ${id} is not running (it is ${status})`);
+  }
+  await new Runc(record.runtime, record.runtimeRoot).kill(id, signal, opts);
+}
+
+/**
+ * Removes a container: runc's state, our mount, the snapshot and the directory.
+ * A running container is refused unless `force` (then killed first).
+ */
+export async function removeContainer(
+  root: string,
+  id: string,
+  snapshotter: Snapshotter | undefined,
+  opts: { force?: boolean } = {},
+): Promise<void> {
+  validateContainerId(id);
+  const record = readRecord(root, id);
+  const runc = new Runc(record.runtime, record.runtimeRoot);
+  const { status } = await containerStatus(record);
+  if (status === "running" || status === "paused" || status === "creating") {
+    if (!opts.force) {
+      throw new FailedPreconditionError(`container ${id} is ${status}: stop it first (dist kill ${id}) or use rm -f`);
+    }
+    await runc.kill(id, "KILL", { all: true }).catch(() => {});
+  }
+  if (status !== "stopped" || (await runc.state(id).catch(() => undefined))) {
+    await runc.delete(id, { force: true }).catch((err) => {
+      if (!(err instanceof NotFoundError)) throw err;
+    });
+  }
+  if (record.mounted && isMountPoint(record.rootfs)) unmount(record.rootfs);
+  if (snapshotter) {
+    await snapshotter.remove(record.snapshotKey).catch((err) => {
+      if (!(err instanceof NotFoundError)) throw err;
+    });
+  }
+  removeTree(containerDir(root, id));
+}
+
+/** After a foreground run without --rm: unmount, keep the snapshot and record (docker keeps stopped containers). */
+export function releaseMount(root: string, record: ContainerRecord): void {
+  if (record.mounted && isMountPoint(record.rootfs)) unmount(record.rootfs);
+  if (record.mounted) writeRecord(root, { ...record, mounted: false });
+}
