@@ -2,6 +2,7 @@
 import type { Command } from "commander";
 import { register as content } from "./content.ts";
 import { register as daemon } from "./daemon.ts";
+import { register as fetch } from "./fetch.ts";
 import { register as images } from "./images.ts";
 import { register as pull } from "./pull.ts";
 import { register as rootfs } from "./rootfs.ts";
@@ -9,7 +10,7 @@ import { register as snapshots } from "./snapshots.ts";
 
 type Register = (program: Command) => void;
 
-const registrations: Register[] = [images, content, daemon, pull, rootfs, snapshots];
+const registrations: Register[] = [images, content, daemon, pull, fetch, rootfs, snapshots];
 
 export function registerCommands(program: Command): void {
   for (const register of registrations) register(program);

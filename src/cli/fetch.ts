@@ -1,0 +1,208 @@
+/**
+ * `dist fetch-object REF [HINT...]` (the resolved object's bytes to stdout) and
+ * `dist fetch REF` (every blob of the selected platforms into the content
+ * store, with the seed's progress table).
+ */
+import type { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import type { Command } from "commander";
+import type { Descriptor } from "../descriptor.ts";
+import { type Digest, validateDigest } from "../digest.ts";
+import { DistError, errorMessage, InvalidArgumentError, isNotFound } from "../errors.ts";
+import { fetchImage, fetchObject } from "../fetch.ts";
+import { isIndex, isManifest } from "../images/mediatypes.ts";
+import { log } from "../log.ts";
+import { ProgressRenderer } from "../progress/render.ts";
+import { ProgressTracker } from "../progress/tracker.ts";
+import { normalize, parseReference } from "../reference/index.ts";
+import { createResolver } from "../remotes/docker/index.ts";
+import type { Fetcher } from "../remotes/remotes.ts";
+import { commandSignal, globals, parseSize } from "./globals.ts";
+import { openContentStore, openImageStore } from "./open.ts";
+import { addDownloadFlags, addPlatformFlags, downloadLimit, platformMatchers } from "./platform-flags.ts";
+import { addRegistryFlags, registryOptions } from "./registry-flags.ts";
+
+function usage(message: string): InvalidArgumentError {
+  return Object.assign(new InvalidArgumentError(message), { usage: true });
+}
+
+/** `kind:value` hints, as the seed's remotes.HintValues read them. */
+export function parseHints(hints: string[]): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const h of hints) {
+    const i = h.indexOf(":");
+    if (i <= 0 || i === h.length - 1)
+      throw usage(
+        `invalid hint "${h}": expected kind:value, e.g. mediatype:application/vnd.oci.image.manifest.v1+json`,
+      );
+    const kind = h.slice(0, i).toLowerCase();
+    if (kind !== "mediatype" && kind !== "size")
+      throw usage(`unknown hint kind "${kind}" in "${h}": expected mediatype or size`);
+    out.set(kind, [...(out.get(kind) ?? []), h.slice(i + 1)]);
+  }
+  return out;
+}
+
+/** A digest-addressed blob to fetch without resolving: a digest reference with a non-manifest `mediatype:` hint. */
+function blobRequest(
+  ref: string,
+  hints: Map<string, string[]>,
+): { digest: Digest; mediaType: string; size?: number } | undefined {
+  const mt = hints.get("mediatype")?.[0];
+  const size = hints.get("size")?.[0];
+  if (!mt || isManifest(mt) || isIndex(mt)) return undefined;
+  const parsed = parseReference(ref, { defaultTag: false });
+  if (!parsed.digest) throw usage(`a ${mt} hint needs a reference by digest (name@sha256:…)`);
+  return {
+    digest: validateDigest(parsed.digest),
+    mediaType: mt,
+    size: size === undefined ? undefined : parseSize(size),
+  };
+}
+
+/** The docker fetcher can look a digest up without a descriptor; other fetchers need a size hint. */
+interface ByDigest {
+  fetchByDigest(
+    digest: Digest,
+    opts: { mediaType?: string; signal?: AbortSignal },
+  ): Promise<{ desc: Descriptor; stream: Readable }>;
+}
+function canFetchByDigest(f: Fetcher): f is Fetcher & ByDigest {
+  return typeof (f as Partial<ByDigest>).fetchByDigest === "function";
+}
+
+function registerFetchObject(program: Command): void {
+  const cmd = program
+    .command("fetch-object")
+    .description("resolve a reference and write the object's bytes (a manifest or index) to stdout")
+    .argument("<ref>", "image reference, by tag or digest")
+    .argument("[hints...]", "kind:value hints: mediatype:<type>, size:<bytes> (to fetch a blob by digest)");
+  addRegistryFlags(cmd);
+  cmd
+    .addHelpText(
+      "after",
+      `
+Only the object's bytes go to stdout (verified against the digest while they
+stream), so the output can be piped into jq or a file.
+
+Examples:
+  dist fetch-object docker.io/library/redis:latest | jq .
+  dist fetch-object --plain-http 127.0.0.1:5000/busybox@sha256:4c8f…8059
+  dist fetch-object --plain-http 127.0.0.1:5000/busybox@sha256:3b28…99c4 \\
+      mediatype:application/vnd.oci.image.layer.v1.tar+gzip size:2158 > layer.tgz`,
+    )
+    .action(async (ref: string, hintArgs: string[], opts: Record<string, unknown>, c: Command) => {
+      const g = globals(c);
+      const hints = parseHints(hintArgs);
+      const name = normalize(ref);
+      const signal = commandSignal(g);
+      const resolver = createResolver(registryOptions(opts));
+      const blob = blobRequest(name, hints);
+      log.debug(`resolving ${name}`);
+      if (blob) {
+        const fetcher = await resolver.fetcher(name);
+        let stream: Readable;
+        if (blob.size !== undefined) {
+          stream = await fetcher.fetch({ mediaType: blob.mediaType, digest: blob.digest, size: blob.size }, { signal });
+        } else if (canFetchByDigest(fetcher)) {
+          stream = (await fetcher.fetchByDigest(blob.digest, { mediaType: blob.mediaType, signal })).stream;
+        } else {
+          throw usage(`fetching the blob ${blob.digest} needs a size:<bytes> hint`);
+        }
+        log.debug(`fetching ${blob.digest}`);
+        await pipeline(stream, process.stdout, { signal, end: false });
+        return;
+      }
+      let found: { desc: Descriptor; stream: Readable };
+      try {
+        found = await fetchObject(resolver, name, { signal });
+      } catch (err) {
+        // a digest the registry does not know as a manifest may be a blob
+        const digest = parseReference(name, { defaultTag: false }).digest;
+        const fetcher = isNotFound(err) && digest ? await resolver.fetcher(name) : undefined;
+        if (!digest || !fetcher || !canFetchByDigest(fetcher)) throw naming(name, err);
+        found = await fetcher.fetchByDigest(validateDigest(digest), { signal }).catch((e) => {
+          throw naming(name, e);
+        });
+      }
+      const { desc, stream } = found;
+      const wanted = hints.get("mediatype");
+      if (wanted && !wanted.includes(desc.mediaType)) {
+        log.warn(`${name} is ${desc.mediaType}, not ${wanted.join(" or ")}`);
+      }
+      log.debug(`fetching ${desc.digest} (${desc.mediaType}, ${desc.size} bytes)`);
+      await pipeline(stream, process.stdout, { signal, end: false });
+    });
+}
+
+/** The same error, its message prefixed with the reference unless it names it already. */
+function naming(name: string, err: unknown): unknown {
+  const msg = errorMessage(err);
+  if (msg.includes(name)) return err;
+  if (err instanceof DistError) return new DistError(err.code, `${name}: ${msg}`, { cause: err });
+  return new Error(`${name}: ${msg}`, { cause: err });
+}
+
+function registerFetch(program: Command): void {
+  const cmd = program
+    .command("fetch")
+    .description("fetch every blob of an image (for the selected platforms) into the content store and record its name")
+    .argument("<ref>", "image reference, e.g. docker.io/library/redis:latest or 127.0.0.1:5000/app@sha256:…");
+  addRegistryFlags(cmd);
+  addPlatformFlags(cmd);
+  addDownloadFlags(cmd);
+  cmd
+    .addHelpText(
+      "after",
+      `
+Progress goes to stdout: a table redrawn every 100 ms on a terminal, one line
+per state change otherwise (or with CI=true). Blobs already in the store show
+as "exists"; an interrupted download resumes where it stopped. Attestation
+manifests are left out unless --all-platforms is given.
+
+Examples:
+  dist fetch docker.io/library/redis:latest
+  dist fetch --plain-http 127.0.0.1:5000/busybox:latest --platform linux/arm64
+  dist fetch ghcr.io/org/app:1.2 --all-platforms --max-concurrent-downloads 6
+  dist fetch -u user registry.example.com/team/app:latest   # asks for the password`,
+    )
+    .action(async (ref: string, opts: Record<string, unknown>, c: Command) => {
+      const g = globals(c);
+      const name = normalize(ref);
+      const platforms = platformMatchers(opts as { platform?: string[]; allPlatforms?: boolean });
+      const limit = downloadLimit(opts as { maxConcurrentDownloads?: string });
+      const signal = commandSignal(g);
+      const resolver = createResolver(registryOptions(opts));
+      const store = await openContentStore(g);
+      const images = await openImageStore(g);
+      const tracker = new ProgressTracker();
+      const renderer = new ProgressRenderer(tracker).start();
+      // notes wait for the end: lines on the terminal would break the redrawn table
+      const notes: string[] = [];
+      try {
+        await fetchImage({
+          resolver,
+          store,
+          ref: name,
+          platforms,
+          limit,
+          signal,
+          progress: tracker,
+          onNote: (_d, msg) => notes.push(msg),
+          images,
+        });
+      } catch (err) {
+        renderer.stop();
+        throw naming(name, err);
+      } finally {
+        renderer.stop();
+        for (const n of notes) log.info(n);
+        await store.close?.();
+      }
+    });
+}
+
+export function register(program: Command): void {
+  registerFetchObject(program);
+  registerFetch(program);
+}
