@@ -168,7 +168,7 @@ describe("registry client against the real registry", () => {
       readAll(await pf.fetch(layer)),
       "Unavailable",
       new RegExp(
-        `${proxy}/tiny/busybox:oci: cannot reach ${proxy}: .*fetching blob ${layer.digest}, at byte \\d+ of ${layer.size}`,
+        `^${proxy}/tiny/busybox:oci: fetching blob ${layer.digest}: connection lost \\(.*\\) at byte \\d+ of ${layer.size} after 1 retries from ${proxy}$`,
       ),
     );
     const flip = await tb.proxy(tb.plain, "flip", { only: layer.digest });

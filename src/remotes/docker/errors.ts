@@ -196,10 +196,10 @@ export function isRetryableNetworkError(err: unknown): boolean {
   ].includes(code);
 }
 
-/** A one-line explanation of a transport failure talking to `host`. */
-export function networkError(ref: string, host: string, err: unknown): UnavailableError | InvalidArgumentError {
+/** Why a transport operation failed, in a few words (no host, no reference). */
+export function networkReason(err: unknown): string {
   const code = errorCode(err);
-  const why = (() => {
+  return (() => {
     switch (code) {
       case "ECONNREFUSED":
         return "connection refused";
@@ -227,6 +227,12 @@ export function networkError(ref: string, host: string, err: unknown): Unavailab
         return (err as Error)?.message ? oneLine((err as Error).message) : String(err);
     }
   })();
+}
+
+/** A one-line explanation of a transport failure talking to `host`. */
+export function networkError(ref: string, host: string, err: unknown): UnavailableError | InvalidArgumentError {
+  const code = errorCode(err);
+  const why = networkReason(err);
   const msg = `${ref}: cannot reach ${host}: ${why}`;
   if (code && TLS_CODES.has(code)) return new InvalidArgumentError(msg, { cause: err });
   return new UnavailableError(msg, { cause: err });

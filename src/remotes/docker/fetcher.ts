@@ -18,7 +18,7 @@ import { isIndex, isManifest, isSchema1, MANIFEST_ACCEPT } from "../../images/me
 import type { Fetcher, FetchOptions } from "../remotes.ts";
 import { repositoryScope } from "./challenge.ts";
 import { drain, header, type RegistryClient, type RegistryResponse, type RequestSpec } from "./client.ts";
-import { dataLoss, isRetryableNetworkError, networkError } from "./errors.ts";
+import { dataLoss, isRetryableNetworkError, networkReason } from "./errors.ts";
 import type { RegistryHost } from "./hosts.ts";
 import { MAX_MANIFEST_SIZE } from "./options.ts";
 import { sleep } from "./retry.ts";
@@ -206,8 +206,8 @@ export class DockerFetcher implements Fetcher {
     const what = `fetching blob ${desc.digest}`;
     const verifier = new VerifyingStream(
       offset === 0
-        ? { expected: desc.digest, size: desc.size, what: `${ref}: ${desc.digest}`, highWaterMark: 1 << 20 }
-        : { size: desc.size - offset, what: `${ref}: ${desc.digest} from byte ${offset}`, highWaterMark: 1 << 20 },
+        ? { expected: desc.digest, size: desc.size, what: `${ref}: ${what}`, highWaterMark: 1 << 20 }
+        : { size: desc.size - offset, what: `${ref}: ${what} from byte ${offset}`, highWaterMark: 1 << 20 },
     );
     if (offset === desc.size) {
       verifier.end();
@@ -262,15 +262,12 @@ export class DockerFetcher implements Fetcher {
         if (signal?.aborted) throw signal.reason;
         const host = cur.res.host;
         if (!isRetryableNetworkError(failure) || retriesLeft <= 0) {
-          if (failure instanceof StallError) {
-            throw new UnavailableError(
-              `${ref}: ${what}: ${failure.message} at byte ${offset + delivered} of ${desc.size}${attempt ? ` after ${attempt} retries` : ""}`,
-            );
-          }
-          const e = networkError(ref, host.host, failure);
-          throw new UnavailableError(`${e.message} (${what}, at byte ${offset + delivered} of ${desc.size})`, {
-            cause: failure,
-          });
+          const why = failure instanceof StallError ? failure.message : `connection lost (${networkReason(failure)})`;
+          const retried = attempt > 0 ? ` after ${attempt} retries` : "";
+          throw new UnavailableError(
+            `${ref}: ${what}: ${why} at byte ${offset + delivered} of ${desc.size}${retried} from ${host.host}`,
+            { cause: failure },
+          );
         }
         retriesLeft--;
         const delay = client.backoff(attempt++);
