@@ -10,11 +10,14 @@ import { TarParser } from "./tar/reader.ts";
 export interface WorkerInit {
   root: string;
   opts: Omit<ApplierOptions, "onWarning">;
+  /** Slots of slotSize bytes the main thread fills; a message names the slot and its length. */
+  shared: SharedArrayBuffer;
+  slotSize: number;
 }
 
-export type ToWorker = { chunk: Uint8Array } | { end: true };
+export type ToWorker = { slot: number; length: number } | { end: true };
 export type FromWorker =
-  | { ack: number }
+  | { ack: number } // the slot is free again
   | { warning: string }
   | { done: true; bytes: number }
   | { error: { message: string; code?: string; name?: string } };
@@ -31,9 +34,9 @@ let failed = false;
 port.on("message", (m: ToWorker) => {
   if (failed) return;
   try {
-    if ("chunk" in m) {
-      parser.push(Buffer.from(m.chunk.buffer, m.chunk.byteOffset, m.chunk.byteLength));
-      port.postMessage({ ack: m.chunk.byteLength } satisfies FromWorker);
+    if ("slot" in m) {
+      parser.push(Buffer.from(init.shared, m.slot * init.slotSize, m.length));
+      port.postMessage({ ack: m.slot } satisfies FromWorker);
     } else {
       parser.finish();
       applier.finish();

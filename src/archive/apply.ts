@@ -49,8 +49,9 @@ export interface ApplyResult {
   compressedDigest?: Digest;
 }
 
-const IN_FLIGHT = 8 << 20;
-const COALESCE = 1 << 20;
+/** The shared slots between the main thread and the applier worker: 8 MiB in flight at most. */
+const SLOTS = 8;
+const SLOT_SIZE = 1 << 20;
 
 /** The umask without changing it (process.umask() cannot be called in workers). */
 function currentUmask(): number {
@@ -93,7 +94,7 @@ export async function applyLayer(root: string, layer: Readable, opts: ApplyOptio
   }
   opts.signal?.throwIfAborted();
   const euid = process.geteuid?.() ?? -1;
-  const init: WorkerInit = {
+  const init: Omit<WorkerInit, "shared" | "slotSize"> = {
     root: realRoot,
     opts: {
       sameOwner: opts.sameOwner ?? euid === 0,
@@ -161,7 +162,7 @@ interface Sink {
   cancel(reason: unknown): void;
 }
 
-function inlineSink(init: WorkerInit, onWarning: (m: string) => void): Sink {
+function inlineSink(init: Omit<WorkerInit, "shared" | "slotSize">, onWarning: (m: string) => void): Sink {
   const applier = new LayerApplier(init.root, { ...init.opts, onWarning });
   const parser = new TarParser(applier);
   return {
@@ -178,9 +179,15 @@ function inlineSink(init: WorkerInit, onWarning: (m: string) => void): Sink {
   };
 }
 
-function workerSink(init: WorkerInit, onWarning: (m: string) => void): Sink {
-  const worker = new Worker(new URL("./apply-worker.ts", import.meta.url), { workerData: init });
-  let inFlight = 0;
+function workerSink(init: Omit<WorkerInit, "shared" | "slotSize">, onWarning: (m: string) => void): Sink {
+  // chunks travel through a fixed pool of shared slots: no allocation per chunk, so
+  // memory stays flat (transferred buffers pile up until the worker's GC runs)
+  const shared = new SharedArrayBuffer(SLOTS * SLOT_SIZE);
+  const worker = new Worker(new URL("./apply-worker.ts", import.meta.url), {
+    workerData: { ...init, shared, slotSize: SLOT_SIZE } satisfies WorkerInit,
+  });
+  const free: number[] = [];
+  for (let i = SLOTS - 1; i >= 0; i--) free.push(i);
   let failure: Error | undefined;
   let wake: (() => void) | undefined;
   let finished: ((err?: Error) => void) | undefined;
@@ -192,8 +199,8 @@ function workerSink(init: WorkerInit, onWarning: (m: string) => void): Sink {
   };
   worker.on("message", (m: FromWorker) => {
     if ("ack" in m) {
-      inFlight -= m.ack;
-      if (inFlight <= IN_FLIGHT) wake?.();
+      free.push(m.ack);
+      wake?.();
     } else if ("warning" in m) {
       onWarning(m.warning);
     } else if ("done" in m) {
@@ -207,42 +214,44 @@ function workerSink(init: WorkerInit, onWarning: (m: string) => void): Sink {
   worker.on("exit", (code) => {
     if (!done) fail(failure ?? new Error(`layer apply worker exited (code ${code}) before finishing`));
   });
-  const post = (m: ToWorker, transfer?: ArrayBuffer[]) => worker.postMessage(m, transfer);
-  // small chunks (64 KiB from a file) are gathered so each message carries ~1 MiB
-  let pending: Buffer[] = [];
-  let pendingBytes = 0;
-  const flush = () => {
-    if (pendingBytes === 0) return;
-    // a private copy: zlib's chunks share one ArrayBuffer, which cannot be transferred
-    const copy = new Uint8Array(pendingBytes);
-    let off = 0;
-    for (const b of pending) {
-      copy.set(b, off);
-      off += b.length;
-    }
-    pending = [];
-    pendingBytes = 0;
-    inFlight += copy.length;
-    post({ chunk: copy }, [copy.buffer]);
+  const post = (m: ToWorker) => worker.postMessage(m);
+  let slot = -1;
+  let view: Uint8Array | undefined;
+  let used = 0;
+  const send = () => {
+    if (slot >= 0 && used > 0) post({ slot, length: used });
+    else if (slot >= 0) free.push(slot);
+    slot = -1;
+    view = undefined;
+    used = 0;
   };
   return {
     async push(chunk) {
-      if (failure) throw failure;
-      pending.push(chunk);
-      pendingBytes += chunk.length;
-      if (pendingBytes < COALESCE) return;
-      flush();
-      while (inFlight > IN_FLIGHT && !failure) {
-        await new Promise<void>((r) => {
-          wake = r;
-        });
-        wake = undefined;
+      let off = 0;
+      while (off < chunk.length) {
+        if (failure) throw failure;
+        if (slot < 0) {
+          while (free.length === 0 && !failure) {
+            await new Promise<void>((r) => {
+              wake = r;
+            });
+            wake = undefined;
+          }
+          if (failure) throw failure;
+          slot = free.pop()!;
+          view = new Uint8Array(shared, slot * SLOT_SIZE, SLOT_SIZE);
+          used = 0;
+        }
+        const n = Math.min(chunk.length - off, SLOT_SIZE - used);
+        view!.set(chunk.subarray(off, off + n), used);
+        used += n;
+        off += n;
+        if (used === SLOT_SIZE) send();
       }
-      if (failure) throw failure;
     },
     async end() {
       if (failure) throw failure;
-      flush();
+      send();
       await new Promise<void>((resolve, reject) => {
         finished = (err) => (err ? reject(err) : resolve());
         if (done) resolve();
