@@ -1,0 +1,429 @@
+/**
+ * `dist bundle`, `dist run`, `dist ps`, `dist kill`, `dist rm`: running pulled
+ * images with runc. Thin: flags become SpecOptions and the work is in src/run.
+ */
+import { randomBytes } from "node:crypto";
+import type { Command } from "commander";
+import { errorMessage, FailedPreconditionError, InvalidArgumentError } from "../errors.ts";
+import { formatAge } from "../format.ts";
+import { log } from "../log.ts";
+import type { SpecOptions } from "../oci/spec.ts";
+import { createBundle, readBundleRecord, removeBundle } from "../run/bundle.ts";
+import { listRecords, readRecord, validateContainerId } from "../run/containers.ts";
+import {
+  containerStatus,
+  createContainer,
+  defaultRuntimeRoot,
+  killContainer,
+  releaseMount,
+  removeContainer,
+  startDetached,
+  startForeground,
+} from "../run/run.ts";
+import { findRuntime } from "../run/runc.ts";
+import { globals } from "./globals.ts";
+import { openContentStore, openImageStore, openSnapshotter } from "./open.ts";
+import { addPlatformFlags, platformMatcher } from "./platform-flags.ts";
+import { addSnapshotterFlag, snapshotterFor } from "./snapshots.ts";
+import { outputFormat, printJson, printTable } from "./table.ts";
+
+function usage(message: string): InvalidArgumentError {
+  return Object.assign(new InvalidArgumentError(message), { usage: true });
+}
+
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+/** Global options that take a value, so the command name can be found after them. */
+const GLOBAL_WITH_VALUE = new Set(["--root", "-n", "--namespace", "--timeout", "-a", "--address", "--connect-timeout"]);
+
+/** The subcommand named on the command line (the first operand after the global options). */
+function invokedCommand(argv: string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === "--") return argv[i + 1];
+    if (GLOBAL_WITH_VALUE.has(a)) {
+      i++;
+      continue;
+    }
+    if (a.startsWith("-")) continue;
+    return a;
+  }
+  return undefined;
+}
+
+interface SpecFlags {
+  env?: string[];
+  cwd?: string;
+  user?: string;
+  tty?: boolean;
+  entrypoint?: string;
+  hostname?: string;
+  readOnly?: boolean;
+  platform?: string[];
+}
+
+function addSpecFlags(cmd: Command): Command {
+  addPlatformFlags(cmd);
+  addSnapshotterFlag(cmd);
+  return cmd
+    .option("-e, --env <KEY=VALUE>", "set an environment variable (repeatable; KEY alone takes our own value)", collect)
+    .option("-w, --cwd <dir>", "working directory inside the container (default: the image's)")
+    .option("-u, --user <user>", "name, uid, name:group or uid:gid, looked up in the image (default: the image's)")
+    .option("-t, --tty", "allocate a terminal")
+    .option("--entrypoint <cmd>", 'replace the image\'s entrypoint (and drop its Cmd); "" clears it')
+    .option("--hostname <name>", "the container's host name (default: its id)")
+    .option("--read-only", "mount the root filesystem read-only");
+}
+
+/** docker's -e: KEY=VALUE, or KEY alone for the value in our own environment (dropped when unset). */
+function envEntries(entries: string[] = []): string[] {
+  const out: string[] = [];
+  for (const e of entries) {
+    if (e.includes("=")) out.push(e);
+    else if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(e)) throw usage(`invalid --env "${e}": expected KEY=VALUE or KEY`);
+    else if (process.env[e] !== undefined) out.push(`${e}=${process.env[e]}`);
+  }
+  return out;
+}
+
+function specOptions(o: SpecFlags, command: string[]): SpecOptions {
+  const s: SpecOptions = { env: envEntries(o.env) };
+  if (command.length > 0) s.args = command;
+  if (o.entrypoint !== undefined) s.entrypoint = o.entrypoint === "" ? [] : [o.entrypoint];
+  if (o.cwd !== undefined) s.cwd = o.cwd;
+  if (o.tty) s.tty = true;
+  if (o.hostname !== undefined) s.hostname = o.hostname;
+  if (o.readOnly) s.readonlyRootfs = true;
+  return s;
+}
+
+function registerBundle(program: Command): void {
+  const cmd = program
+    .command("bundle")
+    .description("write an OCI runtime bundle (config.json and rootfs/) for an image, for runc or any OCI runtime")
+    .argument("<ref>", "image reference (pulled already), or the bundle directory with --remove")
+    .argument("[dir]", "bundle directory (created; must be empty if it exists)")
+    .argument("[command...]", "command and arguments replacing the image's Cmd");
+  addSpecFlags(cmd)
+    .option("--copy", "copy the snapshot into rootfs/ instead of mounting it (the default without root)")
+    .option("--remove", "remove the bundle at <ref>: unmount rootfs/, drop its snapshot, delete the directory")
+    .allowUnknownOption()
+    .addHelpText(
+      "after",
+      `
+As root, rootfs/ is the image's snapshot mounted in place (overlay, or a bind
+of a native snapshot) and stays mounted until "dist bundle --remove DIR".
+Without root it is a copy of a native snapshot. Options for the command go
+after "--".
+
+Examples:
+  dist bundle docker.io/library/redis:latest /tmp/redis
+  runc run --bundle /tmp/redis redis1
+  dist bundle --remove /tmp/redis
+  dist bundle -e DEBUG=1 --user nobody 127.0.0.1:5000/tiny/busybox:oci /tmp/bb -- sh -c 'id; env'`,
+    )
+    .action(async (ref: string, dir: string | undefined, command: string[], o: SpecFlags & Record<string, unknown>) => {
+      const g = globals(cmd);
+      if (o.remove) {
+        if (dir !== undefined) throw usage("bundle --remove takes only the bundle directory");
+        const rec = readBundleRecord(ref);
+        const snapshotter = rec.snapshotKey ? await openSnapshotter(g, rec.snapshotter) : undefined;
+        await removeBundle(ref, snapshotter);
+        return;
+      }
+      if (dir === undefined) throw usage("bundle needs an image reference and a directory");
+      const deps = {
+        content: await openContentStore(g),
+        images: await openImageStore(g),
+        snapshotter: await snapshotterFor(cmd),
+      };
+      const r = await createBundle(deps, {
+        ref,
+        dir,
+        matcher: platformMatcher(o),
+        user: o.user,
+        spec: specOptions(o, command),
+        copy: Boolean(o.copy) || undefined,
+      });
+      process.stdout.write(`${r.dir}\n`);
+    });
+  passThroughAfterImage(program, cmd);
+}
+
+interface RunFlags extends SpecFlags {
+  rm?: boolean;
+  id?: string;
+  detach?: boolean;
+  interactive?: boolean;
+  runtime?: string;
+  runtimeRoot?: string;
+}
+
+function registerRun(program: Command): void {
+  const cmd = program
+    .command("run")
+    .description("run a pulled image's command in a container with runc")
+    .argument("<ref>", "image reference (pulled already)")
+    .argument("[command...]", "command and arguments: replace the image's Cmd (its Entrypoint stays)");
+  addSpecFlags(cmd)
+    .option("--id <id>", "container id (default: random)")
+    .option("--rm", "remove the container (snapshot, bundle, state) when it exits")
+    .option("-d, --detach", "start it in the background and print its id (output goes to a log file)")
+    .option("-i, --interactive", "keep stdin attached")
+    .option("--runtime <path>", "OCI runtime binary (default: runc on PATH)")
+    .option("--runtime-root <dir>", "runc state directory (default /run/dist/runc as root, else <root>/runc)")
+    .allowUnknownOption()
+    .addHelpText(
+      "after",
+      `
+Arguments after the image replace its Cmd and keep its Entrypoint, as docker
+does. The exit status is the container's (128+n when a signal n killed it;
+125 when runc could not start it, 126/127 when the command cannot run).
+stdout and stderr stay apart; SIGINT, SIGTERM, SIGHUP and SIGQUIT are
+forwarded to the container. Needs root and runc (Debian package "runc").
+
+Examples:
+  dist pull docker.io/library/redis:latest
+  dist run --rm docker.io/library/redis:latest
+  dist run --rm --id hello 127.0.0.1:5000/tiny/busybox:oci sh -c 'echo hi; exit 3'
+  dist run --rm -t -i --user nobody -e FOO=bar -w /tmp 127.0.0.1:5000/tiny/busybox:oci sh
+  dist run -d --id web docker.io/library/nginx:latest && dist ps && dist rm -f web`,
+    )
+    .action(async (ref: string, command: string[], o: RunFlags) => {
+      const g = globals(cmd);
+      if (process.getuid?.() !== 0) {
+        throw new FailedPreconditionError("dist run needs root (runc runs rootful containers here): use sudo");
+      }
+      if (o.detach && o.tty) throw usage("--tty with --detach is not supported (no console socket): drop one of them");
+      if (o.detach && o.rm) throw usage("--rm with --detach is not supported: dist rm the container after it exits");
+      const id = validateContainerId(o.id ?? randomBytes(8).toString("hex"));
+      const runtime = findRuntime(o.runtime);
+      const deps = {
+        content: await openContentStore(g),
+        images: await openImageStore(g),
+        snapshotter: await snapshotterFor(cmd),
+      };
+      const { record } = await createContainer(deps, {
+        root: g.root,
+        namespace: g.namespace,
+        id,
+        ref,
+        matcher: platformMatcher(o),
+        runtime,
+        runtimeRoot: o.runtimeRoot ?? defaultRuntimeRoot(g.root),
+        user: o.user,
+        spec: specOptions(o, command),
+        detach: Boolean(o.detach),
+        autoRemove: Boolean(o.rm),
+      });
+      if (o.detach) {
+        try {
+          await startDetached(g.root, record);
+        } catch (err) {
+          await removeContainer(g.root, id, deps.snapshotter, { force: true }).catch((e) =>
+            log.warn(`cleanup of ${id}: ${errorMessage(e)}`),
+          );
+          throw err;
+        }
+        process.stdout.write(`${id}\n`);
+        return;
+      }
+      let exitCode = 125;
+      let startError: string | undefined;
+      try {
+        ({ exitCode, startError } = await startForeground(g.root, record, { interactive: o.interactive }));
+      } finally {
+        try {
+          // a container that never started is of no use: it goes, --rm or not
+          if (o.rm || startError !== undefined || exitCode === 125) {
+            await removeContainer(g.root, id, deps.snapshotter, { force: true });
+          } else releaseMount(g.root, record);
+        } catch (err) {
+          log.warn(`cleanup of ${id}: ${errorMessage(err)}`);
+        }
+      }
+      process.exitCode = exitCode;
+    });
+  passThroughAfterImage(program, cmd);
+}
+
+/**
+ * Options after the image belong to the container's command (`dist run IMAGE ls -a -n`),
+ * so when this command is the one invoked, parsing stops at its first operand and
+ * global options must come before the command name (as with docker).
+ */
+function passThroughAfterImage(program: Command, cmd: Command): void {
+  if (invokedCommand(process.argv.slice(2)) !== cmd.name()) return;
+  program.enablePositionalOptions();
+  cmd.passThroughOptions();
+}
+
+function registerPs(program: Command): void {
+  const cmd = program
+    .command("ps")
+    .description("list containers made by dist run, with their status")
+    .option("-q, --quiet", "print only the ids")
+    .option("--output <format>", "table or json", "table")
+    .addHelpText(
+      "after",
+      `
+Examples:
+  dist ps
+  dist ps -q | xargs -r dist rm -f
+  dist ps --output json | jq '.[] | select(.status == "running") | .id'`,
+    )
+    .action(async (o: { quiet?: boolean; output?: string }) => {
+      const g = globals(cmd);
+      const format = outputFormat(o.output);
+      const rows = await Promise.all(
+        listRecords(g.root).map(async (r) => ({ record: r, ...(await containerStatus(r)) })),
+      );
+      if (o.quiet) {
+        for (const r of rows) process.stdout.write(`${r.record.id}\n`);
+        return;
+      }
+      if (format === "json") {
+        printJson(
+          rows.map(({ record: r, status, pid }) => ({
+            id: r.id,
+            image: r.image,
+            command: r.args,
+            status,
+            pid,
+            createdAt: r.createdAt,
+            snapshotter: r.snapshotter,
+            snapshotKey: r.snapshotKey,
+            bundle: r.bundle,
+            log: r.log,
+          })),
+        );
+        return;
+      }
+      printTable(
+        ["CONTAINER", "IMAGE", "COMMAND", "CREATED", "STATUS", "PID"],
+        rows.map(({ record: r, status, pid }) => [
+          r.id,
+          r.image,
+          JSON.stringify(r.args.join(" ").slice(0, 40)),
+          `${formatAge(Date.now() - Date.parse(r.createdAt))} ago`,
+          status,
+          pid && status !== "stopped" ? String(pid) : "-",
+        ]),
+      );
+    });
+}
+
+/** SIGTERM, TERM, 15 → what runc kill accepts; anything else is refused here with a clear message. */
+function parseSignal(s: string): string {
+  if (/^\d{1,2}$/.test(s) && Number(s) >= 1 && Number(s) <= 64) return s;
+  const name = s.toUpperCase().replace(/^SIG/, "");
+  if (isSignal(name)) return `SIG${name}`;
+  throw usage(`invalid signal "${s}": expected a name like SIGTERM, TERM or KILL, or a number`);
+}
+
+function isSignal(name: string): boolean {
+  return [
+    "HUP",
+    "INT",
+    "QUIT",
+    "ILL",
+    "TRAP",
+    "ABRT",
+    "BUS",
+    "FPE",
+    "KILL",
+    "USR1",
+    "SEGV",
+    "USR2",
+    "PIPE",
+    "ALRM",
+    "TERM",
+    "STKFLT",
+    "CHLD",
+    "CONT",
+    "STOP",
+    "TSTP",
+    "TTIN",
+    "TTOU",
+    "URG",
+    "XCPU",
+    "XFSZ",
+    "VTALRM",
+    "PROF",
+    "WINCH",
+    "IO",
+    "PWR",
+    "SYS",
+  ].includes(name);
+}
+
+function registerKill(program: Command): void {
+  const cmd = program
+    .command("kill")
+    .description("send a signal to a running container (default SIGTERM)")
+    .argument("<id...>", "container ids")
+    .option("-s, --signal <signal>", "signal name or number", "SIGTERM")
+    .option("--all", "signal every process of the container, not only its first")
+    .addHelpText(
+      "after",
+      `
+Examples:
+  dist kill web
+  dist kill -s KILL web
+  dist kill -s SIGHUP --all web worker`,
+    )
+    .action(async (ids: string[], o: { signal: string; all?: boolean }) => {
+      const g = globals(cmd);
+      const sig = parseSignal(o.signal);
+      for (const id of ids) await killContainer(g.root, validateContainerId(id), sig, { all: o.all });
+    });
+}
+
+/**
+ * `dist rm` is the container command (docker's and nerdctl's meaning); a content
+ * command that also answers to `rm` as an alias keeps its other names.
+ */
+function claimRm(program: Command): void {
+  for (const other of program.commands) {
+    const aliases = other.aliases();
+    if (aliases.includes("rm")) {
+      (other as unknown as { _aliases: string[] })._aliases = aliases.filter((a) => a !== "rm");
+    }
+  }
+}
+
+function registerRm(program: Command): void {
+  claimRm(program);
+  const cmd = program
+    .command("rm")
+    .description("remove containers: runc state, rootfs mount, snapshot and bundle")
+    .argument("<id...>", "container ids")
+    .option("-f, --force", "kill running containers first")
+    .addHelpText(
+      "after",
+      `
+Examples:
+  dist rm web
+  dist rm -f web worker
+  dist ps -q | xargs -r dist rm -f`,
+    )
+    .action(async (ids: string[], o: { force?: boolean }) => {
+      const g = globals(cmd);
+      for (const id of ids) {
+        const rec = readRecord(g.root, validateContainerId(id));
+        const snapshotter = await openSnapshotter(g, rec.snapshotter);
+        await removeContainer(g.root, id, snapshotter, { force: o.force });
+        process.stdout.write(`${id}\n`);
+      }
+    });
+}
+
+export function register(program: Command): void {
+  registerBundle(program);
+  registerRun(program);
+  registerPs(program);
+  registerKill(program);
+  registerRm(program);
+}

@@ -1,0 +1,148 @@
+/**
+ * `dist bundle`: an OCI runtime bundle on disk (config.json + rootfs/) for any
+ * runtime to use. As root the rootfs is the image's snapshot mounted at
+ * DIR/rootfs (overlay, or a bind of the native snapshot); without root it is a
+ * copy of a native snapshot, and the snapshot is dropped at once. What has to be
+ * undone is written to DIR/dist-bundle.json for `dist bundle --remove DIR`.
+ */
+import { execFile } from "node:child_process";
+import { createHash } from "node:crypto";
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { promisify } from "node:util";
+import { AlreadyExistsError, FailedPreconditionError, NotFoundError } from "../errors.ts";
+import type { PlatformMatcher } from "../images/platforms.ts";
+import { readUserFiles } from "../oci/rootfs.ts";
+import { buildSpec, processArgs, type Spec, type SpecOptions } from "../oci/spec.ts";
+import { resolveUser } from "../oci/user.ts";
+import { mountAll, unmount } from "../snapshots/mount.ts";
+import type { Snapshotter } from "../snapshots/snapshotter.ts";
+import { isMountPoint, removeTree } from "./mounts.ts";
+import { ensureUnpacked, type RunDeps, resolveImage, Undo } from "./run.ts";
+
+const execFileAsync = promisify(execFile);
+
+export const BUNDLE_RECORD = "dist-bundle.json";
+
+export interface BundleRecord {
+  image: string;
+  manifest: string;
+  snapshotter: string;
+  /** The snapshot behind rootfs/, absent for a copy. */
+  snapshotKey?: string;
+  /** rootfs/ is a mount of ours. */
+  mounted: boolean;
+}
+
+export interface BundleOptions {
+  ref: string;
+  dir: string;
+  matcher?: PlatformMatcher;
+  user?: string;
+  spec: SpecOptions;
+  /** Copy the snapshot instead of mounting it (the default without root). */
+  copy?: boolean;
+}
+
+/** The snapshot key of a bundle: one per bundle directory, so two bundles never share a rootfs. */
+export function bundleKey(dir: string): string {
+  return `bundle-${createHash("sha256").update(resolve(dir)).digest("hex").slice(0, 16)}`;
+}
+
+export async function createBundle(
+  deps: RunDeps,
+  opts: BundleOptions,
+): Promise<{ dir: string; spec: Spec; record: BundleRecord }> {
+  const dir = resolve(opts.dir);
+  const image = await resolveImage(deps, opts.ref, opts.matcher);
+  if (processArgs(image.config.config, opts.spec).length === 0) {
+    throw new FailedPreconditionError(
+      `image "${image.name}" has no command (no Entrypoint or Cmd): give one after the directory`,
+    );
+  }
+  let existed = true;
+  try {
+    if (readdirSync(dir).length > 0) throw new FailedPreconditionError(`bundle directory ${dir} is not empty`);
+  } catch (err) {
+    if ((err as { code?: string }).code !== "ENOENT") throw err;
+    existed = false;
+  }
+  const undo = new Undo();
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o711 });
+    undo.push(`remove ${dir}`, () => {
+      if (!existed) return removeTree(dir);
+      for (const f of ["rootfs", "config.json", BUNDLE_RECORD]) removeTree(join(dir, f));
+    });
+    await ensureUnpacked(deps, image);
+    const key = bundleKey(dir);
+    const copy = opts.copy ?? process.getuid?.() !== 0;
+    const rootfs = join(dir, "rootfs");
+    mkdirSync(rootfs, { mode: 0o755 });
+    const record: BundleRecord = {
+      image: image.name,
+      manifest: image.manifestDesc.digest,
+      snapshotter: deps.snapshotter.name,
+      mounted: false,
+    };
+    const mounts = await deps.snapshotter
+      .prepare(key, image.chainID, { labels: { "dist.bundle": dir } })
+      .catch((err) => {
+        if (!(err instanceof AlreadyExistsError)) throw err;
+        throw new AlreadyExistsError(
+          `snapshot "${key}" for bundle ${dir} already exists: remove the old bundle first (dist bundle --remove ${dir})`,
+        );
+      });
+    undo.push(`remove snapshot ${key}`, () => deps.snapshotter.remove(key));
+    if (copy) {
+      const m = mounts.length === 1 && mounts[0].type === "bind" ? mounts[0] : undefined;
+      if (!m) {
+        throw new FailedPreconditionError(
+          `the ${deps.snapshotter.name} snapshotter needs a mount (root) for a bundle: run as root or use --snapshotter native`,
+        );
+      }
+      // cp -a keeps modes, times, links, special files and (as root) owners
+      await execFileAsync("cp", ["-a", "--", `${m.source}/.`, rootfs]);
+      await deps.snapshotter.remove(key);
+    } else {
+      mountAll(mounts, rootfs);
+      undo.push(`unmount ${rootfs}`, () => unmount(rootfs));
+      record.snapshotKey = key;
+      record.mounted = true;
+    }
+    const user = resolveUser(opts.user ?? image.config.config.User ?? "", await readUserFiles(rootfs));
+    const spec = buildSpec(image.config, { hostname: "dist", ...opts.spec, rootPath: "rootfs" }, user);
+    writeFileSync(join(dir, "config.json"), `${JSON.stringify(spec, null, 2)}\n`, { mode: 0o644 });
+    writeFileSync(join(dir, BUNDLE_RECORD), `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600 });
+    undo.clear();
+    return { dir, spec, record };
+  } catch (err) {
+    await undo.run();
+    throw err;
+  }
+}
+
+export function readBundleRecord(dir: string): BundleRecord {
+  try {
+    return JSON.parse(readFileSync(join(resolve(dir), BUNDLE_RECORD), "utf8")) as BundleRecord;
+  } catch (err) {
+    if ((err as { code?: string }).code === "ENOENT") {
+      throw new NotFoundError(`${dir} is not a bundle made by dist bundle (no ${BUNDLE_RECORD})`);
+    }
+    throw err;
+  }
+}
+
+/** Unmounts, drops the snapshot and deletes the bundle directory. */
+export async function removeBundle(dir: string, snapshotter: Snapshotter | undefined): Promise<void> {
+  const abs = resolve(dir);
+  const record = readBundleRecord(abs);
+  const rootfs = join(abs, "rootfs");
+  if (record.mounted && isMountPoint(rootfs)) unmount(rootfs);
+  if (record.snapshotKey && snapshotter) {
+    await snapshotter.remove(record.snapshotKey).catch((err) => {
+      if (!(err instanceof NotFoundError)) throw err;
+    });
+  }
+  removeTree(abs);
+}
