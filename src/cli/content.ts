@@ -7,7 +7,6 @@ import { createReadStream } from "node:fs";
 import { pipeline } from "node:stream/promises";
 import { isatty } from "node:tty";
 import type { Command } from "commander";
-import koffi from "koffi";
 import type { Info, Status, Store } from "../content/content.ts";
 import { writeBlob } from "../content/helpers.ts";
 import { validateDigest } from "../digest.ts";
@@ -40,8 +39,9 @@ const F_SETPIPE_SZ = 1031;
  * Grows the pipe on stdin to 1 MiB (when it is a pipe and the kernel allows),
  * so each read returns up to 1 MiB instead of 64 KiB: far fewer syscalls.
  */
-function enlargePipe(fd: number): void {
+async function enlargePipe(fd: number): Promise<void> {
   try {
+    const { default: koffi } = await import("koffi");
     const fcntl = koffi.load("libc.so.6").func("int fcntl(int fd, int cmd, ...)") as (...a: unknown[]) => number;
     fcntl(fd, F_SETPIPE_SZ, "int", 1 << 20);
   } catch {
@@ -77,7 +77,7 @@ Examples:
       if (isatty(0)) throw new InvalidArgumentError("refusing to ingest from a terminal: pipe the content into stdin");
       const signal = commandSignal(g);
       await withStore(g, async (store) => {
-        enlargePipe(0);
+        await enlargePipe(0);
         const stdin = createReadStream("/dev/stdin", { fd: 0, highWaterMark: 1 << 20, autoClose: false, signal });
         try {
           await writeBlob(store, ref, stdin, { size, expected, labels, signal });
