@@ -36,7 +36,13 @@ async function resolveName(store: ImageStore, name: string): Promise<string> {
       throw err;
     }
     if (n === name) throw err;
-    await store.get(n);
+    try {
+      await store.get(n);
+    } catch (err2) {
+      // name what the user typed, not its normalised form
+      if (isNotFound(err2)) throw err;
+      throw err2;
+    }
     return n;
   }
 }

@@ -107,7 +107,8 @@ export class ProgressRenderer {
   #lines = 0;
   #stopped = false;
   readonly #onChange = (e: Readonly<ProgressEntry>, stateChanged: boolean) => {
-    if (stateChanged) this.#out.write(`${plainLine(e)}\n`);
+    // committing is a moment between the last byte and done: not worth a line of its own
+    if (stateChanged && e.state !== "committing") this.#out.write(`${plainLine(e)}\n`);
   };
 
   constructor(tracker: ProgressTracker, opts: RendererOptions = {}) {
