@@ -71,7 +71,9 @@ async function describe(provider: Provider, image: Image, matcher: PlatformMatch
     const all = await check(provider, image.target, allPlatforms(), { signal });
     row.sizeAll = all.presentSize;
     try {
-      row.size = (await check(provider, image.target, matcher, { signal })).requiredSize;
+      const mine = await check(provider, image.target, matcher, { signal });
+      // the platform's manifest was never fetched: its size is unknown here
+      row.size = mine.known ? mine.requiredSize : all.presentSize;
     } catch (err) {
       if (!isNotFound(err)) throw err;
       row.size = all.presentSize;
