@@ -133,7 +133,7 @@ export class FsSnapshotter implements Snapshotter {
       });
       return this.#driver.mounts(this.dirOf(r), kind, parentDirs);
     } catch (err) {
-      await rm(tmp, { recursive: true, force: true });
+      await removeTree(tmp).catch(() => {});
       throw err;
     }
   }

@@ -5,6 +5,8 @@
  * read-only without copying.
  */
 import { spawn } from "node:child_process";
+import { chmod, lstat, readdir } from "node:fs/promises";
+import { join } from "node:path";
 import type { DatabaseSync } from "node:sqlite";
 import { FailedPreconditionError } from "../../errors.ts";
 import { type Driver, FsSnapshotter } from "../fs-snapshotter.ts";
@@ -34,9 +36,43 @@ export function copyTree(src: string, dst: string, signal?: AbortSignal): Promis
   });
 }
 
+/**
+ * Without root, files the owner cannot read (a layer's mode 0000 file) or
+ * directories it cannot list stop a copy. Their owner may lend itself access
+ * for the copy: add u+r (u+rx for directories), copy, restore the modes on both
+ * sides. Only entries we own can be lent; others fail the copy as before.
+ */
+async function copyUnprivileged(src: string, dst: string): Promise<void> {
+  const uid = process.getuid?.() ?? 0;
+  const lent: { rel: string; mode: number }[] = [];
+  const visit = async (rel: string): Promise<void> => {
+    const p = rel ? join(src, rel) : src;
+    const st = await lstat(p);
+    if (st.isSymbolicLink()) return;
+    const need = st.isDirectory() ? 0o500 : st.isFile() ? 0o400 : 0;
+    if (need && (st.mode & need) !== need && st.uid === uid) {
+      lent.push({ rel, mode: st.mode & 0o7777 });
+      await chmod(p, (st.mode & 0o7777) | need);
+    }
+    if (st.isDirectory()) for (const n of await readdir(p)) await visit(rel ? `${rel}/${n}` : n);
+  };
+  try {
+    await visit("");
+    await copyTree(src, dst);
+  } finally {
+    // deepest first, so a directory is closed again after its contents
+    for (const { rel, mode } of lent.reverse()) {
+      await chmod(rel ? join(src, rel) : src, mode).catch(() => {});
+      await chmod(rel ? join(dst, rel) : dst, mode).catch(() => {});
+    }
+  }
+}
+
 export const nativeDriver: Driver = {
   async populate(dir: string, kind: "active" | "view", parentDirs: string[]): Promise<void> {
-    if (kind === "active" && parentDirs.length > 0) await copyTree(parentDirs[0], dir);
+    if (kind !== "active" || parentDirs.length === 0) return;
+    if (process.getuid?.() === 0) await copyTree(parentDirs[0], dir);
+    else await copyUnprivileged(parentDirs[0], dir);
   },
   mounts(dir: string, kind: Kind, parentDirs: string[]): Mount[] {
     if (kind === "view") {
