@@ -13,7 +13,15 @@ import { childrenHandler, filterPlatforms, type NoteFn } from "./images/children
 import { dispatch, type Handler, handlers, Limiter, SKIP } from "./images/handlers.ts";
 import type { ImageStore } from "./images/image.ts";
 import { childrenOf, MAX_MANIFEST_SIZE, refuseSchema1 } from "./images/manifest.ts";
-import { isAttestationManifest, isForeignLayer, isIndex, isManifest, refKey } from "./images/mediatypes.ts";
+import {
+  descriptorKind,
+  isAttestationManifest,
+  isForeignLayer,
+  isIndex,
+  isManifest,
+  isSchema1,
+  refKey,
+} from "./images/mediatypes.ts";
 import { defaultMatcher, type PlatformMatcher } from "./images/platforms.ts";
 import type { ProgressTracker } from "./progress/tracker.ts";
 import type { Fetcher, Resolver } from "./remotes/remotes.ts";
@@ -310,6 +318,9 @@ export async function fetchImage(opts: FetchImageOptions): Promise<FetchImageRes
   const children = filterPlatforms(childrenHandler(store), opts.platforms ?? [defaultMatcher()], opts.onNote);
   const record: Handler = async (desc) => {
     if (isManifest(desc.mediaType) && !isAttestationManifest(desc)) manifests.set(desc.digest, desc);
+    if (descriptorKind(desc) === "unknown" && !isSchema1(desc.mediaType)) {
+      opts.onNote?.(desc, `unknown media type ${desc.mediaType} (${desc.digest}): stored as a blob, not interpreted`);
+    }
     return [];
   };
   // children are shown as waiting as soon as they are known, as containerd's table does

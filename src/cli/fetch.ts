@@ -37,7 +37,7 @@ export function parseHints(hints: string[]): Map<string, string[]> {
       );
     const kind = h.slice(0, i).toLowerCase();
     if (kind !== "mediatype" && kind !== "size")
-      throw usage(`unknown hint kind "${kind}" in "${h}": expected mediatype or size`);
+      log.warn(`hint "${h}" ignored: only mediatype and size hints are used`);
     out.set(kind, [...(out.get(kind) ?? []), h.slice(i + 1)]);
   }
   return out;

@@ -10,6 +10,7 @@ export interface ProgressOutput {
   write(s: string): unknown;
   isTTY?: boolean;
   columns?: number;
+  rows?: number;
 }
 
 export interface RendererOptions {
@@ -146,7 +147,21 @@ export class ProgressRenderer {
 
   /** The table frame as text (without cursor movement). */
   frame(): string {
-    const rows = this.#tracker.entries().map((e) => rowOf(e, this.#color));
+    let entries = [...this.#tracker.entries()];
+    // a frame taller than the terminal cannot be redrawn in place: finished objects make room first
+    const room = this.#out.rows && this.#out.rows > 3 ? this.#out.rows - 2 : Number.POSITIVE_INFINITY;
+    if (entries.length > room) {
+      let drop = entries.length - room;
+      entries = entries.filter((e, i) => {
+        if (drop > 0 && i > 0 && (e.state === "done" || e.state === "exists")) {
+          drop--;
+          return false;
+        }
+        return true;
+      });
+      if (entries.length > room) entries = [entries[0], ...entries.slice(entries.length - room + 1)];
+    }
+    const rows = entries.map((e) => rowOf(e, this.#color));
     const lines = align([...rows, summaryCells(this.#tracker)]);
     return `${lines.join("\n")}\n`;
   }

@@ -106,6 +106,20 @@ describe("ProgressRenderer", () => {
     assert.match(second, /total: 4\.0 KiB\s+\(4\.0 KiB\/s\)/);
   });
 
+  it("keeps a frame within the terminal's height, dropping finished objects first", () => {
+    const t = new ProgressTracker();
+    t.set("ref", "resolved");
+    for (let i = 0; i < 8; i++) t.update(`layer-${i}`, { state: i < 6 ? "done" : "downloading", total: 10 });
+    const s = sink(true);
+    const frame = new ProgressRenderer(t, { out: { ...s.out, rows: 6 }, mode: "table", color: false }).frame();
+    const lines = frame.trimEnd().split("\n");
+    assert.equal(lines.length, 5);
+    assert.match(lines[0], /^ref:/);
+    assert.match(lines[2], /^layer-6:\s+downloading/);
+    assert.match(lines[3], /^layer-7:\s+downloading/);
+    assert.match(lines[4], /^elapsed/);
+  });
+
   it("bar clamps and fills proportionally", () => {
     assert.equal(bar(0.5, 12), "|+++++-----|");
     assert.equal(bar(2, 6), "|++++|");
