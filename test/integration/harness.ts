@@ -123,8 +123,12 @@ export interface Testbed {
   umociUnpack(image: string, bundle: string, args?: readonly string[]): Promise<void>;
   /** skopeo copy -q SRC DEST, with TLS verification off for docker:// ends. */
   skopeoCopy(src: string, dest: string, args?: readonly string[]): Promise<void>;
-  /** Copies `ADDR/REPO:TAG` from a plain registry into a fresh OCI layout (tag "t"); returns the layout dir. */
-  skopeoPull(ref: string, args?: readonly string[]): Promise<string>;
+  /**
+   * Copies `ADDR/REPO:TAG` from a plain registry into a fresh OCI layout (tag "t"), or with
+   * transport "dir" into a directory of blobs named by hex digest (bytes as served: no
+   * Docker-to-OCI conversion); returns the directory.
+   */
+  skopeoPull(ref: string, args?: readonly string[], transport?: "oci" | "dir"): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -280,9 +284,9 @@ async function start(): Promise<Testbed> {
         ];
         await must("skopeo", ["copy", "-q", ...tlsArgs, ...args, src, dest]);
       },
-      skopeoPull: async (ref, args = []) => {
+      skopeoPull: async (ref, args = [], transport = "oci") => {
         const dir = tempDir("skopeo");
-        await tb.skopeoCopy(`docker://${ref}`, `oci:${dir}:t`, args);
+        await tb.skopeoCopy(`docker://${ref}`, transport === "oci" ? `oci:${dir}:t` : `dir:${dir}`, args);
         return dir;
       },
       stop: async () => {

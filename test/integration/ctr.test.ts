@@ -1,0 +1,166 @@
+/**
+ * The real ctr (containerd 1.6) against `dist daemon`: content, images,
+ * namespaces, leases, snapshots, version, and a client-side `images pull`
+ * that fetches and unpacks through our services.
+ */
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { type DaemonProcess, startDaemonProcess } from "../services/fixture.ts";
+import { run } from "./fixtures/exec.ts";
+import { type Testbed, testbed } from "./harness.ts";
+
+let tb: Testbed;
+let d: DaemonProcess;
+let tmp: string;
+
+async function ctr(args: string[], opts: { ns?: string; input?: string | Buffer } = {}) {
+  const r = await run("ctr", ["--address", d.sock, "--namespace", opts.ns ?? "default", ...args], {
+    input: opts.input,
+    timeoutMs: 120_000,
+  });
+  return { code: r.code, stdout: r.stdout.toString(), stderr: r.stderr.toString(), bytes: r.stdout };
+}
+
+async function ctrOk(args: string[], opts: { ns?: string; input?: string | Buffer } = {}) {
+  const r = await ctr(args, opts);
+  assert.equal(
+    r.code,
+    0,
+    `ctr ${args.join(" ")} failed: ${r.stderr}\ndaemon log tail:\n${d.logs().split("\n").slice(-8).join("\n")}`,
+  );
+  return r;
+}
+
+const sha256 = (b: string | Buffer) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
+
+before(async () => {
+  tb = await testbed();
+  tmp = mkdtempSync(join(tmpdir(), "dist-ctr-"));
+  d = await startDaemonProcess(join(tmp, "root"), join(tmp, "run", "dist.sock"));
+});
+
+after(async () => {
+  const code = await d?.stop();
+  assert.equal(code, 0, `daemon exit code ${code}:\n${d?.logs().split("\n").slice(-10).join("\n")}`);
+  assert.ok(!existsSync(d.sock), "the socket is removed at shutdown");
+  rmSync(tmp, { recursive: true, force: true });
+  await tb?.stop();
+});
+
+describe("ctr against dist daemon", () => {
+  test("the socket is 0660 in a 0711 directory", () => {
+    assert.equal(statSync(d.sock).mode & 0o777, 0o660);
+    assert.equal(statSync(join(tmp, "run")).mode & 0o777, 0o711);
+  });
+
+  test("ctr version shows the dist server and a uuid", async () => {
+    const r = await ctrOk(["version"]);
+    assert.match(r.stdout, /Server:\s+Version:\s+dist /);
+    assert.match(r.stdout, /UUID: [0-9a-f-]{36}/);
+  });
+
+  test("content ingest, ls, get, label, active, rm", async () => {
+    const data = "hello from ctr\n";
+    const dg = sha256(data);
+    await ctrOk(["content", "ingest", "--expected-size", String(data.length), "--expected-digest", dg, "ctr-ref-1"], {
+      input: data,
+    });
+    const ls = await ctrOk(["content", "ls"]);
+    assert.match(ls.stdout, new RegExp(`${dg}\\s+${data.length}B`));
+    const get = await ctrOk(["content", "get", dg]);
+    assert.equal(get.stdout, data);
+    const lab = await ctrOk(["content", "label", dg, "dist.test/a=1", "dist.test/b=two"]);
+    assert.match(lab.stdout, /dist.test\/a=1/);
+    assert.match((await ctrOk(["content", "ls"])).stdout, /dist.test\/a=1,dist.test\/b=two/);
+    await ctrOk(["content", "label", dg, "dist.test/a="]);
+    const after1 = (await ctrOk(["content", "ls"])).stdout;
+    assert.doesNotMatch(after1, /dist.test\/a=1/);
+    assert.match(after1, /dist.test\/b=two/);
+    // a filter ctr passes through
+    const q = await ctrOk(["content", "ls", "-q", `digest==${dg}`]);
+    assert.equal(q.stdout.trim(), dg);
+
+    // an ingest that ends early stays active (resumable), then ctr content active lists it
+    const partial = await ctr(["content", "ingest", "--expected-size", "100", "ctr-partial"], { input: "short" });
+    assert.notEqual(partial.code, 0, "a short ingest fails its commit");
+    const active = await ctrOk(["content", "active"]);
+    assert.match(active.stdout, /ctr-partial\s+5B/);
+
+    await ctrOk(["content", "rm", dg]);
+    assert.doesNotMatch((await ctrOk(["content", "ls"])).stdout, new RegExp(dg));
+    const gone = await ctr(["content", "get", dg]);
+    assert.notEqual(gone.code, 0);
+    assert.match(gone.stderr, /not found/);
+  });
+
+  test("content ingest of a wrong digest is refused and nothing is stored", async () => {
+    const r = await ctr(["content", "ingest", "--expected-digest", sha256("other"), "ctr-bad"], { input: "data" });
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /digest/);
+    assert.doesNotMatch((await ctrOk(["content", "ls"])).stdout, new RegExp(sha256("data")));
+  });
+
+  test("namespaces create and ls; unknown namespace name is refused", async () => {
+    await ctrOk(["namespaces", "create", "ctr-ns", "team=dist"]);
+    const ls = await ctrOk(["namespaces", "ls"]);
+    assert.match(ls.stdout, /ctr-ns\s+team=dist/);
+    const dup = await ctr(["namespaces", "create", "ctr-ns"]);
+    assert.notEqual(dup.code, 0);
+    assert.match(dup.stderr, /already exists/);
+    const bad = await ctr(["content", "ls"], { ns: "bad..name" });
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /namespace/);
+  });
+
+  test("leases create, ls, rm", async () => {
+    const c = await ctrOk(["leases", "create", "--id", "ctr-lease", "owner=test"]);
+    assert.match(c.stdout, /ctr-lease/);
+    const ls = await ctrOk(["leases", "ls"]);
+    assert.match(ls.stdout, /ctr-lease\s+.*owner=test/);
+    await ctrOk(["leases", "rm", "ctr-lease"]);
+    assert.doesNotMatch((await ctrOk(["leases", "ls"])).stdout, /ctr-lease/);
+    const again = await ctr(["leases", "rm", "ctr-lease"]);
+    assert.notEqual(again.code, 0);
+  });
+
+  test("content fetch, then images ls, check, label, rm", async () => {
+    const ref = `${tb.plain}/tiny/busybox:oci`;
+    const img = tb.images["tiny/busybox:oci"];
+    await ctrOk(["content", "fetch", "--plain-http", ref], { ns: "fetched" });
+    const ls = await ctrOk(["images", "ls"], { ns: "fetched" });
+    assert.match(ls.stdout, new RegExp(`${ref.replace(/[.]/g, "\\.")}\\s+\\S+\\s+${img.digest}`));
+    const check = await ctrOk(["images", "check"], { ns: "fetched" });
+    assert.match(check.stdout, /complete \(\d+\/\d+\)/);
+    await ctrOk(["images", "label", ref, "dist.test/pinned=yes"], { ns: "fetched" });
+    assert.match((await ctrOk(["images", "ls"], { ns: "fetched" })).stdout, /dist.test\/pinned=yes/);
+    await ctrOk(["images", "rm", ref], { ns: "fetched" });
+    assert.doesNotMatch((await ctrOk(["images", "ls", "-q"], { ns: "fetched" })).stdout, /busybox/);
+    // another namespace never saw it
+    assert.doesNotMatch((await ctrOk(["images", "ls", "-q"])).stdout, /busybox/);
+  });
+
+  test("images pull --plain-http unpacks through our content, leases, snapshots and diff", async () => {
+    const ref = `${tb.plain}/tiny/busybox:oci`;
+    const r = await ctrOk(["images", "pull", "--plain-http", "--snapshotter", "native", ref], { ns: "pulled" });
+    assert.match(r.stdout, /unpacking .*done/);
+    const snaps = await ctrOk(["snapshots", "--snapshotter", "native", "ls"], { ns: "pulled" });
+    assert.match(snaps.stdout, /sha256:[0-9a-f]{64}\s+(sha256:[0-9a-f]{64}\s+)?Committed/);
+    const check = await ctrOk(["images", "check", "--snapshotter", "native"], { ns: "pulled" });
+    assert.match(check.stdout, /complete.*true/);
+    const log = d.logs();
+    for (const m of [
+      "leases.Create",
+      "content.Write",
+      "images.Create",
+      "snapshots.Prepare",
+      "diff.Apply",
+      "snapshots.Commit",
+    ]) {
+      assert.ok(log.includes(`"method":"${m}"`), `ctr pull called ${m}`);
+    }
+  });
+});
