@@ -3,14 +3,13 @@
  * `delete`) at the top level, and the same plus `label` and `prune` under
  * `dist content`. One implementation each, registered in both places.
  */
-import { createReadStream } from "node:fs";
 import { pipeline } from "node:stream/promises";
 import { isatty } from "node:tty";
 import type { Command } from "commander";
 import type { Info, Status, Store } from "../content/content.ts";
 import { writeBlob } from "../content/helpers.ts";
 import { validateDigest } from "../digest.ts";
-import { errorMessage, InvalidArgumentError, UnimplementedError } from "../errors.ts";
+import { DistError, errorMessage, InvalidArgumentError, UnimplementedError } from "../errors.ts";
 import { formatAge, formatBytes } from "../format.ts";
 import { commandSignal, type GlobalOptions, globals, parseDuration, parseSize } from "./globals.ts";
 import { openContentStore } from "./open.ts";
@@ -31,22 +30,6 @@ async function withStore<T>(g: GlobalOptions, fn: (store: Store) => Promise<T>):
 function reportItemError(err: unknown): void {
   process.stderr.write(`dist: ${errorMessage(err).replace(/\s*\n\s*/g, " ")}\n`);
   process.exitCode = 1;
-}
-
-const F_SETPIPE_SZ = 1031;
-
-/**
- * Grows the pipe on stdin to 1 MiB (when it is a pipe and the kernel allows),
- * so each read returns up to 1 MiB instead of 64 KiB: far fewer syscalls.
- */
-async function enlargePipe(fd: number): Promise<void> {
-  try {
-    const { default: koffi } = await import("koffi");
-    const fcntl = koffi.load("libc.so.6").func("int fcntl(int fd, int cmd, ...)") as (...a: unknown[]) => number;
-    fcntl(fd, F_SETPIPE_SZ, "int", 1 << 20);
-  } catch {
-    // not a pipe, or no libc: plain reads still work
-  }
 }
 
 const ingest: AddCommand = (parent) =>
@@ -77,11 +60,21 @@ Examples:
       if (isatty(0)) throw new InvalidArgumentError("refusing to ingest from a terminal: pipe the content into stdin");
       const signal = commandSignal(g);
       await withStore(g, async (store) => {
-        await enlargePipe(0);
-        const stdin = createReadStream("/dev/stdin", { fd: 0, highWaterMark: 1 << 20, autoClose: false, signal });
+        // process.stdin reads pipes from the event loop (epoll), so an abort ends a
+        // blocked read at once; a thread-pool read of a pipe cannot be cancelled
+        const stdin = process.stdin;
+        const onAbort = () => stdin.destroy(signal.reason as Error);
+        signal.addEventListener("abort", onAbort, { once: true });
         try {
           await writeBlob(store, ref, stdin, { size, expected, labels, signal });
+        } catch (err) {
+          if (!signal.aborted) throw err;
+          throw new DistError(
+            "Aborted",
+            `ingest of ref ${ref} stopped (${errorMessage(signal.reason)}); run it again with the same ref to resume`,
+          );
         } finally {
+          signal.removeEventListener("abort", onAbort);
           stdin.destroy();
         }
       });

@@ -188,6 +188,29 @@ describe("dist ingest under failure", () => {
     assert.deepEqual(ingests(root), []);
   });
 
+  it("stops on SIGINT while waiting for input, keeping what it wrote for a resume", async () => {
+    const root = newRoot();
+    const child = spawn(DIST, ["--root", root, "ingest", "interrupted"], { stdio: ["pipe", "ignore", "pipe"] });
+    const err: Buffer[] = [];
+    child.stderr.on("data", (c) => err.push(c));
+    child.stdin.on("error", () => {});
+    child.stdin.write(Buffer.alloc(3 << 19, 7)); // 1.5 MiB and the pipe stays open
+    const dataSize = () => {
+      const [dir] = ingests(root);
+      const f = dir && join(root, "content", "ingest", dir, "data");
+      return f && existsSync(f) ? statSync(f).size : 0;
+    };
+    for (let i = 0; i < 200 && dataSize() < 1 << 20; i++) await sleep(50);
+    const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
+    child.kill("SIGINT");
+    assert.equal(await exited, 1);
+    assert.match(Buffer.concat(err).toString(), /^dist: ingest of ref interrupted stopped \(interrupted by SIGINT\)/);
+    child.stdin.destroy();
+    const [st] = JSON.parse((await run(["active", "--output", "json"], { root })).stdout);
+    assert.equal(st.ref, "interrupted");
+    assert.ok(st.offset >= 1 << 20);
+  });
+
   it("several processes ingesting the same ref and the same content never corrupt it", async () => {
     const root = newRoot();
     const data = randomBytes(1 << 20);
