@@ -8,24 +8,16 @@ import { errorMessage, FailedPreconditionError, InvalidArgumentError } from "../
 import { formatAge } from "../format.ts";
 import { log } from "../log.ts";
 import type { SpecOptions } from "../oci/spec.ts";
-import { createBundle, readBundleRecord, removeBundle } from "../run/bundle.ts";
 import { listRecords, readRecord, validateContainerId } from "../run/containers.ts";
-import {
-  containerStatus,
-  createContainer,
-  defaultRuntimeRoot,
-  killContainer,
-  releaseMount,
-  removeContainer,
-  startDetached,
-  startForeground,
-} from "../run/run.ts";
-import { findRuntime } from "../run/runc.ts";
 import { globals } from "./globals.ts";
 import { openContentStore, openImageStore, openSnapshotter } from "./open.ts";
 import { addPlatformFlags, platformMatcher } from "./platform-flags.ts";
 import { addSnapshotterFlag, snapshotterFor } from "./snapshots.ts";
 import { outputFormat, printJson, printTable } from "./table.ts";
+
+// the run library pulls in unpacking and mounting: loaded only by the commands that use it
+const runLib = () => import("../run/run.ts");
+const bundleLib = () => import("../run/bundle.ts");
 
 function usage(message: string): InvalidArgumentError {
   return Object.assign(new InvalidArgumentError(message), { usage: true });
@@ -90,7 +82,9 @@ function envEntries(entries: string[] = []): string[] {
 
 function specOptions(o: SpecFlags, command: string[]): SpecOptions {
   const s: SpecOptions = { env: envEntries(o.env) };
-  if (command.length > 0) s.args = command;
+  // "--" ends our options; with pass-through parsing commander leaves it in place
+  const args = command[0] === "--" ? command.slice(1) : command;
+  if (args.length > 0) s.args = args;
   if (o.entrypoint !== undefined) s.entrypoint = o.entrypoint === "" ? [] : [o.entrypoint];
   if (o.cwd !== undefined) s.cwd = o.cwd;
   if (o.tty) s.tty = true;
@@ -126,6 +120,7 @@ Examples:
     )
     .action(async (ref: string, dir: string | undefined, command: string[], o: SpecFlags & Record<string, unknown>) => {
       const g = globals(cmd);
+      const { createBundle, readBundleRecord, removeBundle } = await bundleLib();
       if (o.remove) {
         if (dir !== undefined) throw usage("bundle --remove takes only the bundle directory");
         const rec = readBundleRecord(ref);
@@ -193,6 +188,9 @@ Examples:
     )
     .action(async (ref: string, command: string[], o: RunFlags) => {
       const g = globals(cmd);
+      const { createContainer, defaultRuntimeRoot, releaseMount, removeContainer, startDetached, startForeground } =
+        await runLib();
+      const { findRuntime } = await import("../run/runc.ts");
       if (process.getuid?.() !== 0) {
         throw new FailedPreconditionError("dist run needs root (runc runs rootful containers here): use sudo");
       }
@@ -277,6 +275,7 @@ Examples:
     .action(async (o: { quiet?: boolean; output?: string }) => {
       const g = globals(cmd);
       const format = outputFormat(o.output);
+      const { containerStatus } = await runLib();
       const rows = await Promise.all(
         listRecords(g.root).map(async (r) => ({ record: r, ...(await containerStatus(r)) })),
       );
@@ -377,6 +376,7 @@ Examples:
     .action(async (ids: string[], o: { signal: string; all?: boolean }) => {
       const g = globals(cmd);
       const sig = parseSignal(o.signal);
+      const { killContainer } = await runLib();
       for (const id of ids) await killContainer(g.root, validateContainerId(id), sig, { all: o.all });
     });
 }
@@ -411,6 +411,7 @@ Examples:
     )
     .action(async (ids: string[], o: { force?: boolean }) => {
       const g = globals(cmd);
+      const { removeContainer } = await runLib();
       for (const id of ids) {
         const rec = readRecord(g.root, validateContainerId(id));
         const snapshotter = await openSnapshotter(g, rec.snapshotter);
