@@ -88,6 +88,23 @@ describe("registry client against the real registry", () => {
     assert.equal(both.desc.digest, idx.digest);
   });
 
+  it("fetchByDigest: a manifest and a layer without a descriptor", async () => {
+    const info = img("tiny/busybox:docker");
+    const f = await resolver({ plainHttp: true }).fetcher(`${tb.plain}/tiny/busybox:docker`);
+    const m = await f.fetchByDigest(info.digest as `sha256:${string}`);
+    assert.deepEqual(m.desc, { mediaType: info.mediaType, digest: info.digest, size: info.size });
+    assert.equal(digestOf(await readAll(m.stream)), info.digest);
+    const layer = info.layers?.[0] as Descriptor;
+    const l = await f.fetchByDigest(layer.digest, { mediaType: layer.mediaType });
+    assert.deepEqual(l.desc, { mediaType: layer.mediaType, digest: layer.digest, size: layer.size });
+    assert.equal(digestOf(await readAll(l.stream)), layer.digest);
+    await rejectsWith(
+      f.fetchByDigest(digestOf("nothing")),
+      "NotFound",
+      /looking up sha256:[0-9a-f]{64}: HTTP 404 not found$/,
+    );
+  });
+
   it("a missing tag or repository is NotFound naming the reference", async () => {
     const r = resolver({ plainHttp: true });
     await rejectsWith(

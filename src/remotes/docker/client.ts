@@ -9,6 +9,7 @@ import { rootCertificates } from "node:tls";
 import { Agent, type Dispatcher, request } from "undici";
 import { DistError, UnavailableError } from "../../errors.ts";
 import { Authorizer } from "./auth.ts";
+import { parseChallenges } from "./challenge.ts";
 import { httpError, isRetryableNetworkError, networkError } from "./errors.ts";
 import type { RegistryHost } from "./hosts.ts";
 import { DEFAULT_STALL_TIMEOUT_MS, DEFAULT_USER_AGENT, type RegistryOptions } from "./options.ts";
@@ -195,7 +196,7 @@ export class RegistryClient {
         const www = res.headers["www-authenticate"];
         const detail = await readText(res.body);
         if (authRetried || !replayable) {
-          throw await this.auth.rejected(host, ctx, bodyDetail(detail));
+          throw await this.auth.rejected(host, ctx, challengeError(www) ?? bodyDetail(detail));
         }
         await this.auth.challenged(host, www, ctx);
         authRetried = true;
@@ -269,6 +270,14 @@ export class RegistryClient {
     const body = await readText(res.body);
     return httpError({ ref: spec.ref, what: spec.what, status: res.status, body, host: res.host.host });
   }
+}
+
+/** A Bearer challenge's `error` (and description), e.g. `insufficient_scope`. */
+function challengeError(www: string | string[] | undefined): string | undefined {
+  const ch = parseChallenges(www).find((c) => c.params.error);
+  if (!ch) return undefined;
+  const desc = ch.params.error_description;
+  return (desc ? `${ch.params.error}: ${desc}` : ch.params.error).slice(0, 200);
 }
 
 function bodyDetail(body: string): string | undefined {
