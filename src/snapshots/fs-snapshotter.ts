@@ -11,13 +11,13 @@ import { chmod, lstat, mkdir, opendir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { DatabaseSync } from "node:sqlite";
 import { FailedPreconditionError } from "../errors.ts";
-import type { Kind, Mount, SnapshotInfo, Snapshotter, Usage } from "./snapshotter.ts";
+import type { Kind, Mount, SnapshotInfo, SnapshotOptions, Snapshotter, Usage } from "./snapshotter.ts";
 import { MetaStore, type SnapshotRecord, validateLabels } from "./storage.ts";
 import { treeUsage } from "./usage.ts";
 
 export interface Driver {
   /** Fills a fresh directory for a new active snapshot or view; parents' dirs immediate first. */
-  populate(dir: string, kind: "active" | "view", parentDirs: string[]): Promise<void>;
+  populate(dir: string, kind: "active" | "view", parentDirs: string[], opts?: SnapshotOptions): Promise<void>;
   mounts(dir: string, kind: Kind, parentDirs: string[]): Mount[];
   /** The directory holding the snapshot's own files (what usage counts). */
   fsDir(dir: string): string;
@@ -105,8 +105,8 @@ export class FsSnapshotter implements Snapshotter {
     return this.#driver.mounts(this.dirOf(r), r.kind, this.#parentDirs(r));
   }
 
-  prepare(key: string, parent?: string, opts?: { labels?: Record<string, string> }): Promise<Mount[]> {
-    return this.#create("active", key, parent, opts?.labels);
+  prepare(key: string, parent?: string, opts?: SnapshotOptions): Promise<Mount[]> {
+    return this.#create("active", key, parent, opts?.labels, opts);
   }
 
   view(key: string, parent?: string, opts?: { labels?: Record<string, string> }): Promise<Mount[]> {
@@ -118,6 +118,7 @@ export class FsSnapshotter implements Snapshotter {
     key: string,
     parent: string | undefined,
     labels: Record<string, string> | undefined,
+    opts?: SnapshotOptions,
   ): Promise<Mount[]> {
     const l = validateLabels(labels);
     const p = this.meta.checkCreate(key, parent || undefined);
@@ -125,7 +126,7 @@ export class FsSnapshotter implements Snapshotter {
     const tmp = join(this.#dirs, `new-${randomBytes(8).toString("hex")}`);
     await mkdir(tmp, { mode: 0o755 });
     try {
-      await this.#driver.populate(tmp, kind, parentDirs);
+      await this.#driver.populate(tmp, kind, parentDirs, opts);
       const r = this.meta.tx(() => {
         const rec = this.meta.createActive(key, parent || undefined, kind, l);
         renameSync(tmp, this.dirOf(rec));

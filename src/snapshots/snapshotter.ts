@@ -25,6 +25,17 @@ export interface Usage {
   inodes: number;
 }
 
+export interface SnapshotOptions {
+  labels?: Record<string, string>;
+  /**
+   * Hint from a layer applier: the new snapshot will only get entries created,
+   * replaced (unlink, then create) and removed, never an existing file written
+   * in place. A copying driver may then share the parent's file inodes instead
+   * of copying their data. Never set it for a snapshot handed to a container.
+   */
+  applyOnly?: boolean;
+}
+
 export interface Snapshotter {
   readonly name: string;
   stat(key: string): Promise<SnapshotInfo>;
@@ -32,7 +43,7 @@ export interface Snapshotter {
   usage(key: string): Promise<Usage>;
   /** Mounts of an active or view snapshot. */
   mounts(key: string): Promise<Mount[]>;
-  prepare(key: string, parent?: string, opts?: { labels?: Record<string, string> }): Promise<Mount[]>;
+  prepare(key: string, parent?: string, opts?: SnapshotOptions): Promise<Mount[]>;
   view(key: string, parent?: string, opts?: { labels?: Record<string, string> }): Promise<Mount[]>;
   commit(name: string, key: string, opts?: { labels?: Record<string, string> }): Promise<void>;
   remove(key: string): Promise<void>;

@@ -15,6 +15,7 @@
  * the applier (one pass over the network bytes); otherwise the blob is read
  * back from the content store once it is there.
  */
+import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { closeSync, openSync } from "node:fs";
 import { join } from "node:path";
@@ -313,7 +314,9 @@ export class Unpacker {
     const sn = o.snapshotter;
     for (let attempt = 0; ; attempt++) {
       const key = `extract-${randomBytes(6).toString("hex")} ${chain}`;
-      const target = applyTarget(await sn.prepare(key, parent, { labels: { "containerd.io/snapshot.ref": chain } }));
+      const target = applyTarget(
+        await sn.prepare(key, parent, { labels: { "containerd.io/snapshot.ref": chain }, applyOnly: true }),
+      );
       let teed = false;
       try {
         const src = await this.#source(slot);
@@ -337,7 +340,7 @@ export class Unpacker {
         }
         // the blob itself must have been verified too before the tree is kept
         await slot.available.promise;
-        if (o.sync !== false) flush(target.dir);
+        if (o.sync !== false) await flush(target.dir);
         await sn.commit(chain, key);
         return;
       } catch (err) {
@@ -374,12 +377,30 @@ function wrap(err: unknown, desc: Descriptor): unknown {
   return new Error(`unpacking layer ${desc.digest}: ${String(err)}`);
 }
 
-/** One syncfs for the filesystem holding dir: durable before commit, never an fsync per file. */
-function flush(dir: string): void {
-  const fd = openSync(dir, "r");
-  try {
-    syncfs(fd);
-  } finally {
-    closeSync(fd);
-  }
+/**
+ * One syncfs(2) for the filesystem holding dir: durable before commit, never an
+ * fsync per file. It takes as long as the disk needs, so it runs off the main
+ * thread (coreutils `sync -f` is syncfs) and downloads keep flowing meanwhile;
+ * where that tool is missing, the call is made here.
+ */
+function flush(dir: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    execFile("sync", ["-f", "--", dir], (err) => {
+      if (!err) {
+        resolve();
+        return;
+      }
+      try {
+        const fd = openSync(dir, "r");
+        try {
+          syncfs(fd);
+        } finally {
+          closeSync(fd);
+        }
+        resolve();
+      } catch (e) {
+        reject(e);
+      }
+    });
+  });
 }

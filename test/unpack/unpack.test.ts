@@ -223,4 +223,27 @@ describe("Unpacker (native)", () => {
     assert.equal(applied - before, 1);
     assert.equal(existsSync(join(tmp, "root3", "snapshots", "native", "locks")), true);
   });
+
+  test("with the real applier, a native child sharing its parent's inodes never changes the parent", async () => {
+    const sn4 = openSnapshotterAt(join(tmp, "root4"), "native");
+    const base = makeTar("base4", { "f.txt": "parent", "dir/g.txt": "parent too", "h.txt": "linked" });
+    const over = makeTar("over4", { "f.txt": "child", "dir/g.txt": "child too" });
+    const c = memoryContent([base.bytes, over.bytes]);
+    const u = new Unpacker([base.desc, over.desc], { snapshotter: sn4, content: c });
+    u.available(base.desc.digest);
+    u.available(over.desc.digest);
+    u.start([base.diffID, over.diffID]);
+    const top = await u.wait();
+    const pm = await sn4.view("p", base.diffID);
+    const cm = await sn4.view("c", top);
+    assert.equal(readFileSync(join(pm[0].source, "f.txt"), "utf8"), "parent");
+    assert.equal(readFileSync(join(pm[0].source, "dir/g.txt"), "utf8"), "parent too");
+    assert.equal(readFileSync(join(cm[0].source, "f.txt"), "utf8"), "child");
+    assert.equal(readFileSync(join(cm[0].source, "h.txt"), "utf8"), "linked");
+    // a snapshot for a container is a real copy: writing it leaves the chain alone
+    const w = await sn4.prepare("work", top);
+    writeFileSync(join(w[0].source, "h.txt"), "changed");
+    assert.equal(readFileSync(join(cm[0].source, "h.txt"), "utf8"), "linked");
+    assert.equal(readFileSync(join(pm[0].source, "h.txt"), "utf8"), "linked");
+  });
 });

@@ -10,18 +10,20 @@ import { join } from "node:path";
 import type { DatabaseSync } from "node:sqlite";
 import { FailedPreconditionError } from "../../errors.ts";
 import { type Driver, FsSnapshotter } from "../fs-snapshotter.ts";
-import type { Kind, Mount } from "../snapshotter.ts";
+import type { Kind, Mount, SnapshotOptions } from "../snapshotter.ts";
 
 /**
  * Copies a tree preserving hardlinks, modes, owners (when permitted), xattrs,
  * device nodes and times. GNU cp does this with copy_file_range/reflinks and no
  * per-file fsync; failing to keep ownership or xattrs as non-root is not an error.
+ * With `link`, files are hardlinked instead of copied (directories are still made).
  */
-export function copyTree(src: string, dst: string, signal?: AbortSignal): Promise<void> {
+export function copyTree(src: string, dst: string, opts: { link?: boolean; signal?: AbortSignal } = {}): Promise<void> {
+  const mode = opts.link ? ["-a", "-l"] : ["-a", "--reflink=auto"];
   return new Promise((resolve, reject) => {
-    const child = spawn("cp", ["-a", "--reflink=auto", "--", `${src}/.`, `${dst}/`], {
+    const child = spawn("cp", [...mode, "--", `${src}/.`, `${dst}/`], {
       stdio: ["ignore", "ignore", "pipe"],
-      signal,
+      signal: opts.signal,
     });
     let stderr = "";
     child.stderr.setEncoding("utf8");
@@ -42,7 +44,7 @@ export function copyTree(src: string, dst: string, signal?: AbortSignal): Promis
  * for the copy: add u+r (u+rx for directories), copy, restore the modes on both
  * sides. Only entries we own can be lent; others fail the copy as before.
  */
-async function copyUnprivileged(src: string, dst: string): Promise<void> {
+async function copyUnprivileged(src: string, dst: string, link: boolean): Promise<void> {
   const uid = process.getuid?.() ?? 0;
   const lent: { rel: string; mode: number }[] = [];
   const visit = async (rel: string): Promise<void> => {
@@ -58,7 +60,7 @@ async function copyUnprivileged(src: string, dst: string): Promise<void> {
   };
   try {
     await visit("");
-    await copyTree(src, dst);
+    await copyTree(src, dst, { link });
   } finally {
     // deepest first, so a directory is closed again after its contents
     for (const { rel, mode } of lent.reverse()) {
@@ -69,10 +71,12 @@ async function copyUnprivileged(src: string, dst: string): Promise<void> {
 }
 
 export const nativeDriver: Driver = {
-  async populate(dir: string, kind: "active" | "view", parentDirs: string[]): Promise<void> {
+  async populate(dir: string, kind: "active" | "view", parentDirs: string[], opts?: SnapshotOptions): Promise<void> {
     if (kind !== "active" || parentDirs.length === 0) return;
-    if (process.getuid?.() === 0) await copyTree(parentDirs[0], dir);
-    else await copyUnprivileged(parentDirs[0], dir);
+    // a layer applier replaces files instead of writing them: the parent's inodes can be shared
+    const link = opts?.applyOnly === true;
+    if (process.getuid?.() === 0) await copyTree(parentDirs[0], dir, { link });
+    else await copyUnprivileged(parentDirs[0], dir, link);
   },
   mounts(dir: string, kind: Kind, parentDirs: string[]): Mount[] {
     if (kind === "view") {
