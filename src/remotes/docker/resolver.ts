@@ -12,10 +12,11 @@ import { formatReference, objectOf, parseReference, type Reference } from "../..
 import type { Resolved, Resolver } from "../remotes.ts";
 import { repositoryScope } from "./challenge.ts";
 import { drain, header, RegistryClient, type RegistryResponse, type RequestSpec } from "./client.ts";
-import { dataLoss } from "./errors.ts";
+import { dataLoss, httpError } from "./errors.ts";
 import { DockerFetcher, ManifestCache, readCapped } from "./fetcher.ts";
 import { hostsWith, type RegistryHost, registryHosts } from "./hosts.ts";
 import { MAX_MANIFEST_SIZE, type RegistryOptions } from "./options.ts";
+import { isRetryableStatus } from "./retry.ts";
 import { DockerPusher } from "./pusher.ts";
 
 export interface DockerResolver extends Resolver {
@@ -98,6 +99,10 @@ class Impl implements DockerResolver {
     if (head.status === 200) {
       const desc = this.#fromHead(name, ref, head);
       if (desc) return { name, desc };
+    }
+    if (isRetryableStatus(head.status)) {
+      // retried already: a GET would only wait as long again
+      throw httpError({ ref: name, what: "resolving", status: head.status, host: head.host.host });
     }
     // HEAD refused (405), failed (the body says why only on GET) or said too little
     const res = await this.#client.send(head.host, { ...spec, method: "GET" });
