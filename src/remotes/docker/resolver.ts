@@ -16,8 +16,8 @@ import { dataLoss, httpError } from "./errors.ts";
 import { DockerFetcher, ManifestCache, readCapped } from "./fetcher.ts";
 import { hostsWith, type RegistryHost, registryHosts } from "./hosts.ts";
 import { MAX_MANIFEST_SIZE, type RegistryOptions } from "./options.ts";
-import { isRetryableStatus } from "./retry.ts";
 import { DockerPusher } from "./pusher.ts";
+import { isRetryableStatus } from "./retry.ts";
 
 export interface DockerResolver extends Resolver {
   fetcher(ref: string): Promise<DockerFetcher>;
