@@ -110,7 +110,7 @@ const list: AddCommand = (parent) =>
     .command("list")
     .alias("ls")
     .description("list blobs in the content store (DIGEST SIZE AGE LABELS)")
-    .argument("[prefix...]", "only digests starting with one of these (e.g. sha256:ab)")
+    .argument("[prefix...]", "only digests starting with one of these (sha256:ab, or just ab)")
     .option("-q, --quiet", "print digests only")
     .option("--label <key[=value]>", "only blobs with this label (repeatable)", collect, [])
     .option("--output <format>", "table or json", "table")

@@ -27,6 +27,7 @@ export interface WriteBlobOptions {
 
 export interface WriteBlobResult {
   digest: Digest;
+  /** Bytes committed; when the content already existed, opts.size (or -1 when not given). */
   size: number;
   /** True when the content was already in the store (the source was not read). */
   existed: boolean;

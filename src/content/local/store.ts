@@ -181,7 +181,8 @@ export class LocalStore implements Store {
       for (const name of names) {
         const digest = `${alg}:${name}` as Digest;
         if (!isDigest(digest)) continue;
-        if (prefixes.length > 0 && !prefixes.some((p) => digest.startsWith(p))) continue;
+        // a prefix without an algorithm ("2cf24d") matches the hex of any algorithm
+        if (prefixes.length > 0 && !prefixes.some((p) => digest.startsWith(p) || name.startsWith(p))) continue;
         const set = allLabels.get(digest) ?? { labels: {}, updatedAt: 0 };
         if (!labelFilters.every((f) => matchLabel(set.labels, f))) continue;
         let st: Awaited<ReturnType<typeof stat>>;
