@@ -203,7 +203,12 @@ Examples:
         images: await openImageStore(g),
         snapshotter: await snapshotterFor(cmd),
       };
+      // until runc runs, a signal undoes the creation instead of leaving half a container
+      const creating = new AbortController();
+      const interrupt = (sig: NodeJS.Signals) => creating.abort(new Error(`interrupted by ${sig}`));
+      for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(sig, interrupt);
       const { record } = await createContainer(deps, {
+        signal: creating.signal,
         root: g.root,
         namespace: g.namespace,
         id,
@@ -215,6 +220,8 @@ Examples:
         spec: specOptions(o, command),
         detach: Boolean(o.detach),
         autoRemove: Boolean(o.rm),
+      }).finally(() => {
+        for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.off(sig, interrupt);
       });
       if (o.detach) {
         try {

@@ -84,7 +84,7 @@ export async function resolveImage(
 }
 
 /** Unpacks the image into the snapshotter unless its top snapshot is already there. */
-export async function ensureUnpacked(deps: RunDeps, image: ResolvedImage): Promise<void> {
+export async function ensureUnpacked(deps: RunDeps, image: ResolvedImage, signal?: AbortSignal): Promise<void> {
   try {
     await deps.snapshotter.stat(image.chainID);
     return;
@@ -92,7 +92,11 @@ export async function ensureUnpacked(deps: RunDeps, image: ResolvedImage): Promi
     if (!(err instanceof NotFoundError)) throw err;
   }
   log.debug(`unpacking ${image.name} into the ${deps.snapshotter.name} snapshotter`);
-  await unpackManifest(image.manifestDesc, image.manifest, { content: deps.content, snapshotter: deps.snapshotter });
+  await unpackManifest(image.manifestDesc, image.manifest, {
+    content: deps.content,
+    snapshotter: deps.snapshotter,
+    signal,
+  });
 }
 
 /** Steps to undo, last first; the failure of one is reported and the rest still run. */
@@ -176,6 +180,8 @@ export interface CreateOptions {
   spec: SpecOptions;
   detach: boolean;
   autoRemove: boolean;
+  /** Aborts the creation (SIGINT while unpacking): everything done so far is undone. */
+  signal?: AbortSignal;
 }
 
 /** A container's hostname: its id, made a valid host name label. */
@@ -204,7 +210,8 @@ export async function createContainer(
   try {
     const dir = reserveContainer(opts.root, id);
     undo.push(`remove ${dir}`, () => removeTree(dir));
-    await ensureUnpacked(deps, image);
+    await ensureUnpacked(deps, image, opts.signal);
+    opts.signal?.throwIfAborted();
     const bundle = join(dir, "bundle");
     await mkdir(bundle, { mode: 0o711 });
     const { rootfs, mounted } = await prepareRootfs(deps.snapshotter, id, image.chainID, join(bundle, "rootfs"), undo, {
@@ -243,6 +250,7 @@ export async function createContainer(
     if (stop) record.stopSignal = stop;
     if (opts.detach) record.log = join(dir, "output.log");
     writeRecord(opts.root, record);
+    opts.signal?.throwIfAborted();
     undo.clear();
     return { record, spec };
   } catch (err) {
