@@ -604,3 +604,92 @@ describe("mirrors", () => {
     }
   });
 });
+
+describe("push", () => {
+  it("streams a blob through one chunked PATCH, then PUT ?digest=; mounts when asked", async () => {
+    const data = Buffer.alloc(4000, 7);
+    const d: Descriptor = { mediaType: "application/octet-stream", digest: digestOf(data), size: data.length };
+    reg.handle((req, res) => {
+      const url = new URL(req.url ?? "/", "http://x");
+      if (req.method === "HEAD") {
+        res.writeHead(404);
+        res.end();
+      } else if (req.method === "POST" && url.searchParams.get("mount")) {
+        res.writeHead(201, { location: `/v2/app/blobs/${d.digest}` });
+        res.end();
+      } else if (req.method === "POST") {
+        res.writeHead(202, { location: "/v2/app/blobs/uploads/u1?_state=a" });
+        res.end();
+      } else if (req.method === "PATCH") {
+        res.writeHead(202, { location: "/v2/app/blobs/uploads/u1?_state=b" });
+        res.end();
+      } else if (req.method === "PUT") {
+        res.writeHead(201, { "docker-content-digest": d.digest });
+        res.end();
+      }
+    });
+    const r = resolver({ stallTimeoutMs: 200 });
+    try {
+      const p = await r.pusher(`${reg.addr}/app:x`);
+      const w = await p.push(d);
+      // slower than the stall timeout overall: the upload must not time out
+      for (let i = 0; i < 4; i++) {
+        await w.write(data.subarray(i * 1000, (i + 1) * 1000));
+        await new Promise((x) => setTimeout(x, 100));
+      }
+      assert.equal(w.status().offset, 4000);
+      assert.equal(w.digest(), d.digest);
+      await w.commit();
+      assert.deepEqual(
+        reg.requests.map((q) => `${q.method} ${q.url} ${q.body.length}`),
+        [
+          `HEAD /v2/app/blobs/${d.digest} 0`,
+          "POST /v2/app/blobs/uploads/ 0",
+          "PATCH /v2/app/blobs/uploads/u1?_state=a 4000",
+          `PUT /v2/app/blobs/uploads/u1?_state=b&digest=${encodeURIComponent(d.digest)} 0`,
+        ],
+      );
+      assert.equal(reg.requests[2].headers["transfer-encoding"], "chunked");
+      reg.requests.length = 0;
+      await assert.rejects(p.push(d, { mountFrom: "other/repo" }), (err: Error) => {
+        assert.ok(isErrorCode(err, "AlreadyExists"));
+        assert.match(err.message, /mounted from other\/repo/);
+        return true;
+      });
+      assert.equal(
+        reg.requests[1].url,
+        `/v2/app/blobs/uploads/?mount=${encodeURIComponent(d.digest)}&from=other%2Frepo`,
+      );
+    } finally {
+      await r.close();
+    }
+  });
+
+  it("PUTs manifests by tag with their media type, by digest when the reference pins another", async () => {
+    reg.handle((req, res) => {
+      res.writeHead(req.method === "HEAD" ? 404 : 201);
+      res.end();
+    });
+    const r = resolver();
+    try {
+      const mdesc: Descriptor = { mediaType: OCI_MANIFEST, digest: manifestDigest, size: manifest.length };
+      const w = await (await r.pusher(`${reg.addr}/app:v2`)).push(mdesc);
+      await w.write(manifest);
+      await w.commit();
+      const put = reg.requests.find((q) => q.method === "PUT");
+      assert.equal(put?.url, "/v2/app/manifests/v2");
+      assert.equal(put?.headers["content-type"], OCI_MANIFEST);
+      assert.equal(put?.body, manifest.toString());
+      reg.requests.length = 0;
+      const w2 = await (await r.pusher(`${reg.addr}/app:v2@${digestOf("root")}`)).push(mdesc);
+      await w2.write(manifest);
+      await w2.commit();
+      assert.deepEqual(
+        reg.requests.map((q) => `${q.method} ${q.url}`),
+        [`HEAD /v2/app/manifests/${manifestDigest}`, `PUT /v2/app/manifests/${manifestDigest}`],
+      );
+    } finally {
+      await r.close();
+    }
+  });
+});
