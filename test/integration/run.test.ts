@@ -6,12 +6,13 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { openSnapshotterAt } from "../../src/snapshots/open.ts";
 import { checkSchema } from "../oci/schema.ts";
-import { must, which } from "./fixtures/exec.ts";
+import { must, run, which } from "./fixtures/exec.ts";
 import { DIST, type Testbed, testbed } from "./harness.ts";
 
 const skip = process.getuid?.() !== 0 || !which("runc") ? "needs root and runc" : false;
@@ -86,7 +87,7 @@ describe("dist run with runc", { skip }, () => {
     for (const ref of [busybox, app, nocmd]) {
       const r = await dist(["pull", "--plain-http", "--print-chainid", ref]);
       assert.equal(r.code, 0, r.stderr);
-      if (ref === busybox) chainID = /sha256:[0-9a-f]{64}/.exec(r.stdout.split("\n").slice(-3).join("\n"))?.[0] ?? "";
+      if (ref === busybox) chainID = /image chain ID: (sha256:[0-9a-f]{64})/.exec(r.stdout)?.[1] ?? "";
     }
   });
   after(() => tb?.stop());
@@ -141,6 +142,18 @@ describe("dist run with runc", { skip }, () => {
     assert.equal(u.stdout, "uid=65534(nobody) gid=0(root) groups=0(root)\n");
     const n = await dist(["run", "--rm", "-u", "1234", busybox, "id", "-u"]);
     assert.equal(n.stdout, "1234\n");
+  });
+
+  test("the busybox image's own Cmd (/bin/sh) reads stdin with -i; -t gives a terminal", async () => {
+    const r = await tb.dist(["run", "--rm", "-i", busybox], { root, input: "echo from-stdin; exit 4\n" });
+    assert.deepEqual([r.code, r.stdout], [4, "from-stdin\n"]);
+    const noStdin = await tb.dist(["run", "--rm", busybox], { root, input: "echo leaked\n" });
+    assert.deepEqual([noStdin.code, noStdin.stdout], [0, ""]);
+    // script(1) gives dist a pseudo-terminal of its own
+    const cmd = `${DIST} --root ${root} run --rm -t ${busybox} sh -c 'tty; echo $TERM; exit 5'`;
+    const t = await run("script", ["-qec", cmd, "/dev/null"], { timeoutMs: 60_000 });
+    assert.equal(t.code, 5, t.stderr.toString());
+    assert.match(t.stdout.toString(), /\/dev\/pts\/\d+\r?\nxterm\r?\n/);
   });
 
   test("exit codes pass through; stdout and stderr stay apart", async () => {
@@ -300,6 +313,31 @@ describe("dist run with runc", { skip }, () => {
     assert.match((await dist(["ps"])).stdout, /\ntaken\s+.*running/);
     assert.equal((await dist(["rm", "-f", "taken"])).code, 0);
     await assertNothingLeft();
+  });
+
+  test("bundle without root: a copy of a native snapshot, nothing mounted", async () => {
+    // a root and a bundle directory of nobody's own, where nobody can reach them (the harness's are root-only)
+    const base = mkdtempSync(join(tmpdir(), "dist-run-nobody-"));
+    after(() => rmSync(base, { recursive: true, force: true }));
+    chmodSync(base, 0o755);
+    const nroot = join(base, "root");
+    mkdirSync(nroot, { mode: 0o700 });
+    chownSync(nroot, 65534, 65534);
+    const work = join(base, "work");
+    mkdirSync(work, { mode: 0o700 });
+    chownSync(work, 65534, 65534);
+    const asNobody = (args: string[]) => tb.dist(args, { user: "nobody", root: nroot, env: { HOME: nroot } });
+    const p = await asNobody(["pull", "--plain-http", busybox]);
+    assert.equal(p.code, 0, p.stderr);
+    const dir = join(work, "b");
+    const b = await asNobody(["bundle", "-u", "nobody", busybox, dir, "--", "id", "-u"]);
+    assert.equal(b.code, 0, b.stderr);
+    assert.equal(JSON.parse(readFileSync(join(dir, "dist-bundle.json"), "utf8")).mounted, false);
+    assert.ok(existsSync(join(dir, "rootfs", "bin", "busybox")));
+    const spec = JSON.parse(readFileSync(join(dir, "config.json"), "utf8"));
+    assert.deepEqual([spec.process.args, spec.process.user.uid], [["id", "-u"], 65534]);
+    assert.equal((await asNobody(["bundle", "--remove", dir])).code, 0);
+    assert.ok(!existsSync(dir));
   });
 
   test("bundle: config.json valid by the runtime-spec schema, same process as umoci's, runnable by runc", async () => {
