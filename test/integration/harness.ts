@@ -196,6 +196,7 @@ async function start(): Promise<Testbed> {
       service: TOKEN_SERVICE,
       user: USER,
       password: PASSWORD,
+      unref: true,
     });
     cleanup.push(() => token.close());
 
