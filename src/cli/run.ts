@@ -368,9 +368,9 @@ function isSignal(name: string): boolean {
 function registerKill(program: Command): void {
   const cmd = program
     .command("kill")
-    .description("send a signal to a running container (default SIGTERM)")
+    .description("send a signal to a running container (default: the image's StopSignal, else SIGTERM)")
     .argument("<id...>", "container ids")
-    .option("-s, --signal <signal>", "signal name or number", "SIGTERM")
+    .option("-s, --signal <signal>", "signal name or number")
     .option("--all", "signal every process of the container, not only its first")
     .addHelpText(
       "after",
@@ -380,11 +380,15 @@ Examples:
   dist kill -s KILL web
   dist kill -s SIGHUP --all web worker`,
     )
-    .action(async (ids: string[], o: { signal: string; all?: boolean }) => {
+    .action(async (ids: string[], o: { signal?: string; all?: boolean }) => {
       const g = globals(cmd);
-      const sig = parseSignal(o.signal);
+      const explicit = o.signal === undefined ? undefined : parseSignal(o.signal);
       const { killContainer } = await runLib();
-      for (const id of ids) await killContainer(g.root, validateContainerId(id), sig, { all: o.all });
+      for (const id of ids) {
+        const rec = readRecord(g.root, validateContainerId(id));
+        const sig = explicit ?? (rec.stopSignal ? parseSignal(rec.stopSignal) : "SIGTERM");
+        await killContainer(g.root, id, sig, { all: o.all });
+      }
     });
 }
 
