@@ -19,6 +19,8 @@
  * that need it call testbed({ debian: true }) and fail loudly without it).
  */
 import {
+  chmodSync,
+  chownSync,
   copyFileSync,
   linkSync,
   mkdirSync,
@@ -63,9 +65,9 @@ export interface DistOptions {
   input?: string | Buffer;
   /** Extra environment (merged over the test process's, with DOCKER_CONFIG set to an empty dir). */
   env?: Record<string, string | undefined>;
-  /** Run as this user (runuser -u USER); the root must be usable by that user. */
+  /** Run as this user (runuser -u USER); the default root is then a directory that user owns. */
   user?: string;
-  /** --root for this call (default: tb.root). `null` passes no --root at all. */
+  /** --root for this call (default: tb.root, or tb.rootFor(user)). `null` passes no --root at all. */
   root?: string | null;
   /** Kill the command after this long (default 180 s). */
   timeoutMs?: number;
@@ -113,6 +115,8 @@ export interface Testbed {
   tempDir(prefix?: string): string;
   /** A fresh, empty directory to use as a dist --root. */
   newRoot(): string;
+  /** A directory owned by `user` (e.g. "nobody"), the default --root of dist({ user }). */
+  rootFor(user: string): Promise<string>;
   /** Starts a corrupting proxy in front of `target` (a plain-HTTP registry address); returns its address. */
   proxy(target: string, mode: ProxyMode, opts?: ProxyOptions): Promise<string>;
   /** "127.0.0.1:PORT" where nothing listens (connection refused). */
@@ -227,6 +231,20 @@ async function start(): Promise<Testbed> {
 
     const root = join(tmp, "root");
     mkdirSync(root);
+    chmodSync(tmp, 0o755); // other users (runuser) reach their roots and the configs below
+    const userRoots = new Map<string, string>();
+    const rootFor = async (user: string) => {
+      let dir = userRoots.get(user);
+      if (!dir) {
+        const uid = Number((await must("id", ["-u", user])).trim());
+        const gid = Number((await must("id", ["-g", user])).trim());
+        dir = join(tmp, `root-${user}`);
+        mkdirSync(dir);
+        chownSync(dir, uid, gid);
+        userRoots.set(user, dir);
+      }
+      return dir;
+    };
     let n = 0;
     const tempDir = (prefix = "d") => mkdtempSync(join(tmp, `${prefix}-`));
 
@@ -250,6 +268,7 @@ async function start(): Promise<Testbed> {
       root,
       tempDir,
       newRoot: () => tempDir(`root${++n}`),
+      rootFor,
       proxy: async (target, mode, o) => {
         const p = await startProxy(target, mode, o);
         cleanup.push(() => p.close());
@@ -257,7 +276,8 @@ async function start(): Promise<Testbed> {
       },
       deadAddr: async () => `127.0.0.1:${await freePort()}`,
       dist: async (args, o = {}) => {
-        const rootArgs = o.root === null ? [] : ["--root", o.root ?? root];
+        const defaultRoot = o.user ? await rootFor(o.user) : root;
+        const rootArgs = o.root === null ? [] : ["--root", o.root ?? defaultRoot];
         const cmd = o.user ? "runuser" : DIST;
         const argv = o.user ? ["-u", o.user, "--", DIST, ...rootArgs, ...args] : [...rootArgs, ...args];
         const env = { ...process.env, DOCKER_CONFIG: dockerConfig, ...o.env };

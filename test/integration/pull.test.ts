@@ -6,6 +6,7 @@
  * with the native snapshotter, and two pulls of one image at once.
  */
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -241,6 +242,27 @@ describe("bad input: clear errors, no partial snapshot, fetched blobs kept", () 
   test("a config that is not JSON", async () => {
     const ref = await crafted("bad-config", () => ({ config: Buffer.from("{not json") }));
     await expectFailure(ref, /image config sha256:[0-9a-f]{64} is not JSON/);
+  });
+
+  test("a full disk (ENOSPC): reported, nothing committed, the fetched blobs kept", {
+    skip: !isRoot && "mounting a small tmpfs needs root",
+  }, async () => {
+    const dir = tb.tempDir("small");
+    const m = spawnSync("mount", ["-t", "tmpfs", "-o", "size=4m", "tmpfs", dir]);
+    assert.equal(m.status, 0, String(m.stderr));
+    try {
+      const root = join(dir, "root");
+      const r = await tb.dist(["pull", "--plain-http", "--snapshotter", "native", `${tb.plain}/edge/whiteouts:oci`], {
+        root,
+      });
+      assert.equal(r.code, 1, r.stdout);
+      assert.match(r.stderr, /unpacking layer sha256:[0-9a-f]{64}: no space left on device/);
+      assert.deepEqual(await snapshotNames(root, "native"), []);
+      const c = await tb.dist(["content", "ls", "-q"], { root });
+      for (const b of tb.images["edge/whiteouts:oci"].blobs) assert.ok(c.stdout.includes(b), `blob ${b} kept`);
+    } finally {
+      spawnSync("umount", [dir]);
+    }
   });
 
   test("rootfs unpack of a manifest whose config is missing from the store", async () => {
