@@ -133,15 +133,22 @@ async function copyInto(
     }
     progress?.update(key, { state: "downloading", offset, startOffset: offset, total: desc.size });
     let n = offset;
-    for await (const chunk of body as AsyncIterable<Buffer>) {
-      n += chunk.length;
-      if (n > desc.size) {
-        body.destroy();
-        throw new DataLossError(`${key}: the registry sent more than the ${desc.size} bytes its descriptor says`);
+    // network chunks are gathered into 1 MiB writes, one write in flight while the next batch arrives
+    const batch = new WriteBatcher(w);
+    try {
+      for await (const chunk of body as AsyncIterable<Buffer>) {
+        n += chunk.length;
+        if (n > desc.size) {
+          body.destroy();
+          throw new DataLossError(`${key}: the registry sent more than the ${desc.size} bytes its descriptor says`);
+        }
+        await batch.add(chunk);
+        if (tap && !tap.destroyed && !tap.write(chunk)) await drained(tap, opts.signal);
+        progress?.update(key, { offset: n });
       }
-      await w.write(chunk);
-      if (tap && !tap.destroyed && !tap.write(chunk)) await drained(tap, opts.signal);
-      progress?.update(key, { offset: n });
+      await batch.flush();
+    } finally {
+      await batch.settle();
     }
     if (n !== desc.size) throw new DataLossError(`${key}: got ${n} bytes, expected ${desc.size}`);
     progress?.update(key, { state: "committing" });
@@ -214,6 +221,47 @@ async function writeWhole(
   }
   opts.progress?.update(key, { state: "done" });
   return "done";
+}
+
+const WRITE_BATCH = 1 << 20;
+
+/** Gathers chunks into WRITE_BATCH-sized writes, keeping at most one write in flight. */
+class WriteBatcher {
+  readonly #w: Writer;
+  #parts: Buffer[] = [];
+  #bytes = 0;
+  #inflight: Promise<void> | undefined;
+  constructor(w: Writer) {
+    this.#w = w;
+  }
+  async add(chunk: Buffer): Promise<void> {
+    this.#parts.push(chunk);
+    this.#bytes += chunk.length;
+    if (this.#bytes >= WRITE_BATCH) await this.#start();
+  }
+  async #start(): Promise<void> {
+    if (this.#inflight) await this.#inflight;
+    this.#inflight = undefined;
+    if (this.#bytes === 0) return;
+    const buf = this.#parts.length === 1 ? this.#parts[0] : Buffer.concat(this.#parts, this.#bytes);
+    this.#parts = [];
+    this.#bytes = 0;
+    const p = this.#w.write(buf);
+    // an error surfaces at the next await of #inflight; until then it must not be unhandled
+    p.catch(() => {});
+    this.#inflight = p;
+  }
+  /** Writes what is left and waits for it. */
+  async flush(): Promise<void> {
+    await this.#start();
+    await this.settle();
+  }
+  /** Waits for the write in flight, if any, rethrowing its error. */
+  async settle(): Promise<void> {
+    const p = this.#inflight;
+    this.#inflight = undefined;
+    if (p) await p;
+  }
 }
 
 function drained(s: PassThrough, signal?: AbortSignal): Promise<void> {
