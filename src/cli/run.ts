@@ -424,6 +424,9 @@ Examples:
       const g = globals(cmd);
       const { removeContainer } = await runLib();
       for (const id of ids) {
+        if (/^sha(256|512):/.test(id)) {
+          throw usage(`"${id}" is a digest, not a container id: blobs are deleted with dist content rm`);
+        }
         const rec = readRecord(g.root, validateContainerId(id));
         const snapshotter = await openSnapshotter(g, rec.snapshotter);
         await removeContainer(g.root, id, snapshotter, { force: o.force });
