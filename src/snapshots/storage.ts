@@ -7,7 +7,6 @@
  */
 import type { DatabaseSync } from "node:sqlite";
 import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from "../errors.ts";
-import { transaction } from "../metadata/db.ts";
 import type { Kind, SnapshotInfo } from "./snapshotter.ts";
 
 export interface SnapshotRecord extends SnapshotInfo {
@@ -69,9 +68,25 @@ export class MetaStore {
     CREATE INDEX IF NOT EXISTS snapshots_by_parent ON snapshots (snapshotter, parent);`);
   }
 
-  /** Runs fn in one write transaction; fs work inside it must be quick (renames, mkdirs). */
+  /**
+   * Runs fn in one write transaction; fs work inside it must be quick (renames,
+   * mkdirs). SQLite rolls back by itself when a commit fails (SQLITE_FULL on a
+   * full disk): the original error is what the caller sees, not the ROLLBACK's.
+   */
   tx<T>(fn: () => T): T {
-    return transaction(this.db, fn);
+    this.db.exec("BEGIN IMMEDIATE");
+    try {
+      const result = fn();
+      this.db.exec("COMMIT");
+      return result;
+    } catch (err) {
+      if (this.db.isTransaction) {
+        try {
+          this.db.exec("ROLLBACK");
+        } catch {}
+      }
+      throw err;
+    }
   }
 
   find(name: string): SnapshotRecord | undefined {

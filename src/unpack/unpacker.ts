@@ -18,6 +18,7 @@
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { closeSync, openSync } from "node:fs";
+import { readdir, statfs } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { Transform, type TransformCallback } from "node:stream";
@@ -26,6 +27,7 @@ import type { Info, Provider } from "../content/content.ts";
 import type { Descriptor } from "../descriptor.ts";
 import type { Digest } from "../digest.ts";
 import { DataLossError, errorMessage, FailedPreconditionError, InvalidArgumentError, isNotFound } from "../errors.ts";
+import { removeTree } from "../snapshots/fs-snapshotter.ts";
 import type { Mount, Snapshotter } from "../snapshots/snapshotter.ts";
 import { syncfs } from "../sys/index.ts";
 import { chainIDs } from "./chainid.ts";
@@ -344,7 +346,14 @@ export class Unpacker {
         await sn.commit(chain, key);
         return;
       } catch (err) {
-        await sn.remove(key).catch(() => {});
+        const full = await diskFull(target.dir);
+        await discard(sn, key, target.dir);
+        if (full) {
+          throw new FailedPreconditionError(
+            `unpacking layer ${slot.desc.digest}: no space left on device under ${target.dir} (the blobs fetched so far are kept; free space and pull again)`,
+            { cause: err },
+          );
+        }
         o.signal?.throwIfAborted();
         // a teed download that broke is retried once from the store, if the blob made it there
         const retry = teed && attempt === 0 && !(err instanceof DataLossError);
@@ -353,6 +362,34 @@ export class Unpacker {
           throw wrap(err, slot.desc);
         });
       }
+    }
+  }
+}
+
+/** After a failed apply: is the filesystem full (ENOSPC), whatever error the applier reported? */
+async function diskFull(dir: string): Promise<boolean> {
+  try {
+    const st = await statfs(dir);
+    return st.bavail * st.bsize < 64 * 1024 || st.ffree === 0;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Removes a failed temporary snapshot. Its files go first: on a full disk the
+ * metadata update itself needs the space they hold.
+ */
+async function discard(sn: Snapshotter, key: string, dir: string): Promise<void> {
+  try {
+    for (const name of await readdir(dir)) await removeTree(join(dir, name));
+  } catch {}
+  for (let i = 0; i < 3; i++) {
+    try {
+      await sn.remove(key);
+      return;
+    } catch (err) {
+      if (isNotFound(err)) return;
     }
   }
 }
