@@ -147,8 +147,12 @@ async function copyInto(
         progress?.update(key, { offset: n });
       }
       await batch.flush();
+    } catch (err) {
+      // keep the bytes that arrived for a resume; bytes known to be bad are dropped below
+      if (!(err instanceof DataLossError)) await batch.flush().catch(() => {});
+      throw err;
     } finally {
-      await batch.settle();
+      await batch.settle().catch(() => {});
     }
     if (n !== desc.size) throw new DataLossError(`${key}: got ${n} bytes, expected ${desc.size}`);
     progress?.update(key, { state: "committing" });
