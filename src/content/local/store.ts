@@ -7,7 +7,7 @@
  */
 import { createHash } from "node:crypto";
 import { createReadStream, existsSync } from "node:fs";
-import { open, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { chmod, type FileHandle, open, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import {
@@ -258,7 +258,7 @@ export class LocalStore implements Store {
       if (exists()) throw already();
       const state = await this.#openIngest(this.#ingestPath(ref), ref, total, expected);
       const dataPath = join(state.dir, "data");
-      const fh = await open(dataPath, "r+");
+      const fh = await openData(dataPath);
       try {
         state.offset = (await fh.stat()).size;
         const algorithm = state.expected ? algorithmOf(state.expected) : CANONICAL;
@@ -415,6 +415,20 @@ export class LocalStore implements Store {
   }
 
   close(): void {}
+}
+
+/**
+ * Opens an ingest's data for writing. A commit that failed after making the
+ * file read-only (before its rename) leaves it so: make it writable again.
+ */
+async function openData(path: string): Promise<FileHandle> {
+  try {
+    return await open(path, "r+");
+  } catch (err) {
+    if (errno(err) !== "EACCES") throw err;
+    await chmod(path, 0o644);
+    return open(path, "r+");
+  }
 }
 
 interface LabelFilter {
