@@ -3,12 +3,13 @@
  * images with runc. Thin: flags become SpecOptions and the work is in src/run.
  */
 import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
 import type { Command } from "commander";
-import { errorMessage, FailedPreconditionError, InvalidArgumentError } from "../errors.ts";
+import { errorMessage, FailedPreconditionError, InvalidArgumentError, isNotFound } from "../errors.ts";
 import { formatAge } from "../format.ts";
 import { log } from "../log.ts";
 import type { SpecOptions } from "../oci/spec.ts";
-import { listRecords, readRecord, validateContainerId } from "../run/containers.ts";
+import { type ContainerRecord, containerDir, listRecords, readRecord, validateContainerId } from "../run/containers.ts";
 import { globals } from "./globals.ts";
 import { openContentStore, openImageStore, openSnapshotter } from "./open.ts";
 import { addPlatformFlags, platformMatcher } from "./platform-flags.ts";
@@ -422,12 +423,21 @@ Examples:
     )
     .action(async (ids: string[], o: { force?: boolean }) => {
       const g = globals(cmd);
-      const { removeContainer } = await runLib();
+      const { removeContainer, removeIncomplete } = await runLib();
       for (const id of ids) {
         if (/^sha(256|512):/.test(id)) {
           throw usage(`"${id}" is a digest, not a container id: blobs are deleted with dist content rm`);
         }
-        const rec = readRecord(g.root, validateContainerId(id));
+        let rec: ContainerRecord;
+        try {
+          rec = readRecord(g.root, validateContainerId(id));
+        } catch (err) {
+          // a creation that was killed leaves a directory without a record: clean that up too
+          if (!isNotFound(err) || !existsSync(containerDir(g.root, id))) throw err;
+          await removeIncomplete(g.root, id, await openSnapshotter(g));
+          process.stdout.write(`${id}\n`);
+          continue;
+        }
         const snapshotter = await openSnapshotter(g, rec.snapshotter);
         await removeContainer(g.root, id, snapshotter, { force: o.force });
         process.stdout.write(`${id}\n`);

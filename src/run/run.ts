@@ -442,6 +442,21 @@ export async function removeContainer(
   removeTree(containerDir(root, id));
 }
 
+/**
+ * Removes what an interrupted creation left (a container directory without its
+ * record): our mount in it, and snapshot `id` when it carries our label.
+ */
+export async function removeIncomplete(root: string, id: string, snapshotter: Snapshotter | undefined): Promise<void> {
+  const dir = containerDir(root, id);
+  const rootfs = join(dir, "bundle", "rootfs");
+  if (isMountPoint(rootfs)) unmount(rootfs);
+  if (snapshotter) {
+    const info = await snapshotter.stat(id).catch(() => undefined);
+    if (info?.labels["dist.container"] === id) await snapshotter.remove(id);
+  }
+  removeTree(dir);
+}
+
 /** After a foreground run without --rm: unmount, keep the snapshot and record (docker keeps stopped containers). */
 export function releaseMount(root: string, record: ContainerRecord): void {
   if (record.mounted && isMountPoint(record.rootfs)) unmount(record.rootfs);

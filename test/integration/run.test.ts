@@ -315,6 +315,27 @@ describe("dist run with runc", { skip }, () => {
     await assertNothingLeft();
   });
 
+  test("rm cleans up after a creation that was killed (a directory without a record)", async () => {
+    const rootfs = join(root, "containers", "half", "bundle", "rootfs");
+    mkdirSync(rootfs, { recursive: true });
+    const p = await dist([
+      "snapshots",
+      "prepare",
+      "half",
+      chainID,
+      "--label",
+      "dist.container=half",
+      "--target",
+      rootfs,
+    ]);
+    assert.equal(p.code, 0, p.stderr);
+    await must("sh", ["-c", p.stdout]);
+    assert.ok(readFileSync("/proc/self/mountinfo", "utf8").includes(rootfs));
+    const r = await dist(["rm", "half"]);
+    assert.deepEqual([r.code, r.stdout], [0, "half\n"], r.stderr);
+    await assertNothingLeft();
+  });
+
   test("bundle without root: a copy of a native snapshot, nothing mounted", async () => {
     // a root and a bundle directory of nobody's own, where nobody can reach them (the harness's are root-only)
     const base = mkdtempSync(join(tmpdir(), "dist-run-nobody-"));
