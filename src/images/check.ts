@@ -10,7 +10,7 @@ import { childrenHandler, filterPlatforms } from "./children.ts";
 import { walk } from "./handlers.ts";
 import { readSmallBlob } from "./manifest.ts";
 import { isAttestationManifest, isConfig, isIndex, isManifest } from "./mediatypes.ts";
-import { formatPlatform, normalize, type PlatformMatcher } from "./platforms.ts";
+import { formatPlatform, type PlatformMatcher } from "./platforms.ts";
 
 export interface CheckResult {
   /** Every required blob is present (and the walk could see them all). */
@@ -83,16 +83,16 @@ export async function imageSize(
   return r.requiredSize;
 }
 
-/** The platforms an image offers: those its index names (attestations left out), or its config's. */
+/** The platforms an image offers as declared: those its index names (attestations left out), or its config's. */
 export async function imagePlatforms(
   provider: Provider,
   target: Descriptor,
   opts: { signal?: AbortSignal } = {},
 ): Promise<Platform[]> {
   const found = new Map<string, Platform>();
+  // as the image declares them (linux/arm64/v8 stays so), like `ctr images ls`
   const add = (p: Platform) => {
-    const n = normalize(p);
-    found.set(formatPlatform(n), n);
+    found.set(formatPlatform(p), p);
   };
   await walk(
     async (desc, signal) => {
@@ -127,11 +127,9 @@ export async function imagePlatforms(
             unknown
           >;
           if (typeof config.os === "string" && typeof config.architecture === "string") {
-            add({
-              os: config.os,
-              architecture: config.architecture,
-              variant: typeof config.variant === "string" ? config.variant : undefined,
-            });
+            const p: Platform = { os: config.os, architecture: config.architecture };
+            if (typeof config.variant === "string" && config.variant !== "") p.variant = config.variant;
+            add(p);
           }
         } catch (err) {
           if (!isNotFound(err) && !(err instanceof SyntaxError)) throw err;

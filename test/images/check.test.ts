@@ -107,7 +107,7 @@ describe("check and size", () => {
     const { p, index, amd } = multi();
     assert.deepEqual(
       (await imagePlatforms(p, index)).map((x) => `${x.os}/${x.architecture}${x.variant ? `/${x.variant}` : ""}`),
-      ["linux/amd64", "linux/arm/v7", "linux/arm64"],
+      ["linux/amd64", "linux/arm/v7", "linux/arm64/v8"],
     );
     assert.deepEqual(await imagePlatforms(p, amd.manifest), [{ os: "linux", architecture: "amd64" }]);
   });
