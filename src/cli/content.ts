@@ -39,7 +39,7 @@ const ingest: AddCommand = (parent) =>
     .argument("<ref>", "the ingest's ref (a key: the same ref resumes, one writer at a time)")
     .option("--expected-digest <digest>", "the digest the content must have")
     .option("--expected-size <bytes>", "the size the content must have")
-    .option("--label <key=value>", "label the committed blob (repeatable)", collect, [])
+    .option("--label <key=value>", "label the committed blob (repeatable)", collect)
     .addHelpText(
       "after",
       `
@@ -51,12 +51,12 @@ Examples:
   dist ingest --expected-digest sha256:2c26…ae7 --expected-size 4 my-ref < file
   curl -sL URL | dist ingest --expected-digest "$D" layer-"$D"`,
     )
-    .action(async (ref: string, opts: { expectedDigest?: string; expectedSize?: string; label: string[] }, cmd) => {
+    .action(async (ref: string, opts: { expectedDigest?: string; expectedSize?: string; label?: string[] }, cmd) => {
       const g = globals(cmd);
       if (ref === "") throw new InvalidArgumentError("must specify a ref for the ingest");
       const expected = opts.expectedDigest ? validateDigest(opts.expectedDigest) : undefined;
       const size = opts.expectedSize === undefined ? undefined : parseSize(opts.expectedSize);
-      const labels = parseLabels(opts.label, false);
+      const labels = parseLabels(opts.label ?? [], false);
       if (isatty(0)) throw new InvalidArgumentError("refusing to ingest from a terminal: pipe the content into stdin");
       const signal = commandSignal(g);
       await withStore(g, async (store) => {
@@ -112,7 +112,7 @@ const list: AddCommand = (parent) =>
     .description("list blobs in the content store (DIGEST SIZE AGE LABELS)")
     .argument("[prefix...]", "only digests starting with one of these (sha256:ab, or just ab)")
     .option("-q, --quiet", "print digests only")
-    .option("--label <key[=value]>", "only blobs with this label (repeatable)", collect, [])
+    .option("--label <key[=value]>", "only blobs with this label (repeatable)", collect)
     .option("--output <format>", "table or json", "table")
     .addHelpText(
       "after",
@@ -122,7 +122,7 @@ Examples:
   dist ls -q | xargs dist delete
   dist content ls --label dist.example/keep --output json`,
     )
-    .action(async (prefixes: string[], opts: { quiet?: boolean; label: string[]; output?: string }, cmd) => {
+    .action(async (prefixes: string[], opts: { quiet?: boolean; label?: string[]; output?: string }, cmd) => {
       const format = outputFormat(opts.output);
       const infos: Info[] = [];
       await withStore(globals(cmd), (s) =>
@@ -239,7 +239,7 @@ the exit status is then 1.
 
 Examples:
   dist delete sha256:010c454d55e53059beaba4044116ea4636f8dd8181e975d893931c7e7204fffa
-  dist list -q | xargs dist rm`,
+  dist list -q | xargs dist delete`,
     )
     .action(async (digests: string[], _opts: unknown, cmd: Command) => {
       await withStore(globals(cmd), async (store) => {
@@ -334,8 +334,8 @@ Examples:
 
 // ---- helpers
 
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
 }
 
 function usage(message: string): InvalidArgumentError {
