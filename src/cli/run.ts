@@ -4,7 +4,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import type { Command } from "commander";
+import { type Command, Option } from "commander";
 import { errorMessage, FailedPreconditionError, InvalidArgumentError, isNotFound } from "../errors.ts";
 import { formatAge } from "../format.ts";
 import { log } from "../log.ts";
@@ -104,7 +104,6 @@ function registerBundle(program: Command): void {
   addSpecFlags(cmd)
     .option("--copy", "copy the snapshot into rootfs/ instead of mounting it (the default without root)")
     .option("--remove", "remove the bundle at <ref>: unmount rootfs/, drop its snapshot, delete the directory")
-    .allowUnknownOption()
     .addHelpText(
       "after",
       `
@@ -170,7 +169,6 @@ function registerRun(program: Command): void {
     .option("-i, --interactive", "keep stdin attached")
     .option("--runtime <path>", "OCI runtime binary (default: runc on PATH)")
     .option("--runtime-root <dir>", "runc state directory (default /run/dist/runc as root, else <root>/runc)")
-    .allowUnknownOption()
     .addHelpText(
       "after",
       `
@@ -264,6 +262,12 @@ function passThroughAfterImage(program: Command, cmd: Command): void {
   if (invokedCommand(process.argv.slice(2)) !== cmd.name()) return;
   program.enablePositionalOptions();
   cmd.passThroughOptions();
+  // the global options still work between the command name and the image
+  for (const o of program.options) {
+    const copy = new Option(o.flags, o.description).hideHelp();
+    if (o.negate || o.long === "--version" || o.long === "--help") continue;
+    cmd.addOption(copy);
+  }
 }
 
 function registerPs(program: Command): void {
