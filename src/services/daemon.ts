@@ -176,16 +176,16 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       log.info({ reason, inFlight: live.inFlight() }, "shutting down");
       const grace = opts.grace ?? 5000;
       const drained = new Promise<void>((r) => live.server.tryShutdown(() => r()));
-      const timer = setTimeout(() => {
-        live.abortAll(new Error(`daemon shutting down (${reason})`));
-        setTimeout(() => live.server.forceShutdown(), 500).unref();
-      }, grace);
-      timer.unref();
-      // subscriptions never finish on their own: end them at once
-      await Promise.race([drained, new Promise((r) => setTimeout(r, 50))]);
-      if (live.inFlight() > 0) live.abortAll(new Error(`daemon shutting down (${reason})`));
-      await Promise.race([drained, new Promise((r) => setTimeout(r, grace))]);
-      clearTimeout(timer);
+      const wait = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
+      const abort = () => live.abortAll(new UnavailableError(`daemon shutting down (${reason})`));
+      // calls already running get the grace period; subscriptions would hold it all, so they end at once
+      live.abortIdle(new UnavailableError(`daemon shutting down (${reason})`));
+      await Promise.race([drained, wait(grace)]);
+      if (live.inFlight() > 0) {
+        log.warn({ inFlight: live.inFlight() }, "aborting calls still running after the grace period");
+        abort();
+        await Promise.race([drained, wait(1000)]);
+      }
       live.server.forceShutdown();
       await be.close().catch((err: unknown) => log.warn({ err: errorMessage(err) }, "closing stores"));
       await unlink(address).catch(() => undefined);
@@ -199,10 +199,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
 }
 
 async function defaultApply(): Promise<ApplyFn> {
-  // the applier lands separately; loading it lazily keeps the daemon up without it
-  const spec = "../archive/apply.ts";
-  const mod = (await import(spec)) as { applyLayer: ApplyFn };
-  return mod.applyLayer;
+  return (await import("../archive/apply.ts")).applyLayer;
 }
 
 /** Runs the daemon until SIGTERM/SIGINT (the CLI's entry). */

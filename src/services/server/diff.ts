@@ -11,7 +11,7 @@ import { realpath } from "node:fs/promises";
 import { relative, resolve } from "node:path";
 import type { Readable } from "node:stream";
 import type * as grpc from "@grpc/grpc-js";
-import { decompressStream, isLayerMediaType } from "../../archive/compression.ts";
+import { isLayerMediaType } from "../../archive/compression.ts";
 import type { Digest } from "../../digest.ts";
 import { validateDigest } from "../../digest.ts";
 import { InvalidArgumentError, PermissionDeniedError, UnimplementedError } from "../../errors.ts";
@@ -96,10 +96,10 @@ export function diffService(
           );
         }
         const apply = await loadApply();
+        // the applier detects and undoes the compression itself
         const blob = await store.openRead(desc.digest, { signal: ctx.signal });
-        const { stream } = await decompressStream(blob, { what: `layer ${desc.digest}` });
         const started = Date.now();
-        const res = await apply(dir, stream, {
+        const res = await apply(dir, blob, {
           signal: ctx.signal,
           convertWhiteout: target.overlay ? "overlay" : undefined,
           lowerDirs: target.lowerDirs,

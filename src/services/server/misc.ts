@@ -92,7 +92,7 @@ export function eventsService(host: RpcHost): grpc.UntypedServiceImplementation 
     // Subscribers wait for events we never emit; the stream ends when they leave or we stop.
     Subscribe: (call: grpc.ServerWritableStream<unknown, unknown>) => {
       const ctrl = new AbortController();
-      const untrack = host.track(ctrl);
+      const untrack = host.track(ctrl, true);
       const end = () => {
         untrack();
         if (!call.cancelled) call.end();

@@ -26,8 +26,8 @@ export interface RpcHost {
   log: Logger;
   /** Records a namespace as used (mutating calls create it, as containerd does). */
   touchNamespace(ns: string): void;
-  /** Registers an in-flight call; the returned function unregisters it. */
-  track(ctrl: AbortController): () => void;
+  /** Registers an in-flight call (idle: one that only waits, like Subscribe); returns its unregister function. */
+  track(ctrl: AbortController, idle?: boolean): () => void;
 }
 
 export function validateNamespace(ns: string): string {

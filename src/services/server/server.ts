@@ -27,6 +27,8 @@ export interface DaemonServer {
   server: grpc.Server;
   /** Aborts every in-flight call (their writers close, ingests stay resumable). */
   abortAll(reason: Error): void;
+  /** Ends calls that only wait (event subscriptions). */
+  abortIdle(reason: Error): void;
   inFlight(): number;
 }
 
@@ -47,12 +49,14 @@ export function serverUUID(root: string): string {
 export function createServer(opts: { backend: Backend; log: Logger; loadApply: () => Promise<ApplyFn> }): DaemonServer {
   const { backend, log } = opts;
   const calls = new Set<AbortController>();
+  const idle = new Set<AbortController>();
   const host: RpcHost = {
     log,
     touchNamespace: (ns) => backend.meta.touchNamespace(ns),
-    track(ctrl) {
-      calls.add(ctrl);
-      return () => calls.delete(ctrl);
+    track(ctrl, waits) {
+      const set = waits ? idle : calls;
+      set.add(ctrl);
+      return () => set.delete(ctrl);
     },
   };
   const server = new grpc.Server({
@@ -71,7 +75,10 @@ export function createServer(opts: { backend: Backend; log: Logger; loadApply: (
   return {
     server,
     abortAll(reason) {
-      for (const c of calls) c.abort(reason);
+      for (const c of [...calls, ...idle]) c.abort(reason);
+    },
+    abortIdle(reason) {
+      for (const c of idle) c.abort(reason);
     },
     inFlight: () => calls.size,
   };
