@@ -92,20 +92,28 @@ describe("dist ingest / get / list / path / delete", () => {
     const r = await run(["ingest", "--expected-digest", d, "--expected-size", "3000", "my-ref"], { root, input: data });
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, "");
-    const got = await run(["get", d], { root });
+    const file = join(root, "content", "blobs", "sha256", d.slice(7));
+    // the read commands, concurrently (they only read)
+    const [got, ls, lsq, json, path, pathN, pathQ] = await Promise.all([
+      run(["get", d], { root }),
+      run(["list"], { root }),
+      run(["ls", "-q"], { root }),
+      run(["content", "ls", "--output", "json"], { root }),
+      run(["path", d], { root }),
+      run(["path", "-n", d], { root }),
+      run(["content", "path", "-q", d], { root }),
+    ]);
     assert.equal(got.code, 0);
     assert.ok(got.out.equals(data));
-    const ls = await run(["list"], { root });
     assert.match(ls.stdout, /^DIGEST\s+SIZE\s+AGE\s+LABELS\n/);
     assert.match(ls.stdout, new RegExp(`${d}\\s+2\\.9 KiB\\s+\\S.*\\s+-\\n`));
-    assert.equal((await run(["ls", "-q"], { root })).stdout, `${d}\n`);
-    const json = JSON.parse((await run(["content", "ls", "--output", "json"], { root })).stdout);
-    assert.equal(json[0].digest, d);
-    assert.equal(json[0].size, 3000);
-    const file = join(root, "content", "blobs", "sha256", d.slice(7));
-    assert.equal((await run(["path", d], { root })).stdout, `${d} ${file}\n`);
-    assert.equal((await run(["path", "-n", d], { root })).stdout, `${file}\n`);
-    assert.equal((await run(["content", "path", "-q", d], { root })).stdout, `${file}\n`);
+    assert.equal(lsq.stdout, `${d}\n`);
+    const parsed = JSON.parse(json.stdout);
+    assert.equal(parsed[0].digest, d);
+    assert.equal(parsed[0].size, 3000);
+    assert.equal(path.stdout, `${d} ${file}\n`);
+    assert.equal(pathN.stdout, `${file}\n`);
+    assert.equal(pathQ.stdout, `${file}\n`);
     assert.equal(statSync(file).mode & 0o222, 0);
     const rm = await run(["delete", d], { root });
     assert.equal(rm.stdout, `${d}\n`);
@@ -283,7 +291,7 @@ describe("dist ingest under failure", () => {
   });
 });
 
-describe("dist content commands on bad input", () => {
+describe("dist content commands on bad input", { concurrency: true }, () => {
   const d = digestOf("absent");
   const cases: [string, string[], RegExp][] = [
     ["a bad expected digest", ["ingest", "--expected-digest", "sha256:zz", "r"], /invalid digest "sha256:zz"/],
