@@ -138,6 +138,8 @@ describe("malformed requests", () => {
           responseStream: false,
           requestSerialize: () => Buffer.from([0xff, 0xff, 0xff, 0xff, 0x0f, 0x01]),
           responseDeserialize: (b: Buffer) => b,
+          requestDeserialize: (b: Buffer) => b,
+          responseSerialize: (b: Buffer) => b,
         },
       },
       "Garbage",
