@@ -4,6 +4,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
+import { constants } from "node:os";
 import { type Command, Option } from "commander";
 import { errorMessage, FailedPreconditionError, InvalidArgumentError, isNotFound } from "../errors.ts";
 import { formatAge } from "../format.ts";
@@ -335,39 +336,7 @@ function parseSignal(s: string): string {
 }
 
 function isSignal(name: string): boolean {
-  return [
-    "HUP",
-    "INT",
-    "QUIT",
-    "ILL",
-    "TRAP",
-    "ABRT",
-    "BUS",
-    "FPE",
-    "KILL",
-    "USR1",
-    "SEGV",
-    "USR2",
-    "PIPE",
-    "ALRM",
-    "TERM",
-    "STKFLT",
-    "CHLD",
-    "CONT",
-    "STOP",
-    "TSTP",
-    "TTIN",
-    "TTOU",
-    "URG",
-    "XCPU",
-    "XFSZ",
-    "VTALRM",
-    "PROF",
-    "WINCH",
-    "IO",
-    "PWR",
-    "SYS",
-  ].includes(name);
+  return Object.hasOwn(constants.signals, `SIG${name}`);
 }
 
 function registerKill(program: Command): void {
