@@ -3,10 +3,11 @@
  * OCI changeset rules, computing the diffID of the uncompressed bytes on the way.
  *
  * The bytes flow: source → [sha256 of the compressed bytes] → node:zlib (libuv
- * pool) → sha256 (diffID) → a worker thread that parses the tar and makes the
- * files with synchronous syscalls (applier.ts; the rules and the path-safety
- * policy are described there). At most IN_FLIGHT bytes wait for the worker, so
- * memory stays flat whatever the layer size.
+ * pool) → sha256 (diffID) → the tar parser and applier, which make the files with
+ * synchronous syscalls, one chunk at a time (applier.ts; the rules and the
+ * path-safety policy are described there). With `worker: true` the applier runs
+ * in a worker thread fed through a fixed pool of shared slots. Memory stays flat
+ * whatever the layer size.
  */
 import { readFileSync, realpathSync, statSync } from "node:fs";
 import { type Readable, Transform } from "node:stream";
@@ -23,6 +24,7 @@ import {
 import { LayerApplier } from "./applier.ts";
 import type { FromWorker, ToWorker, WorkerInit } from "./apply-worker.ts";
 import { type Compression, decompressStream, detectCompression, peek } from "./compression.ts";
+import { garbageMeter } from "./memory.ts";
 import { TarParser } from "./tar/reader.ts";
 
 export interface ApplyOptions {
@@ -35,8 +37,12 @@ export interface ApplyOptions {
   lowerDirs?: string[];
   /** Non-fatal problems (xattrs the filesystem refuses, devices skipped without root). */
   onWarning?: (message: string) => void;
-  /** Run the applier on the calling thread instead of a worker (default: a worker). */
-  inline?: boolean;
+  /**
+   * Run the applier in a worker thread (default: on the calling thread, a chunk at a
+   * time). Measured on 2 cores: no faster (zlib already runs on the libuv pool) and
+   * ~45 MiB more RSS per apply (the worker's own isolate and TypeScript loader).
+   */
+  worker?: boolean;
 }
 
 export interface ApplyResult {
@@ -124,8 +130,9 @@ export async function applyLayer(root: string, layer: Readable, opts: ApplyOptio
   const { compression, stream } = await decompressStream(raw);
   const diff = new Digester();
   let size = 0;
+  const meter = garbageMeter();
 
-  const sink = opts.inline ? inlineSink(init, onWarning) : workerSink(init, onWarning);
+  const sink = opts.worker ? workerSink(init, onWarning) : inlineSink(init, onWarning);
   const abort = () => {
     const reason = opts.signal?.reason ?? new Error("aborted");
     stream.destroy(reason);
@@ -139,6 +146,7 @@ export async function applyLayer(root: string, layer: Readable, opts: ApplyOptio
       diff.update(chunk);
       size += chunk.length;
       await sink.push(chunk);
+      meter(chunk.length);
     }
     await sink.end();
   } catch (e) {

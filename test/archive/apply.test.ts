@@ -138,7 +138,7 @@ describe("applyLayer: the edge layers", () => {
     const a = freshRoot();
     const b = freshRoot();
     await applyAll(a, ["base.tar", "edge-content.tar", "edge-whiteouts.tar"]);
-    await applyAll(b, ["base.tar", "edge-content.tar", "edge-whiteouts.tar"], { inline: true });
+    await applyAll(b, ["base.tar", "edge-content.tar", "edge-whiteouts.tar"], { worker: true });
     const list = (r: string) => {
       const t = listTree(r, { mtimes: true, dirMtimes: true });
       // implicit parents get the time of the apply
@@ -363,6 +363,20 @@ describe("applyLayer: hostile layers", () => {
       return true;
     });
     untouched();
+  });
+
+  test("in a worker thread too: the error keeps its kind and nothing escapes", async () => {
+    const R = freshRoot();
+    await assert.rejects(
+      applyLayer(R, fileStream(join(hostile, "breakout-dotdot.tar")), { worker: true }),
+      (e: Error) => {
+        assert.equal((e as { code?: string }).code, "InvalidArgument");
+        assert.match(e.message, /escapes the root directory/);
+        return true;
+      },
+    );
+    untouched();
+    assert.ok(fs.lstatSync(join(R, "ok-before.txt")).isFile());
   });
 
   test("hardlinks to host files (by ../ or through a symlink) are refused", async () => {
