@@ -5,10 +5,12 @@
  * mount it (overlay) or use its directory (native); resolve the user in the
  * rootfs; write config.json; hand the bundle to runc.
  */
+
+import { createHash } from "node:crypto";
 import { closeSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { constants } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import type { Descriptor } from "../descriptor.ts";
 import type { Digest } from "../digest.ts";
 import {
@@ -184,6 +186,16 @@ export interface CreateOptions {
   signal?: AbortSignal;
 }
 
+/**
+ * The container's cgroup: `/dist/<namespace>/<id>` for the system root; other
+ * roots (tests, users' own) get their own parent, so equal ids never share a cgroup.
+ */
+export function cgroupsPathFor(root: string, namespace: string, id: string): string {
+  if (root === "/var/lib/dist") return `/dist/${namespace}/${id}`;
+  const tag = createHash("sha256").update(resolve(root)).digest("hex").slice(0, 8);
+  return `/dist-${tag}/${namespace}/${id}`;
+}
+
 /** A container's hostname: its id, made a valid host name label. */
 function hostnameFor(id: string): string {
   return (
@@ -222,7 +234,7 @@ export async function createContainer(
       image.config,
       {
         hostname: hostnameFor(id),
-        cgroupsPath: `/dist/${opts.namespace}/${id}`,
+        cgroupsPath: cgroupsPathFor(opts.root, opts.namespace, id),
         ...opts.spec,
         rootPath: rootfs,
       },

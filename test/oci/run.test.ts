@@ -18,7 +18,7 @@ import {
   writeRecord,
 } from "../../src/run/containers.ts";
 import { removeTree } from "../../src/run/mounts.ts";
-import { defaultRuntimeRoot, startForeground, Undo } from "../../src/run/run.ts";
+import { cgroupsPathFor, defaultRuntimeRoot, startForeground, Undo } from "../../src/run/run.ts";
 import { findRuntime, Runc } from "../../src/run/runc.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "dist-run-"));
@@ -79,6 +79,12 @@ describe("container records", () => {
   });
   test("runc's state root: tmpfs for the system root only", () => {
     assert.equal(defaultRuntimeRoot("/tmp/x"), "/tmp/x/runc");
+  });
+  test("cgroups: one parent per root, so equal ids in two roots never share one", () => {
+    assert.equal(cgroupsPathFor("/var/lib/dist", "default", "web"), "/dist/default/web");
+    const a = cgroupsPathFor("/tmp/a", "default", "web");
+    assert.match(a, /^\/dist-[0-9a-f]{8}\/default\/web$/);
+    assert.notEqual(a, cgroupsPathFor("/tmp/b", "default", "web"));
   });
 });
 
