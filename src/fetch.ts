@@ -8,7 +8,7 @@ import { PassThrough, type Readable } from "node:stream";
 import type { Ingester, Provider, Writer } from "./content/content.ts";
 import type { Descriptor } from "./descriptor.ts";
 import { algorithmOf, digestOf } from "./digest.ts";
-import { DataLossError, errorMessage, isAlreadyExists, isNotFound } from "./errors.ts";
+import { DataLossError, DistError, errorMessage, isAlreadyExists, isNotFound } from "./errors.ts";
 import { childrenHandler, filterPlatforms, type NoteFn } from "./images/children.ts";
 import { dispatch, type Handler, handlers, Limiter, SKIP } from "./images/handlers.ts";
 import type { ImageStore } from "./images/image.ts";
@@ -88,7 +88,20 @@ export async function fetchBlob(
     if (manifest) return writeWhole(w, manifest, desc, key, opts);
     return copyInto(w, fetcher, desc, key, opts);
   };
-  return opts.limiter ? opts.limiter.run(run, opts.signal) : run();
+  try {
+    return await (opts.limiter ? opts.limiter.run(run, opts.signal) : run());
+  } catch (err) {
+    throw withKey(key, err);
+  }
+}
+
+/** A system error (ENOSPC, EACCES…) gets the blob's key; typed errors already say what failed. */
+function withKey(key: string, err: unknown): unknown {
+  if (err instanceof DistError || !(err instanceof Error) || typeof (err as NodeJS.ErrnoException).code !== "string")
+    return err;
+  const e = new Error(`${key}: storing the blob: ${err.message}`, { cause: err });
+  (e as NodeJS.ErrnoException).code = (err as NodeJS.ErrnoException).code;
+  return e;
 }
 
 async function present(store: Provider, desc: Descriptor): Promise<boolean> {
