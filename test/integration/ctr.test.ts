@@ -4,11 +4,13 @@
  * that fetches and unpacks through our services.
  */
 import assert from "node:assert/strict";
+import { type ChildProcess, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import { type DaemonProcess, startDaemonProcess } from "../services/fixture.ts";
 import { run } from "./fixtures/exec.ts";
 import { type Testbed, testbed } from "./harness.ts";
@@ -162,5 +164,99 @@ describe("ctr against dist daemon", () => {
     ]) {
       assert.ok(log.includes(`"method":"${m}"`), `ctr pull called ${m}`);
     }
+  });
+});
+
+async function dist(args: string[], address: string, ns = "default") {
+  const r = await tb.dist(["--address", address, "--namespace", ns, ...args], { root: null });
+  assert.equal(r.code, 0, `dist ${args.join(" ")} failed: ${r.stderr}`);
+  return r;
+}
+
+describe("dist --address against dist daemon", () => {
+  test("pull through the daemon; ctr sees the image complete and unpacked", async () => {
+    const ref = `${tb.plain}/tiny/busybox:latest`;
+    await dist(["pull", "--plain-http", ref], d.sock, "dist-client");
+    const ls = await dist(["images", "ls"], d.sock, "dist-client");
+    assert.match(ls.stdout, new RegExp(ref.replace(/[.]/g, "\\.")));
+    const check = await ctrOk(["images", "check"], { ns: "dist-client" });
+    assert.match(check.stdout, /complete \(2\/2\).*true/);
+    const blobs = await dist(["content", "ls"], d.sock, "dist-client");
+    assert.equal(blobs.stdout.trim().split("\n").length, 4, blobs.stdout);
+  });
+});
+
+describe("dist --address against a real containerd", {
+  skip: process.getuid?.() !== 0 && "containerd needs root",
+}, () => {
+  let dir: string;
+  let sock: string;
+  let proc: ChildProcess;
+  const cctr = async (args: string[]) => {
+    const r = await run("ctr", ["--address", sock, ...args], { timeoutMs: 60_000 });
+    assert.equal(r.code, 0, `ctr ${args.join(" ")}: ${r.stderr}`);
+    return r.stdout.toString();
+  };
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), "dist-containerd-"));
+    sock = join(dir, "containerd.sock");
+    writeFileSync(
+      join(dir, "config.toml"),
+      `version = 2
+root = "${dir}/root"
+state = "${dir}/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.aufs",
+  "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
+  "io.containerd.snapshotter.v1.devmapper"]
+[grpc]
+  address = "${sock}"
+[ttrpc]
+  address = "${sock}.ttrpc"
+[debug]
+  address = ""
+[metrics]
+  address = ""
+[plugins."io.containerd.internal.v1.opt"]
+  path = "${dir}/opt"
+`,
+    );
+    proc = spawn("containerd", ["--config", join(dir, "config.toml")], { stdio: "ignore" });
+    for (let i = 0; ; i++) {
+      const r = await run("ctr", ["--address", sock, "version"]);
+      if (r.code === 0) break;
+      if (i > 100) throw new Error("containerd did not start");
+      await sleep(100);
+    }
+  });
+
+  after(async () => {
+    if (proc && proc.exitCode === null) {
+      const exited = new Promise((r) => proc.once("exit", r));
+      proc.kill("SIGTERM");
+      await exited;
+    }
+    await run("umount", ["-R", join(dir, "state")]);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test("list, fetch and pull; what dist wrote survives containerd's garbage collection", async () => {
+    const empty = await dist(["images", "ls"], sock);
+    assert.equal(empty.stdout.trim().split("\n").length, 1, "only the header");
+    const fetched = `${tb.plain}/tiny/busybox:oci`;
+    await dist(["fetch", "--plain-http", fetched], sock);
+    assert.match(await cctr(["images", "ls", "-q"]), new RegExp(fetched.replace(/[.]/g, "\\.")));
+    const pulled = `${tb.plain}/tiny/busybox:latest`;
+    const p = await dist(["pull", "--plain-http", pulled], sock);
+    assert.match(p.stdout + p.stderr, /unpacking/);
+    // a lease created and removed with --sync runs containerd's GC before it returns
+    await cctr(["leases", "create", "--id", "gc-trigger"]);
+    await cctr(["leases", "rm", "--sync", "gc-trigger"]);
+    assert.doesNotMatch(await cctr(["leases", "ls", "-q"]), /dist-/, "dist released its lease");
+    const check = await cctr(["images", "check"]);
+    assert.match(check, new RegExp(`${pulled.replace(/[.]/g, "\\.")}\\s+\\S+\\s+\\S+\\s+complete \\(2/2\\).*true`));
+    assert.match(await cctr(["snapshots", "ls"]), /sha256:[0-9a-f]{64}\s+Committed/);
+    const blobs = await dist(["content", "ls", "-q"], sock);
+    assert.equal(blobs.stdout.trim().split("\n").length, 3, blobs.stdout);
   });
 });

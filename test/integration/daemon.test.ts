@@ -90,7 +90,7 @@ before(async () => {
 });
 
 after(async () => {
-  closeConnections();
+  await closeConnections();
   await d?.stop();
   rmSync(tmp, { recursive: true, force: true });
 });
@@ -358,7 +358,7 @@ describe("start-up and shutdown", () => {
       await wr.write(data.subarray(1 << 20));
       await wr.commit(data.length, dg);
       assert.equal((await store.info(dg)).size, data.length);
-      conn.close();
+      await conn.close();
     } finally {
       assert.equal(await p.stop("SIGINT"), 0);
     }

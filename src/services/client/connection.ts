@@ -4,11 +4,15 @@
  * sent as `containerd-namespace` metadata on every call, and a connect
  * deadline so a dead socket fails with one clear line instead of hanging.
  */
+import { randomBytes } from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
 import { UnavailableError } from "../../errors.ts";
 import { clientConstructor, type ServiceKey } from "../proto.ts";
 
 export const NAMESPACE_KEY = "containerd-namespace";
+export const LEASE_KEY = "containerd-lease";
+/** How long a process lease protects its content if the process dies before releasing it. */
+const LEASE_EXPIRY_MS = 60 * 60_000;
 const DEFAULT_CONNECT_TIMEOUT = 10_000;
 const MAX_MESSAGE = 16 << 20;
 
@@ -16,6 +20,12 @@ export interface ConnectOptions {
   namespace?: string;
   /** How long to wait for the socket to accept (ms). */
   connectTimeout?: number;
+  /**
+   * Hold a lease for the connection's life (sent as containerd-lease on every
+   * call), so containerd's GC cannot collect what this process writes before
+   * it is referenced; released by close().
+   */
+  lease?: boolean;
 }
 
 export interface Connection {
@@ -25,7 +35,8 @@ export interface Connection {
   metadata(): grpc.Metadata;
   /** Resolves once the channel is connected, or fails with UnavailableError. */
   ready(): Promise<void>;
-  close(): void;
+  /** Releases the lease (if any) and closes the channel. */
+  close(): Promise<void>;
 }
 
 /** `unix:` target for a path (or an address that already has a scheme). */
@@ -45,6 +56,37 @@ export function connect(address: string, opts: ConnectOptions = {}): Connection 
   const channel = first.getChannel();
   const clients = new Map<ServiceKey, grpc.Client>([["version", first]]);
   let readyP: Promise<void> | undefined;
+  let lease: string | undefined;
+  const md = (withLease: boolean) => {
+    const m = new grpc.Metadata();
+    m.set(NAMESPACE_KEY, namespace);
+    if (withLease && lease) m.set(LEASE_KEY, lease);
+    return m;
+  };
+  const leases = () => {
+    let c = clients.get("leases");
+    if (!c) {
+      c = new (clientConstructor("leases"))(target(address), grpc.credentials.createInsecure(), {
+        ...options,
+        channelOverride: channel,
+      });
+      clients.set("leases", c);
+    }
+    return c as unknown as Record<
+      string,
+      (req: unknown, md: grpc.Metadata, cb: (err: grpc.ServiceError | null) => void) => void
+    >;
+  };
+  const takeLease = () =>
+    new Promise<void>((resolve) => {
+      const id = `dist-${process.pid}-${randomBytes(6).toString("hex")}`;
+      const expire = new Date(Date.now() + LEASE_EXPIRY_MS).toISOString();
+      leases().Create({ id, labels: { "containerd.io/gc.expire": expire } }, md(false), (err) => {
+        // a daemon without leases just means no protection is needed or possible
+        if (!err) lease = id;
+        resolve();
+      });
+    });
   return {
     address,
     namespace,
@@ -58,9 +100,7 @@ export function connect(address: string, opts: ConnectOptions = {}): Connection 
       return c;
     },
     metadata() {
-      const md = new grpc.Metadata();
-      md.set(NAMESPACE_KEY, namespace);
-      return md;
+      return md(true);
     },
     ready() {
       readyP ??= new Promise<void>((resolve, reject) => {
@@ -73,10 +113,15 @@ export function connect(address: string, opts: ConnectOptions = {}): Connection 
             );
           } else resolve();
         });
-      });
+      }).then(() => (opts.lease ? takeLease() : undefined));
       return readyP;
     },
-    close() {
+    async close() {
+      const id = lease;
+      lease = undefined;
+      if (id) {
+        await new Promise<void>((resolve) => leases().Delete({ id, sync: false }, md(false), () => resolve()));
+      }
       for (const c of clients.values()) c.close();
     },
   };

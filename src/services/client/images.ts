@@ -4,6 +4,8 @@ import type { Image, ImageStore } from "../../images/image.ts";
 import { descriptorToWire, imageFromWire, type WireImage } from "../convert.ts";
 import { unaryCall } from "./call.ts";
 import type { Connection } from "./connection.ts";
+import { RemoteContentStore } from "./content.ts";
+import { labelTree } from "./gc.ts";
 
 type NewImage = Omit<Image, "createdAt" | "updatedAt">;
 
@@ -33,12 +35,19 @@ export class RemoteImageStore implements ImageStore {
     return res.images.map(imageFromWire).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
+  /** containerd keeps only what the image's labels reach: label the tree before recording it. */
+  async #label(image: NewImage): Promise<void> {
+    await labelTree(new RemoteContentStore(this.#conn), image.target);
+  }
+
   async create(image: NewImage): Promise<Image> {
+    await this.#label(image);
     const res = await unaryCall<{ image: WireImage }>(this.#conn, "images", "Create", { image: toWire(image) });
     return imageFromWire(res.image);
   }
 
   async update(image: NewImage, fieldpaths?: string[]): Promise<Image> {
+    if (!fieldpaths || fieldpaths.length === 0 || fieldpaths.includes("target")) await this.#label(image);
     const res = await unaryCall<{ image: WireImage }>(this.#conn, "images", "Update", {
       image: toWire(image),
       update_mask: fieldpaths && fieldpaths.length > 0 ? { paths: fieldpaths } : null,

@@ -21,12 +21,18 @@ export interface RemoteOptions {
   connectTimeout?: number;
 }
 
+/**
+ * The shared connection for an address and namespace. It holds a lease while
+ * the process works; the lease is released when the process runs out of work
+ * (beforeExit) or by closeConnections().
+ */
 export function connection(o: RemoteOptions): Connection {
   const key = `${o.address}\0${o.namespace}`;
   let c = connections.get(key);
   if (!c) {
-    c = connect(o.address, { namespace: o.namespace, connectTimeout: o.connectTimeout });
+    c = connect(o.address, { namespace: o.namespace, connectTimeout: o.connectTimeout, lease: true });
     connections.set(key, c);
+    if (connections.size === 1) process.once("beforeExit", () => void closeConnections());
   }
   return c;
 }
@@ -44,8 +50,9 @@ export function remoteSnapshotter(o: RemoteOptions, name?: string): RemoteSnapsh
   return new RemoteSnapshotter(connection(o), name ?? "overlay");
 }
 
-/** Closes every connection (so the process can exit). */
-export function closeConnections(): void {
-  for (const c of connections.values()) c.close();
+/** Releases the leases and closes every connection. */
+export async function closeConnections(): Promise<void> {
+  const all = [...connections.values()];
   connections.clear();
+  await Promise.all(all.map((c) => c.close()));
 }

@@ -13,13 +13,14 @@ export function wireSnapshotterName(name: string): string {
 }
 
 export class RemoteSnapshotter implements Snapshotter {
+  /** The daemon's name for it: it keys containerd's GC labels (gc.ref.snapshot.<name>). */
   readonly name: string;
   readonly #conn: Connection;
   readonly #wire: string;
   constructor(conn: Connection, name: string) {
     this.#conn = conn;
-    this.name = name;
     this.#wire = wireSnapshotterName(name);
+    this.name = this.#wire;
   }
 
   #call<T>(method: string, req: Record<string, unknown>): Promise<T> {
