@@ -251,7 +251,12 @@ export class LayerApplier implements TarHandler {
     const st = fs.lstatSync(path, { throwIfNoEntry: false });
     if (!st) return;
     if (!st.isDirectory()) {
-      fs.unlinkSync(path);
+      try {
+        fs.unlinkSync(path);
+      } catch (e) {
+        if (!(code(e) === "EACCES" && !this.#o.sameOwner && this.#makeWritable(path))) throw e;
+        fs.unlinkSync(path);
+      }
       // a cached parent resolution may have gone through this symlink
       if (st.isSymbolicLink()) this.#dirCache = new Map();
       return;

@@ -175,6 +175,21 @@ console.log(JSON.stringify(warnings));
       );
       for (const f of ["base.tar", "edge-content.tar", "edge-whiteouts.tar"])
         fs.copyFileSync(join(layers, f), join(dir, f));
+      // a read-only directory of a lower layer that the next layer changes
+      pythonTar(
+        join(dir, "ro-1.tar"),
+        `t = tarfile.open(OUT, "w", format=tarfile.PAX_FORMAT)
+ti = tarfile.TarInfo("ro"); ti.type = tarfile.DIRTYPE; ti.mode = 0o555; t.addfile(ti)
+ti = tarfile.TarInfo("ro/old"); ti.size = 3; t.addfile(ti, io.BytesIO(b"old"))
+t.close()`,
+      );
+      pythonTar(
+        join(dir, "ro-2.tar"),
+        `t = tarfile.open(OUT, "w", format=tarfile.PAX_FORMAT)
+ti = tarfile.TarInfo("ro/old"); ti.size = 3; t.addfile(ti, io.BytesIO(b"new"))
+ti = tarfile.TarInfo("ro/added"); ti.size = 1; t.addfile(ti, io.BytesIO(b"a"))
+t.close()`,
+      );
       execFileSync("chown", ["-R", "65534:65534", dir]);
       const res = spawnSync(
         "runuser",
@@ -185,7 +200,7 @@ console.log(JSON.stringify(warnings));
           process.execPath,
           script,
           R,
-          ...["base.tar", "edge-content.tar", "edge-whiteouts.tar"].map((f) => join(dir, f)),
+          ...["base.tar", "edge-content.tar", "edge-whiteouts.tar", "ro-1.tar", "ro-2.tar"].map((f) => join(dir, f)),
         ],
         { encoding: "utf8" },
       );
@@ -203,6 +218,9 @@ console.log(JSON.stringify(warnings));
       assert.ok(!exists(join(R, "data/null-dev")));
       const st = fs.statSync(join(R, "data/perms/owned-1000"));
       assert.equal(`${st.uid}:${st.gid}`, "65534:65534", "ownership not applied without root");
+      assert.equal(fs.readFileSync(join(R, "ro/old"), "utf8"), "new");
+      assert.equal(fs.readFileSync(join(R, "ro/added"), "utf8"), "a");
+      assert.equal(mode(join(R, "ro")), "555", "the borrowed write permission is given back");
     } finally {
       removeDir(dir);
     }

@@ -122,13 +122,19 @@ export function fitsOctal(v: number, len: number): boolean {
 /** The header checksum: the unsigned sum of all bytes with the checksum field read as spaces. */
 export function checksum(block: Uint8Array, off = 0): { unsigned: number; signed: number } {
   let u = 0;
-  let s = 0;
-  for (let i = 0; i < BLOCK; i++) {
-    const b = i >= 148 && i < 156 ? 0x20 : block[off + i];
+  let high = 0; // bytes >= 128 outside the checksum field, for the signed variant
+  for (let i = off, end = off + BLOCK; i < end; i++) {
+    const b = block[i];
     u += b;
-    s += b > 127 ? b - 256 : b;
+    if (b > 127) high++;
   }
-  return { unsigned: u, signed: s };
+  for (let i = off + 148; i < off + 156; i++) {
+    const b = block[i];
+    u -= b;
+    if (b > 127) high--;
+  }
+  u += 8 * 0x20;
+  return { unsigned: u, signed: u - 256 * high };
 }
 
 export function isZeroBlock(buf: Uint8Array, off: number): boolean {

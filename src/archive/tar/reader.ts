@@ -49,11 +49,12 @@ const TYPES: Record<string, TarEntryType> = {
   "6": "fifo",
 };
 
-function cstring(buf: Uint8Array, off: number, len: number): string {
+function cstring(buf: Buffer, off: number, len: number): string {
+  if (buf[off] === 0) return "";
   let end = off;
   const max = off + len;
   while (end < max && buf[end] !== 0) end++;
-  return Buffer.from(buf.buffer, buf.byteOffset + off, end - off).toString("utf8");
+  return buf.toString("utf8", off, end);
 }
 
 export class TarParser {
