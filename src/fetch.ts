@@ -97,8 +97,8 @@ export async function fetchBlob(
 
 /** A system error (ENOSPC, EACCES…) gets the blob's key; typed errors already say what failed. */
 function withKey(key: string, err: unknown): unknown {
-  if (err instanceof DistError || !(err instanceof Error) || typeof (err as NodeJS.ErrnoException).code !== "string")
-    return err;
+  if (err instanceof DistError || !(err instanceof Error) || err.name === "AbortError") return err;
+  if (typeof (err as NodeJS.ErrnoException).syscall !== "string") return err;
   const e = new Error(`${key}: storing the blob: ${err.message}`, { cause: err });
   (e as NodeJS.ErrnoException).code = (err as NodeJS.ErrnoException).code;
   return e;
