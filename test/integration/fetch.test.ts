@@ -50,6 +50,13 @@ async function compareWithSkopeo(
   skopeoArgs: string[],
   optional: string[] = [],
 ) {
+  // Docker images go to a `dir:` copy (an OCI layout would hold skopeo's OCI conversion);
+  // --preserve-digests keeps skopeo from compressing an uncompressed layer
+  const docker = image.mediaType.includes("docker");
+  const skopeo = docker
+    ? tb.skopeoPull(`${tb.plain}/${image.ref}`, skopeoArgs, "dir")
+    : tb.skopeoPull(`${tb.plain}/${image.ref}`, [...skopeoArgs, "--preserve-digests"]);
+  skopeo.catch(() => {}); // awaited below
   const stored = await verifiedStore(tb, root);
   const expected = expectedBlobs(image, which);
   const extra = [...stored.keys()].filter((d) => !expected.includes(d) && !optional.includes(d));
@@ -57,12 +64,7 @@ async function compareWithSkopeo(
   assert.deepEqual(missing, [], `${image.ref}: blobs missing from the store`);
   assert.deepEqual(extra, [], `${image.ref}: unexpected blobs in the store`);
 
-  // Docker images go to a `dir:` copy (an OCI layout would hold skopeo's OCI conversion);
-  // --preserve-digests keeps skopeo from compressing an uncompressed layer
-  const docker = image.mediaType.includes("docker");
-  const layout = docker
-    ? await tb.skopeoPull(`${tb.plain}/${image.ref}`, skopeoArgs, "dir")
-    : await tb.skopeoPull(`${tb.plain}/${image.ref}`, [...skopeoArgs, "--preserve-digests"]);
+  const layout = await skopeo;
   const mustMatch = configAndLayers(image, which);
   for (const [digest, bytes] of stored) {
     const theirs = layoutBlob(layout, digest);
@@ -272,7 +274,8 @@ describe("hosts.toml mirrors", () => {
   });
 });
 
-describe("bad input: one clear line naming the reference, nothing wrong stored", () => {
+// independent cases, most of them waiting out dist's retries: run them side by side
+describe("bad input: one clear line naming the reference, nothing wrong stored", { concurrency: 4 }, () => {
   const ref = "tiny/busybox:oci";
 
   /** After a failure, the store holds only verified blobs of the real image, and a retry works. */

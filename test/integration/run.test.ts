@@ -10,6 +10,7 @@ import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { cgroupsPathFor } from "../../src/run/run.ts";
 import { openSnapshotterAt } from "../../src/snapshots/open.ts";
 import { checkSchema } from "../oci/schema.ts";
 import { must, run, which } from "./fixtures/exec.ts";
@@ -34,6 +35,10 @@ describe("dist run with runc", { skip }, () => {
     assert.deepEqual(existsSync(containers) ? readdirSync(containers) : [], [], "container directories left");
     const runcRoot = join(root, "runc");
     assert.deepEqual(existsSync(runcRoot) ? readdirSync(runcRoot) : [], [], "runc state left");
+    const cgroupParent = cgroupsPathFor(root, "default", "x").split("/")[1];
+    for (const h of readdirSync("/sys/fs/cgroup")) {
+      assert.ok(!existsSync(join("/sys/fs/cgroup", h, cgroupParent)), `cgroup ${h}/${cgroupParent} left`);
+    }
     const mounts = readFileSync("/proc/self/mountinfo", "utf8");
     assert.ok(!mounts.includes(root), "a mount under the root is left");
     for (const sn of ["overlay", "native"] as const) {
