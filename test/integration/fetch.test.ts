@@ -198,6 +198,16 @@ describe("registry auth and TLS", () => {
     assert.deepEqual(await storedDigests(tb, root), []);
   });
 
+  it("basic auth: credentials from docker's config.json (auths, base64 auth)", async () => {
+    const dir = tb.tempDir("docker-config");
+    const auth = Buffer.from(`${tb.user}:${tb.password}`).toString("base64");
+    writeFileSync(join(dir, "config.json"), JSON.stringify({ auths: { [tb.basic]: { auth } } }));
+    const root = tb.newRoot();
+    const r = await tb.dist(["fetch", "--plain-http", `${tb.basic}/${ref}`], { root, env: { DOCKER_CONFIG: dir } });
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(await storedDigests(tb, root), expectedBlobs(img(ref)));
+  });
+
   it("token auth: anonymous pull gets a token and pulls", async () => {
     const seen = tb.tokenRequests.length;
     const root = await fetchOk(`${tb.token}/${ref}`);
@@ -296,6 +306,13 @@ describe("bad input: one clear line naming the reference, nothing wrong stored",
     const r = await tb.dist(["fetch", "--plain-http", `${proxy}/${ref}`], { root });
     assertOneLineError(r, `${proxy}/tiny/busybox`, layer);
     assert.ok(!(await storedDigests(tb, root)).includes(layer), "the corrupt layer was stored");
+    // an ingest holding the wrong bytes would be resumed from its end by a retry:
+    // whatever is left must start over from zero
+    const active = await tb.dist(["active", "--output", "json"], { root });
+    assert.equal(active.code, 0, active.stderr);
+    for (const ingest of JSON.parse(active.stdout) as { ref: string; offset: number }[]) {
+      assert.equal(ingest.offset, 0, `ingest ${ingest.ref} kept ${ingest.offset} unverified bytes`);
+    }
     await storeIsClean(root);
   });
 
