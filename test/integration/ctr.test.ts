@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -172,6 +172,28 @@ async function dist(args: string[], address: string, ns = "default") {
   assert.equal(r.code, 0, `dist ${args.join(" ")} failed: ${r.stderr}`);
   return r;
 }
+
+describe("ctr pull and mount with the overlayfs snapshotter", {
+  skip: process.getuid?.() !== 0 && "overlay needs root",
+}, () => {
+  test("whiteouts land as overlay whiteouts in the upperdir; ctr images mount shows the merged tree", async () => {
+    const ref = `${tb.plain}/edge/whiteouts:oci`;
+    await ctrOk(["images", "pull", "--plain-http", ref], { ns: "overlay" });
+    const target = mkdtempSync(join(tmpdir(), "dist-ctr-mnt-"));
+    try {
+      await ctrOk(["images", "mount", ref, target], { ns: "overlay" });
+      try {
+        assert.ok(!existsSync(join(target, "data", "remove-me.txt")), "the whiteout removed the file");
+        assert.match(readFileSync(join(target, "data", "keep.txt"), "utf8"), /overwritten in layer B/);
+        assert.ok(existsSync(join(target, "bin", "busybox")), "the base layer is there");
+      } finally {
+        await ctrOk(["images", "unmount", "--rm", target], { ns: "overlay" });
+      }
+    } finally {
+      rmSync(target, { recursive: true, force: true });
+    }
+  });
+});
 
 describe("dist --address against dist daemon", () => {
   test("pull through the daemon; ctr sees the image complete and unpacked", async () => {

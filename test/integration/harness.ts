@@ -30,6 +30,7 @@ import {
   rmSync,
   writeFileSync,
 } from "node:fs";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -44,7 +45,7 @@ import {
 } from "./fixtures/build.ts";
 import { must, type RunResult, requireTools, run } from "./fixtures/exec.ts";
 import { type ProxyMode, type ProxyOptions, startProxy } from "./fixtures/proxy.ts";
-import { freePort, type Registry, startRegistry } from "./fixtures/registry.ts";
+import { type Registry, startRegistry } from "./fixtures/registry.ts";
 import { startTokenServer, type TokenServer } from "./fixtures/token-server.ts";
 
 export type { BlobInfo, ImageInfo, ManifestInfo, PlatformInfo } from "./fixtures/build.ts";
@@ -119,7 +120,7 @@ export interface Testbed {
   rootFor(user: string): Promise<string>;
   /** Starts a corrupting proxy in front of `target` (a plain-HTTP registry address); returns its address. */
   proxy(target: string, mode: ProxyMode, opts?: ProxyOptions): Promise<string>;
-  /** "127.0.0.1:PORT" where nothing listens (connection refused). */
+  /** "127.0.0.1:PORT" where nothing listens (connection refused); a different one each call (up to 12). */
   deadAddr(): Promise<string>;
   /** Runs bin/dist --root ROOT ARGS... and captures its output and exit code. */
   dist(args: readonly string[], opts?: DistOptions): Promise<DistResult>;
@@ -148,6 +149,33 @@ function cloneStorage(from: string, to: string): void {
       else copyFileSync(src, dst);
     }
   }
+}
+
+/** Whether a TCP connection to 127.0.0.1:port is refused (nothing listens there). */
+function refused(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = connect({ host: "127.0.0.1", port });
+    sock.once("connect", () => {
+      sock.destroy();
+      resolve(false);
+    });
+    sock.once("error", (e: NodeJS.ErrnoException) => resolve(e.code === "ECONNREFUSED"));
+  });
+}
+
+/**
+ * Low, privileged ports: no test server ever gets one (they bind port 0, which picks from
+ * the ephemeral range), so a parallel test process cannot start listening there between
+ * this check and the test's connection attempt.
+ */
+const DEAD_PORTS = [1, 2, 3, 4, 5, 6, 8, 10, 12, 14, 16, 18];
+let deadNext = 0;
+async function deadAddr(): Promise<string> {
+  while (deadNext < DEAD_PORTS.length) {
+    const port = DEAD_PORTS[deadNext++];
+    if (await refused(port)) return `127.0.0.1:${port}`;
+  }
+  throw new Error("integration testbed: no unused low port left for a connection-refused address");
 }
 
 let shared: { tb: Promise<Testbed>; refs: number } | undefined;
@@ -274,7 +302,7 @@ async function start(): Promise<Testbed> {
         cleanup.push(() => p.close());
         return p.addr;
       },
-      deadAddr: async () => `127.0.0.1:${await freePort()}`,
+      deadAddr,
       dist: async (args, o = {}) => {
         const defaultRoot = o.user ? await rootFor(o.user) : root;
         const rootArgs = o.root === null ? [] : ["--root", o.root ?? defaultRoot];
