@@ -178,6 +178,27 @@ async function deadAddr(): Promise<string> {
   throw new Error("integration testbed: no unused low port left for a connection-refused address");
 }
 
+/** Temp dirs of test processes that were killed before their exit handlers ran. */
+function removeStaleTempDirs(): void {
+  for (const name of readdirSync(tmpdir())) {
+    if (!name.startsWith("dist-it-")) continue;
+    const dir = join(tmpdir(), name);
+    try {
+      const pid = Number(readFileSync(join(dir, "owner.pid"), "utf8"));
+      if (pid > 0 && !pidAlive(pid)) rmSync(dir, { recursive: true, force: true });
+    } catch {}
+  }
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
 let shared: { tb: Promise<Testbed>; refs: number } | undefined;
 
 /**
@@ -197,7 +218,9 @@ export async function testbed(opts: TestbedOptions = {}): Promise<Testbed> {
 async function start(): Promise<Testbed> {
   requireTools(["docker-registry", "skopeo", "umoci", "setpriv"]);
   const built: BuiltImages = await buildImages();
+  removeStaleTempDirs();
   const tmp = mkdtempSync(join(tmpdir(), "dist-it-"));
+  writeFileSync(join(tmp, "owner.pid"), String(process.pid));
   const cleanup: (() => Promise<void> | void)[] = [];
   let stopped = false;
   const removeTmp = () => rmSync(tmp, { recursive: true, force: true });
