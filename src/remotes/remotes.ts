@@ -17,12 +17,19 @@ export interface FetchOptions {
   /** Resume: start at this byte (a Range request). */
   offset?: number;
   signal?: AbortSignal;
+  /**
+   * false: the caller verifies the digest itself (the content store's writer does
+   * on commit), so the fetcher does not hash the bytes a second time. The size is
+   * enforced either way: more bytes than the descriptor says is an error.
+   */
+  verify?: boolean;
 }
 
 export interface Fetcher {
   /**
    * Streams the object. The stream is verified while it flows: it errors with
-   * DataLossError when the size or digest differ from the descriptor.
+   * DataLossError when the size or digest differ from the descriptor (the digest
+   * only for a whole object read with `verify` left on).
    */
   fetch(desc: Descriptor, opts?: FetchOptions): Promise<Readable>;
 }
