@@ -267,7 +267,8 @@ class WriteBatcher {
   async add(chunk: Buffer): Promise<void> {
     let off = 0;
     while (off < chunk.length) {
-      const buf = (this.#bufs[this.#cur] ??= Buffer.allocUnsafeSlow(WRITE_BATCH));
+      if (!this.#bufs[this.#cur]) this.#bufs[this.#cur] = Buffer.allocUnsafeSlow(WRITE_BATCH);
+      const buf = this.#bufs[this.#cur];
       const n = chunk.copy(buf, this.#fill, off);
       this.#fill += n;
       off += n;

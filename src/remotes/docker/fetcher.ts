@@ -10,7 +10,6 @@
  * verifies the whole blob on commit.
  */
 import { Readable } from "node:stream";
-import { pipeline } from "node:stream/promises";
 import type { Descriptor } from "../../descriptor.ts";
 import { algorithmOf, type Digest, Digester, digestOf, parseDigest } from "../../digest.ts";
 import { DataLossError, InvalidArgumentError, NotFoundError, OutOfRangeError, UnavailableError } from "../../errors.ts";
