@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
@@ -83,6 +84,25 @@ function serveImage(req: IncomingMessage, res: ServerResponse): boolean {
     return true;
   }
   return false;
+}
+
+/**
+ * "127.0.0.1:PORT" where nothing listens: a low, privileged port no test server
+ * ever gets (they bind port 0), checked to refuse.
+ */
+async function refusedAddr(): Promise<string> {
+  for (const port of [1, 2, 3, 4, 5, 6, 8, 10]) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const sock = connect({ host: "127.0.0.1", port });
+      sock.once("connect", () => {
+        sock.destroy();
+        resolve(false);
+      });
+      sock.once("error", (e: NodeJS.ErrnoException) => resolve(e.code === "ECONNREFUSED"));
+    });
+    if (ok) return `127.0.0.1:${port}`;
+  }
+  throw new Error("no refused port found on 127.0.0.1");
 }
 
 function authHeader(req: IncomingMessage): string {
@@ -253,9 +273,7 @@ describe("retries", () => {
   });
 
   it("connection refused is retried, then reported naming the host", async () => {
-    const dead = await fakeServer();
-    const addr = dead.addr;
-    await dead.close();
+    const addr = await refusedAddr();
     const r = resolver({ retries: 1 });
     try {
       await assert.rejects(r.resolve(`${addr}/app:v1`), (err: Error) => {
@@ -263,6 +281,92 @@ describe("retries", () => {
         assert.equal(err.message, `${addr}/app:v1: cannot reach ${addr}: connection refused`);
         return true;
       });
+    } finally {
+      await r.close();
+    }
+  });
+
+  it("connection refused on the only host is retried once, whatever the retry budget", async () => {
+    const addr = await refusedAddr();
+    const warnings: string[] = [];
+    // a budget that would take seconds of backoff if refused connections used it
+    const r = resolver({ retries: 6, backoffBaseMs: 1000, onWarning: (m) => warnings.push(m) });
+    try {
+      await assert.rejects(r.resolve(`${addr}/app:v1`), /cannot reach .*: connection refused/);
+      const retries = warnings.filter((w) => w.includes("retrying"));
+      assert.equal(retries.length, 1, warnings.join("\n"));
+      assert.match(retries[0], /retrying in (\d|[1-9]\d|100) ms$/);
+    } finally {
+      await r.close();
+    }
+  });
+});
+
+describe("dead hosts", () => {
+  it("a refused mirror is tried once, without retries, and never again by the same resolver", async () => {
+    const dead = await refusedAddr();
+    const hostsDir = join(tmp, "hosts-dead");
+    mkdirSync(join(hostsDir, "dead.registry"), { recursive: true });
+    writeFileSync(
+      join(hostsDir, "dead.registry", "hosts.toml"),
+      `server = "http://${reg.addr}"\n[host."http://${dead}"]\ncapabilities = ["pull", "resolve"]\n`,
+    );
+    reg.handle((req, res) => {
+      if (!serveImage(req, res)) registryError(res, 404, "NAME_UNKNOWN", "x");
+    });
+    const warnings: string[] = [];
+    const r = resolver({ hostsDir, plainHttp: false, retries: 4, onWarning: (m) => warnings.push(m) });
+    try {
+      const got = await r.resolve("dead.registry/app:v1");
+      assert.equal(got.desc.digest, manifestDigest);
+      assert.deepEqual(
+        warnings.filter((w) => w.includes("retrying")),
+        [],
+        "the retry budget was spent on a refused mirror",
+      );
+      const skipped = warnings.filter((w) => w.includes(dead));
+      assert.equal(skipped.length, 1, warnings.join("\n"));
+      assert.match(skipped[0], /connection refused; trying the next host \(not asked again\)/);
+      // later requests (the manifest GET, the blob) go straight to the server
+      warnings.length = 0;
+      const f = await r.fetcher("dead.registry/app:v1");
+      assert.deepEqual(await readAll(await f.fetch(blobDesc)), blob);
+      const m = await f.fetch({ mediaType: OCI_MANIFEST, digest: manifestDigest, size: manifest.length });
+      assert.deepEqual(await readAll(m), manifest);
+      assert.deepEqual(warnings, []);
+      assert.ok(reg.requests.some((q) => q.url === `/v2/app/blobs/${blobDesc.digest}`));
+    } finally {
+      await r.close();
+    }
+    // a new resolver asks the mirror again (the memory is the resolver's)
+    const warnings2: string[] = [];
+    const r2 = resolver({ hostsDir, plainHttp: false, onWarning: (m) => warnings2.push(m) });
+    try {
+      await r2.resolve("dead.registry/app:v1");
+      assert.equal(warnings2.filter((w) => w.includes(dead)).length, 1);
+    } finally {
+      await r2.close();
+    }
+  });
+
+  it("when every mirror is dead the server is still asked, and its error stands", async () => {
+    const dead = await refusedAddr();
+    const hostsDir = join(tmp, "hosts-dead2");
+    mkdirSync(join(hostsDir, "dead2.registry"), { recursive: true });
+    writeFileSync(
+      join(hostsDir, "dead2.registry", "hosts.toml"),
+      `server = "http://${reg.addr}"\n[host."http://${dead}"]\ncapabilities = ["pull", "resolve"]\n`,
+    );
+    reg.handle((_req, res) => registryError(res, 404, "MANIFEST_UNKNOWN", "manifest unknown"));
+    const r = resolver({ hostsDir, plainHttp: false });
+    try {
+      for (let i = 0; i < 2; i++) {
+        await assert.rejects(r.resolve("dead2.registry/app:v1"), (err: Error) => {
+          assert.ok(isErrorCode(err, "NotFound"), err.message);
+          return true;
+        });
+      }
+      assert.ok(reg.requests.length >= 2);
     } finally {
       await r.close();
     }

@@ -10,7 +10,7 @@ import { Agent, type Dispatcher, request } from "undici";
 import { DistError, UnavailableError } from "../../errors.ts";
 import { Authorizer } from "./auth.ts";
 import { parseChallenges } from "./challenge.ts";
-import { httpError, isRetryableNetworkError, networkError } from "./errors.ts";
+import { errorCode, httpError, isRetryableNetworkError, networkError } from "./errors.ts";
 import type { RegistryHost } from "./hosts.ts";
 import { DEFAULT_STALL_TIMEOUT_MS, DEFAULT_USER_AGENT, type RegistryOptions } from "./options.ts";
 import { backoffDelay, DEFAULT_RETRIES, isRetryableStatus, parseRetryAfter, sleep } from "./retry.ts";
@@ -48,6 +48,8 @@ export interface RegistryResponse {
 }
 
 const MAX_REDIRECTS = 5;
+/** The one retry of a refused connection comes after at most this long. */
+const REFUSED_RETRY_MS = 100;
 const ERROR_BODY_LIMIT = 64 << 10;
 
 export function header(h: Headers, name: string): string | undefined {
@@ -90,6 +92,8 @@ export class RegistryClient {
   readonly stallTimeoutMs: number;
   readonly userAgent: string;
   readonly #agents = new Map<string, Agent>();
+  /** Hosts that could not be connected to while others remained: skipped from then on. */
+  readonly #dead = new Set<string>();
 
   constructor(opts: RegistryOptions) {
     this.opts = opts;
@@ -147,9 +151,10 @@ export class RegistryClient {
    * Sends a request to one host: authorised, retried on transient failures and
    * followed through redirects. Returns any response that is not a transient
    * failure still being retried; throws on network failure and on a 401 that
-   * authorisation could not fix.
+   * authorisation could not fix. `more`: other hosts remain to be tried, so a
+   * host that cannot be connected to is given up at once (and remembered as dead).
    */
-  async send(host: RegistryHost, spec: RequestSpec): Promise<RegistryResponse> {
+  async send(host: RegistryHost, spec: RequestSpec, more = false): Promise<RegistryResponse> {
     const replayable = !(spec.body && typeof spec.body === "object" && !Buffer.isBuffer(spec.body));
     const ctx = { ref: spec.ref, what: spec.what, signal: spec.signal };
     let url = this.url(host, spec);
@@ -181,14 +186,22 @@ export class RegistryClient {
       } catch (err) {
         if (spec.signal?.aborted) throw spec.signal.reason;
         if (err instanceof DistError) throw err;
-        if (replayable && isRetryableNetworkError(err) && attempt < this.retries) {
-          const delay = this.backoff(attempt++);
+        const code = errorCode(err);
+        // nothing was sent: while another host can answer, do not wait for this one
+        const skip = more && sameHost && isConnectFailure(code);
+        // a refused connection is not transient (nothing listens): one quick retry at most
+        const refused = code === "ECONNREFUSED";
+        const budget = refused ? Math.min(1, this.retries) : this.retries;
+        if (!skip && replayable && isRetryableNetworkError(err) && attempt < budget) {
+          const delay = refused ? Math.min(REFUSED_RETRY_MS, this.backoff(0)) : this.backoff(attempt);
+          attempt++;
           this.opts.onWarning?.(
             `${spec.ref}: ${spec.what}: ${url.host}: ${(err as Error).message}; retrying in ${delay} ms`,
           );
           await sleep(delay, spec.signal);
           continue;
         }
+        if (more && sameHost) this.#dead.add(hostKey(host));
         throw networkError(spec.ref, url.host, err);
       }
       const status = res.statusCode;
@@ -244,11 +257,14 @@ export class RegistryClient {
    * passes the request on to the next host; the last host's answer stands.
    */
   async sendAny(hosts: RegistryHost[], spec: RequestSpec): Promise<RegistryResponse> {
-    for (let i = 0; i < hosts.length; i++) {
-      const host = hosts[i];
-      const last = i === hosts.length - 1;
+    // hosts found dead earlier are not asked again, unless none other is left
+    const live = hosts.filter((h) => !this.#dead.has(hostKey(h)));
+    const order = live.length > 0 ? live : hosts.slice(-1);
+    for (let i = 0; i < order.length; i++) {
+      const host = order[i];
+      const last = i === order.length - 1;
       try {
-        const res = await this.send(host, spec);
+        const res = await this.send(host, spec, !last);
         if (!last && (res.status === 404 || res.status >= 500 || res.status === 403)) {
           await drain(res.body);
           this.opts.onWarning?.(
@@ -259,7 +275,8 @@ export class RegistryClient {
         return res;
       } catch (err) {
         if (last || spec.signal?.aborted) throw err;
-        this.opts.onWarning?.(`${spec.ref}: ${spec.what}: ${(err as Error).message}; trying the next host`);
+        const dead = this.#dead.has(hostKey(host)) ? " (not asked again)" : "";
+        this.opts.onWarning?.(`${spec.ref}: ${spec.what}: ${(err as Error).message}; trying the next host${dead}`);
       }
     }
     throw new UnavailableError(`${spec.ref}: ${spec.what}: no host to try`);
@@ -270,6 +287,22 @@ export class RegistryClient {
     const body = await readText(res.body);
     return httpError({ ref: spec.ref, what: spec.what, status: res.status, body, host: res.host.host });
   }
+}
+
+function hostKey(h: RegistryHost): string {
+  return `${h.scheme}://${h.host}${h.path}`;
+}
+
+/** Failures to connect at all: nothing was sent, so another host can be tried at once. */
+function isConnectFailure(code: string | undefined): boolean {
+  return (
+    code === "ECONNREFUSED" ||
+    code === "ENOTFOUND" ||
+    code === "EHOSTUNREACH" ||
+    code === "ENETUNREACH" ||
+    code === "EAI_AGAIN" ||
+    code === "UND_ERR_CONNECT_TIMEOUT"
+  );
 }
 
 /** A Bearer challenge's `error` (and description), e.g. `insufficient_scope`. */
