@@ -3,7 +3,7 @@
  * OCI changeset rules, computing the diffID of the uncompressed bytes on the way.
  *
  * The bytes flow: source → [sha256 of the compressed bytes] → node:zlib (libuv
- * pool) → sha256 (diffID) → the tar parser and applier, which make the files with
+ * pool) → sha256 (diffID, on the shared hash worker: hasher.ts) → the tar parser and applier, which make the files with
  * synchronous syscalls, one chunk at a time (applier.ts; the rules and the
  * path-safety policy are described there). With `worker: true` the applier runs
  * in a worker thread fed through a fixed pool of shared slots. Memory stays flat
@@ -24,6 +24,7 @@ import {
 import { LayerApplier } from "./applier.ts";
 import type { FromWorker, ToWorker, WorkerInit } from "./apply-worker.ts";
 import { type Compression, decompressStream, detectCompression, peek } from "./compression.ts";
+import { OffThreadDigester } from "./hasher.ts";
 import { garbageMeter } from "./memory.ts";
 import { TarParser } from "./tar/reader.ts";
 
@@ -128,7 +129,7 @@ export async function applyLayer(root: string, layer: Readable, opts: ApplyOptio
     raw = layer.pipe(tap);
   }
   const { compression, stream } = await decompressStream(raw);
-  const diff = new Digester();
+  const diff = new OffThreadDigester();
   let size = 0;
   const meter = garbageMeter();
 
@@ -143,13 +144,14 @@ export async function applyLayer(root: string, layer: Readable, opts: ApplyOptio
   opts.signal?.addEventListener("abort", abort, { once: true });
   try {
     for await (const chunk of stream as AsyncIterable<Buffer>) {
-      diff.update(chunk);
+      await diff.update(chunk);
       size += chunk.length;
       await sink.push(chunk);
       meter(chunk.length);
     }
     await sink.end();
   } catch (e) {
+    diff.dispose();
     sink.cancel(e);
     layer.destroy();
     throw opts.signal?.aborted ? (opts.signal.reason ?? e) : e;
@@ -157,7 +159,7 @@ export async function applyLayer(root: string, layer: Readable, opts: ApplyOptio
     opts.signal?.removeEventListener("abort", abort);
   }
   return {
-    diffID: diff.digest(),
+    diffID: await diff.digest(),
     size,
     compression,
     compressedDigest: compressedDigester?.digest(),
