@@ -17,6 +17,8 @@ export function register(program: Command): void {
         logLevel: g.debug ? "debug" : opts.logLevel,
         grace: parseDuration(opts.grace),
       });
+      // stopped cleanly: a helper thread left running (a shared worker) must not keep the process up
+      setTimeout(() => process.exit(process.exitCode ?? 0), 200).unref();
     });
   cmd.addHelpText(
     "after",

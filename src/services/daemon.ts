@@ -191,6 +191,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       await unlink(address).catch(() => undefined);
       unlock();
       log.info("stopped");
+      log.debug({ handles: process.getActiveResourcesInfo() }, "still active after stop");
       resolveStopped();
     })();
     return stopping;
