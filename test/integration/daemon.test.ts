@@ -7,12 +7,13 @@
  * right gRPC code and stay up.
  */
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import * as grpc from "@grpc/grpc-js";
 import pino from "pino";
 import type { Digest } from "../../src/digest.ts";
@@ -334,6 +335,46 @@ describe("start-up and shutdown", () => {
       r.stderr.toString(),
       /dist: cannot create the socket .*d\.sock: directory .*root-only is not writable/,
     );
+  });
+
+  test("a non-root daemon serves its own root and socket", {
+    skip: process.getuid?.() !== 0 && "needs root (runuser)",
+  }, async () => {
+    chmodSync(tmp, 0o711);
+    const home = join(tmp, "nobody-home");
+    mkdirSync(home);
+    chownSync(home, 65534, 65534);
+    const sock = join(home, "run", "dist.sock");
+    const child = spawn(
+      "runuser",
+      ["-u", "nobody", "--", DIST, "--root", join(home, "root"), "daemon", "--address", sock],
+      {
+        stdio: ["ignore", "ignore", "pipe"],
+      },
+    );
+    let err = "";
+    child.stderr?.on("data", (b: Buffer) => {
+      err += b.toString();
+    });
+    const exited = new Promise<number | null>((r) => child.on("exit", (c) => r(c)));
+    try {
+      for (let i = 0; !existsSync(sock); i++) {
+        assert.ok(i < 300 && child.exitCode === null, `the daemon did not start: ${err}`);
+        await sleep(100);
+      }
+      assert.equal(statSync(sock).uid, 65534);
+      assert.equal(statSync(sock).mode & 0o777, 0o660);
+      const r = await run("ctr", ["--address", sock, "content", "ingest", "as-nobody"], { input: "nobody's bytes" });
+      assert.equal(r.code, 0, r.stderr.toString());
+      const ls = await run("ctr", ["--address", sock, "content", "ls", "-q"]);
+      assert.match(ls.stdout.toString(), new RegExp(sha256("nobody's bytes")));
+      assert.equal(statSync(join(home, "root", "content")).uid, 65534, "the store belongs to the daemon's user");
+    } finally {
+      child.kill("SIGTERM"); // runuser passes it on to the daemon
+      await exited;
+      assert.match(err, /"msg":"stopped"/);
+      assert.ok(!existsSync(sock), "the socket is removed");
+    }
   });
 
   test("SIGTERM mid-write: clean exit, socket removed, the ingest resumes after a restart", async () => {
