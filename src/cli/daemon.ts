@@ -1,7 +1,10 @@
 /** `dist daemon`: serve the store over containerd's gRPC API on a unix socket. */
 import type { Command } from "commander";
+import { InvalidArgumentError } from "../errors.ts";
 import { defaultSocket, runDaemon } from "../services/daemon.ts";
 import { globals, parseDuration } from "./globals.ts";
+
+const LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
 
 export function register(program: Command): void {
   const cmd = program
@@ -11,6 +14,9 @@ export function register(program: Command): void {
     .option("--grace <duration>", "how long in-flight calls may finish on SIGTERM/SIGINT", "5s")
     .action(async (opts: { logLevel: string; grace: string }, c: Command) => {
       const g = globals(c);
+      if (!LEVELS.includes(opts.logLevel)) {
+        throw new InvalidArgumentError(`invalid --log-level "${opts.logLevel}": expected ${LEVELS.join(", ")}`);
+      }
       await runDaemon({
         root: g.root,
         address: g.address ?? defaultSocket(),
