@@ -641,6 +641,32 @@ describe("fetch", () => {
     }
   });
 
+  it("verify: false leaves the digest to the caller but still caps the size", async () => {
+    const bad = Buffer.from(blob);
+    bad[1000] ^= 0xff;
+    let body = bad;
+    reg.handle((_req, res) => {
+      // no Content-Length: the size is only known by counting
+      res.writeHead(200, { "transfer-encoding": "chunked" });
+      res.end(body);
+    });
+    const r = resolver();
+    try {
+      const f = await r.fetcher(`${reg.addr}/app:v1`);
+      assert.deepEqual(await readAll(await f.fetch(blobDesc, { verify: false })), bad);
+      body = Buffer.concat([blob, Buffer.from("more")]);
+      for (const verify of [false, true]) {
+        await assert.rejects(readAll(await f.fetch(blobDesc, { verify })), (err: Error) => {
+          assert.ok(isErrorCode(err, "DataLoss"), err.message);
+          assert.match(err.message, /more than the expected 300000 bytes/);
+          return true;
+        });
+      }
+    } finally {
+      await r.close();
+    }
+  });
+
   it("a stall (no bytes for stallTimeoutMs) errors the stream with a clear message", async () => {
     reg.handle((_req, res) => {
       res.writeHead(200, { "content-length": String(blob.length) });
