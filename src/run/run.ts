@@ -7,7 +7,7 @@
  */
 
 import { createHash } from "node:crypto";
-import { closeSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { closeSync, openSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { constants } from "node:os";
 import { join, resolve } from "node:path";
@@ -194,6 +194,29 @@ export function cgroupsPathFor(root: string, namespace: string, id: string): str
   if (root === "/var/lib/dist") return `/dist/${namespace}/${id}`;
   const tag = createHash("sha256").update(resolve(root)).digest("hex").slice(0, 8);
   return `/dist-${tag}/${namespace}/${id}`;
+}
+
+/**
+ * Removes the now empty parents of a container's cgroup in every hierarchy
+ * (runc removes the container's own); busy or missing ones are left alone.
+ */
+export function pruneCgroupParents(cgroupsPath: string, base = "/sys/fs/cgroup"): void {
+  const parts = cgroupsPath.split("/").filter(Boolean);
+  let hierarchies: string[];
+  try {
+    hierarchies = [base, ...readdirSync(base).map((d) => join(base, d))];
+  } catch {
+    return;
+  }
+  for (const h of hierarchies) {
+    for (let n = parts.length - 1; n > 0; n--) {
+      try {
+        rmdirSync(join(h, ...parts.slice(0, n)));
+      } catch {
+        break;
+      }
+    }
+  }
 }
 
 /** A container's hostname: its id, made a valid host name label. */
@@ -452,6 +475,7 @@ export async function removeContainer(
     });
   }
   removeTree(containerDir(root, id));
+  pruneCgroupParents(cgroupsPathFor(root, record.namespace, id));
 }
 
 /**

@@ -4,7 +4,7 @@
  * runtime script that stands in for `runc run`.
  */
 import assert from "node:assert/strict";
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
@@ -18,7 +18,7 @@ import {
   writeRecord,
 } from "../../src/run/containers.ts";
 import { removeTree } from "../../src/run/mounts.ts";
-import { cgroupsPathFor, defaultRuntimeRoot, startForeground, Undo } from "../../src/run/run.ts";
+import { cgroupsPathFor, defaultRuntimeRoot, pruneCgroupParents, startForeground, Undo } from "../../src/run/run.ts";
 import { findRuntime, Runc } from "../../src/run/runc.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "dist-run-"));
@@ -102,6 +102,19 @@ describe("finding the runtime", () => {
     );
     assert.throws(() => findRuntime(join(bin, "not-exec"), ""), /not an executable file/);
     assert.throws(() => findRuntime(join(bin, "absent"), ""), /Debian package "runc"/);
+  });
+});
+
+describe("pruneCgroupParents", () => {
+  test("removes empty parents in every hierarchy, keeps busy ones", () => {
+    const base = join(tmp, "cgroup");
+    mkdirSync(join(base, "cpu", "dist-x", "default"), { recursive: true });
+    mkdirSync(join(base, "memory", "dist-x", "default", "other"), { recursive: true });
+    mkdirSync(join(base, "dist-x", "default"), { recursive: true }); // the cgroup v2 layout: base is a hierarchy
+    pruneCgroupParents("/dist-x/default/c1", base);
+    assert.deepEqual(readdirSync(join(base, "cpu")), []);
+    assert.deepEqual(readdirSync(join(base, "memory", "dist-x", "default")), ["other"]);
+    assert.deepEqual(readdirSync(base).sort(), ["cpu", "memory"]);
   });
 });
 
