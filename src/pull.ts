@@ -131,6 +131,10 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
       if (isManifest(desc.mediaType) && !isAttestationManifest(desc) && !jobs.has(desc.digest)) {
         const m = parseManifest(await readSmallBlob(opts.content, desc, { signal: s }), desc);
         const layers = m.layers;
+        if (layers.length === 0) {
+          opts.onNote?.(desc, `manifest ${desc.digest} has no layers: nothing to unpack`);
+          return kids;
+        }
         const job: Job = { desc, config: m.config, layers, announced: false } as Job;
         job.unpacker = new Unpacker(layers, {
           snapshotter: sn,

@@ -178,7 +178,10 @@ export class Unpacker {
     }
     this.#run(diffIDs as Digest[], chains).then(
       (top) => this.#done.resolve(top),
-      (err) => this.#done.reject(err),
+      (err) => {
+        for (const s of this.#slots) this.#release(s);
+        this.#done.reject(err);
+      },
     );
   }
 
@@ -188,7 +191,11 @@ export class Unpacker {
       this.#started = true;
       this.#done.reject(err);
     }
-    for (const s of this.#slots) if (!s.available.settled) s.available.reject(err);
+    for (const s of this.#slots) {
+      if (!s.available.settled) s.available.reject(err);
+      // a held download must not wait for a reader that will never come
+      this.#release(s);
+    }
   }
 
   /** The top ChainID once every layer is committed (or existed). */
