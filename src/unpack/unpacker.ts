@@ -23,6 +23,7 @@ import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { Transform, type TransformCallback } from "node:stream";
 import { applyLayer } from "../archive/apply.ts";
+import { decompressStream } from "../archive/compression.ts";
 import type { Info, Provider } from "../content/content.ts";
 import type { Descriptor } from "../descriptor.ts";
 import type { Digest } from "../digest.ts";
@@ -335,7 +336,10 @@ export class Unpacker {
           this.#emit({ layer: slot.desc, index: slot.index, chainID: chain, status: "extracting", offset: n }),
         );
         src.stream.on("error", (err) => counter.destroy(err));
-        const result = await apply(target.dir, src.stream.pipe(counter), {
+        // the blob was verified (by the fetch, or by the store at its commit): decompressing
+        // here keeps the applier from hashing the compressed bytes a second time
+        const { stream } = await decompressStream(src.stream.pipe(counter), { what: `layer ${slot.desc.digest}` });
+        const result = await apply(target.dir, stream, {
           signal: o.signal,
           sameOwner: o.sameOwner ?? process.getuid?.() === 0,
           convertWhiteout: target.overlay ? "overlay" : undefined,
