@@ -157,7 +157,8 @@ async function copyInto(
           body.destroy();
           throw new DataLossError(`${key}: the registry sent more than the ${desc.size} bytes its descriptor says`);
         }
-        await batch.add(chunk);
+        const wait = batch.add(chunk);
+        if (wait) await wait;
         if (tap && !tap.destroyed && !tap.write(chunk)) await drained(tap, opts.signal);
         progress?.update(key, { offset: n });
       }
@@ -264,16 +265,21 @@ class WriteBatcher {
   constructor(w: Writer) {
     this.#w = w;
   }
-  async add(chunk: Buffer): Promise<void> {
+  /** Takes a chunk; a promise only when a write had to be waited for (most chunks just copy). */
+  add(chunk: Buffer): Promise<void> | undefined {
     let off = 0;
     while (off < chunk.length) {
       if (!this.#bufs[this.#cur]) this.#bufs[this.#cur] = Buffer.allocUnsafeSlow(WRITE_BATCH);
-      const buf = this.#bufs[this.#cur];
-      const n = chunk.copy(buf, this.#fill, off);
+      const n = chunk.copy(this.#bufs[this.#cur], this.#fill, off);
       this.#fill += n;
       off += n;
-      if (this.#fill === WRITE_BATCH) await this.#start();
+      if (this.#fill === WRITE_BATCH) return this.#startThenAdd(chunk.subarray(off));
     }
+    return undefined;
+  }
+  async #startThenAdd(rest: Buffer): Promise<void> {
+    await this.#start();
+    if (rest.length > 0) await this.add(rest);
   }
   async #start(): Promise<void> {
     // the other buffer must be written before it is filled again
