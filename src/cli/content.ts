@@ -3,8 +3,11 @@
  * `delete`) at the top level, and the same plus `label` and `prune` under
  * `dist content`. One implementation each, registered in both places.
  */
+import { closeSync, constants as fsConstants, fstatSync, openSync, read, writeSync } from "node:fs";
+import { createRequire } from "node:module";
 import { pipeline } from "node:stream/promises";
 import { isatty } from "node:tty";
+import { promisify } from "node:util";
 import type { Command } from "commander";
 import type { Info, Status, Store } from "../content/content.ts";
 import { writeBlob } from "../content/helpers.ts";
@@ -16,6 +19,8 @@ import { openContentStore } from "./open.ts";
 import { outputFormat, printJson, printTable } from "./table.ts";
 
 type AddCommand = (parent: Command) => Command;
+
+const readAsync = promisify(read);
 
 async function withStore<T>(g: GlobalOptions, fn: (store: Store) => Promise<T>): Promise<T> {
   const store = await openContentStore(g);
@@ -60,13 +65,9 @@ Examples:
       if (isatty(0)) throw new InvalidArgumentError("refusing to ingest from a terminal: pipe the content into stdin");
       const signal = commandSignal(g);
       await withStore(g, async (store) => {
-        // process.stdin reads pipes from the event loop (epoll), so an abort ends a
-        // blocked read at once; a thread-pool read of a pipe cannot be cancelled
-        const stdin = process.stdin;
-        const onAbort = () => stdin.destroy(signal.reason as Error);
-        signal.addEventListener("abort", onAbort, { once: true });
+        const stdin = stdinChunks(signal);
         try {
-          await writeBlob(store, ref, stdin, { size, expected, labels, signal });
+          await writeBlob(store, ref, stdin.chunks, { size, expected, labels, signal });
         } catch (err) {
           if (!signal.aborted) throw err;
           throw new DistError(
@@ -74,11 +75,125 @@ Examples:
             `ingest of ref ${ref} stopped (${errorMessage(signal.reason)}); run it again with the same ref to resume`,
           );
         } finally {
-          signal.removeEventListener("abort", onAbort);
-          stdin.destroy();
+          stdin.close();
         }
       });
     });
+
+const READ_CHUNK = 1 << 20;
+const F_SETPIPE_SZ = 1031;
+
+/**
+ * Standard input as chunks of up to 1 MiB. A pipe (grown to 1 MiB first) or a
+ * file is read with read(2) into 1 MiB buffers, one read ahead of the consumer:
+ * about twice as fast as process.stdin's 64 KiB reads. Anything else (a
+ * socket) goes through process.stdin. close() must be called at the end.
+ */
+function stdinChunks(signal: AbortSignal): { chunks: AsyncIterable<Uint8Array>; close(): void } {
+  const st = fstatSync(0);
+  if (!st.isFIFO() && !st.isFile()) {
+    const stdin = process.stdin;
+    const onAbort = () => stdin.destroy(signal.reason as Error);
+    signal.addEventListener("abort", onAbort, { once: true });
+    return {
+      chunks: stdin,
+      close() {
+        signal.removeEventListener("abort", onAbort);
+        stdin.destroy();
+      },
+    };
+  }
+  const fifo = st.isFIFO();
+  if (fifo) growPipe(0);
+  let pending = false;
+  let stopped = false;
+  const fill = async (): Promise<Buffer | null> => {
+    pending = true;
+    const buf = Buffer.allocUnsafe(READ_CHUNK);
+    let n = 0;
+    try {
+      while (n < buf.length && !stopped) {
+        let got: number;
+        try {
+          got = (await readAsync(0, buf, n, buf.length - n, null)).bytesRead;
+        } catch (err) {
+          // a non-blocking pipe (O_NONBLOCK set by whoever shares it): wait and retry
+          if ((err as NodeJS.ErrnoException).code !== "EAGAIN") throw err;
+          await new Promise((r) => setTimeout(r, 5));
+          continue;
+        }
+        if (got === 0) break;
+        n += got;
+      }
+    } finally {
+      pending = false;
+    }
+    return n === 0 || stopped ? null : buf.subarray(0, n);
+  };
+  return {
+    chunks: (async function* () {
+      let next = fill();
+      for (;;) {
+        const buf = await abortable(next, signal);
+        if (!buf) return;
+        next = fill();
+        next.catch(() => {});
+        yield buf;
+      }
+    })(),
+    close() {
+      stopped = true;
+      // A read(2) blocked on an idle pipe would hold a thread-pool thread, and
+      // with it the process's exit, until the writer sends more. Write one byte
+      // into the pipe ourselves (through /proc) so that read returns.
+      if (!fifo || !pending) return;
+      try {
+        const w = openSync("/proc/self/fd/0", fsConstants.O_WRONLY | fsConstants.O_NONBLOCK);
+        try {
+          writeSync(w, Buffer.alloc(1));
+        } finally {
+          closeSync(w);
+        }
+      } catch {
+        // a full pipe (EAGAIN) means the read is not blocked anyway
+      }
+    },
+  };
+}
+
+/**
+ * `p`, or the signal's reason when it aborts first. (Not Promise.race with one
+ * long-lived abort promise: that keeps every settled value reachable.)
+ */
+function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(v);
+      },
+      (e) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(e);
+      },
+    );
+  });
+}
+
+/** Grows the pipe on fd to 1 MiB so each read returns up to 1 MiB; best effort. */
+function growPipe(fd: number): void {
+  try {
+    const require = createRequire(import.meta.url);
+    const koffi = require("koffi") as typeof import("koffi");
+    const fcntl = koffi.load("libc.so.6").func("int fcntl(int fd, int cmd, ...)") as (...a: unknown[]) => number;
+    fcntl(fd, F_SETPIPE_SZ, "int", READ_CHUNK);
+  } catch {
+    // no libc or not allowed: 64 KiB reads still work
+  }
+}
 
 const active: AddCommand = (parent) =>
   parent

@@ -3,19 +3,22 @@
  * racing each other and fed bad input.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import {
   chmodSync,
+  closeSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
+  openSync,
   readdirSync,
   readFileSync,
   rmSync,
   statSync,
   writeFileSync,
 } from "node:fs";
+import { writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -196,28 +199,45 @@ describe("dist ingest under failure", () => {
     assert.deepEqual(ingests(root), []);
   });
 
-  it("stops on SIGINT while waiting for input, keeping what it wrote for a resume", async () => {
-    const root = newRoot();
-    const child = spawn(DIST, ["--root", root, "ingest", "interrupted"], { stdio: ["pipe", "ignore", "pipe"] });
-    const err: Buffer[] = [];
-    child.stderr.on("data", (c) => err.push(c));
-    child.stdin.on("error", () => {});
-    child.stdin.write(Buffer.alloc(3 << 19, 7)); // 1.5 MiB and the pipe stays open
-    const dataSize = () => {
-      const [dir] = ingests(root);
-      const f = dir && join(root, "content", "ingest", dir, "data");
-      return f && existsSync(f) ? statSync(f).size : 0;
-    };
-    for (let i = 0; i < 200 && dataSize() < 1 << 20; i++) await sleep(50);
-    const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
-    child.kill("SIGINT");
-    assert.equal(await exited, 1);
-    assert.match(Buffer.concat(err).toString(), /^dist: ingest of ref interrupted stopped \(interrupted by SIGINT\)/);
-    child.stdin.destroy();
-    const [st] = JSON.parse((await run(["active", "--output", "json"], { root })).stdout);
-    assert.equal(st.ref, "interrupted");
-    assert.ok(st.offset >= 1 << 20);
-  });
+  for (const kind of ["socket", "fifo"] as const) {
+    it(`stops on SIGINT while waiting for input on a ${kind}, keeping what it wrote for a resume`, async () => {
+      const root = newRoot();
+      const args = ["--root", root, "ingest", "interrupted"];
+      let feed: (b: Buffer) => void;
+      let child: ReturnType<typeof spawn>;
+      let fifoFd = -1;
+      if (kind === "fifo") {
+        // a named pipe held open read-write here: the reader never sees EOF
+        const fifo = join(tmp, `fifo${n++}`);
+        execFileSync("mkfifo", [fifo]);
+        fifoFd = openSync(fifo, "r+");
+        child = spawn(DIST, args, { stdio: [fifoFd, "ignore", "pipe"] });
+        feed = (b) => void writeFile(fifo, b);
+      } else {
+        child = spawn(DIST, args, { stdio: ["pipe", "ignore", "pipe"] });
+        child.stdin!.on("error", () => {});
+        feed = (b) => void child.stdin!.write(b);
+      }
+      const err: Buffer[] = [];
+      child.stderr!.on("data", (c) => err.push(c));
+      feed(Buffer.alloc(3 << 19, 7)); // 1.5 MiB, and the input stays open
+      const dataSize = () => {
+        const [dir] = ingests(root);
+        const f = dir && join(root, "content", "ingest", dir, "data");
+        return f && existsSync(f) ? statSync(f).size : 0;
+      };
+      for (let i = 0; i < 200 && dataSize() < 1 << 20; i++) await sleep(50);
+      const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
+      child.kill("SIGINT");
+      assert.equal(await exited, 1);
+      assert.match(Buffer.concat(err).toString(), /^dist: ingest of ref interrupted stopped \(interrupted by SIGINT\)/);
+      if (fifoFd >= 0) closeSync(fifoFd);
+      else child.stdin?.destroy();
+      const [st] = JSON.parse((await run(["active", "--output", "json"], { root })).stdout);
+      assert.equal(st.ref, "interrupted");
+      assert.ok(st.offset >= 1 << 20);
+    });
+  }
 
   it("several processes ingesting the same ref and the same content never corrupt it", async () => {
     const root = newRoot();

@@ -12,6 +12,7 @@ import { FailedPreconditionError, InvalidArgumentError } from "../../errors.ts";
 import type { CommitOptions, Status, Writer } from "../content.ts";
 import { type IngestState, toStatus, touchUpdated } from "./ingest.ts";
 import type { RefLock } from "./lock.ts";
+import { startWriteback, WRITEBACK_EVERY } from "./writeback.ts";
 
 export interface WriterContext {
   /** `blobs/<alg>/<hex>` for a digest. */
@@ -38,6 +39,8 @@ export class LocalWriter implements Writer {
   #fh: FileHandle | undefined;
   #digester: Digester;
   #done = false;
+  /** Bytes already handed to early writeback. */
+  #flushed = 0;
 
   constructor(ctx: WriterContext, lock: RefLock, state: IngestState, fh: FileHandle, digester: Digester) {
     this.#ctx = ctx;
@@ -69,6 +72,10 @@ export class LocalWriter implements Writer {
       if (done >= chunk.length) break;
       ({ bytesWritten } = await fh.write(chunk, done, chunk.length - done, this.#state.offset));
     }
+    if (this.#state.offset - this.#flushed >= WRITEBACK_EVERY) {
+      startWriteback(fh.fd, this.#flushed, this.#state.offset - this.#flushed);
+      this.#flushed = this.#state.offset;
+    }
     this.#state.updatedAt = new Date();
   }
 
@@ -85,6 +92,7 @@ export class LocalWriter implements Writer {
     await this.#handle().truncate(0);
     this.#digester = new Digester(this.#digester.algorithm);
     this.#state.offset = 0;
+    this.#flushed = 0;
     this.#state.updatedAt = new Date();
   }
 
