@@ -13,7 +13,7 @@
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { appendFileSync, createReadStream, existsSync, readFileSync } from "node:fs";
+import { appendFileSync, createReadStream, existsSync, openSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { BenchSuite } from "../suite.ts";
@@ -97,12 +97,11 @@ const suite: BenchSuite = {
     ctx.vars.FILES = files.join(" ");
     ctx.vars.DIGESTS = digests.join(" ");
     ctx.vars.LOADLOG = join(ctx.tmp, "load.jsonl");
+    ctx.vars.DAEMONLOG = join(ctx.tmp, "daemon.log");
     daemon = spawn(
       ctx.vars.DIST,
       ["--root", join(ctx.tmp, "daemon-root"), "daemon", "--address", ctx.vars.SOCK, "--log-level", "warn"],
-      {
-        stdio: ["ignore", "ignore", "inherit"],
-      },
+      { stdio: ["ignore", "ignore", openSync(ctx.vars.DAEMONLOG, "w")] },
     );
     for (let i = 0; !existsSync(ctx.vars.SOCK); i++) {
       if (i > 300 || daemon.exitCode !== null) throw new Error("dist daemon did not start");
@@ -140,6 +139,8 @@ const suite: BenchSuite = {
       daemon.kill("SIGTERM");
       await exited;
     }
+    const problems = existsSync(ctx.vars.DAEMONLOG ?? "") ? readFileSync(ctx.vars.DAEMONLOG, "utf8").trim() : "";
+    if (problems) process.stdout.write(`daemon warnings and errors:\n${problems.split("\n").slice(-20).join("\n")}\n`);
     const log = ctx.vars.LOADLOG;
     if (log && existsSync(log)) {
       const runs = readFileSync(log, "utf8")

@@ -99,6 +99,16 @@ describe("ctr against dist daemon", () => {
     assert.match(gone.stderr, /not found/);
   });
 
+  test("ctr content get of a 40 MiB blob (over a thousand Read calls, each cancelled by ctr)", async () => {
+    const data = Buffer.alloc(40 << 20);
+    for (let i = 0; i < data.length; i += 4096) data.writeUInt32LE(i, i);
+    await ctrOk(["content", "ingest", "big-blob"], { input: data });
+    const got = await ctrOk(["content", "get", sha256(data)]);
+    assert.equal(got.bytes.length, data.length);
+    assert.equal(sha256(got.bytes), sha256(data));
+    await ctrOk(["content", "rm", sha256(data)]);
+  });
+
   test("content ingest of a wrong digest is refused and nothing is stored", async () => {
     const r = await ctr(["content", "ingest", "--expected-digest", sha256("other"), "ctr-bad"], { input: "data" });
     assert.notEqual(r.code, 0);

@@ -16,7 +16,10 @@ import { isIndex, isManifest } from "../../images/mediatypes.ts";
 const PREFIX = "containerd.io/gc.ref.content";
 
 /** The labels containerd puts on a parent for its children. */
-export function childLabels(desc: Descriptor, bytes: Uint8Array): { labels: Record<string, string>; next: Descriptor[] } {
+export function childLabels(
+  desc: Descriptor,
+  bytes: Uint8Array,
+): { labels: Record<string, string>; next: Descriptor[] } {
   const labels: Record<string, string> = {};
   if (isManifest(desc.mediaType)) {
     const m = parseManifest(bytes, desc);

@@ -46,7 +46,6 @@ export interface LeaseResource {
   type: string;
 }
 
-
 /** Resource types containerd accepts on a lease. */
 function checkResource(r: LeaseResource): void {
   if (!r?.id) throw new InvalidArgumentError("lease resource needs an id");

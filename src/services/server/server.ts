@@ -46,6 +46,21 @@ export function serverUUID(root: string): string {
   return v;
 }
 
+/**
+ * containerd's Go clients read a blob with one Read call per ReadAt and cancel
+ * each call once its bytes are in (an RST_STREAM per 32 KiB for `ctr content
+ * get`). Node's HTTP/2 guards against rapid resets (1000 burst, 33/s) and
+ * closes such a connection ("transport is closing"), which real containerd
+ * never does. The socket is local and 0660, so the limit is raised to match.
+ * grpc-js has no option for it: its http2 server options are set here before bind.
+ */
+function allowStreamResets(server: grpc.Server): void {
+  const opts = (server as unknown as { commonServerOptions?: Record<string, unknown> }).commonServerOptions;
+  if (!opts) throw new Error("grpc-js changed: Server.commonServerOptions is gone (see allowStreamResets)");
+  opts.streamResetBurst = 1_000_000;
+  opts.streamResetRate = 100_000;
+}
+
 export function createServer(opts: { backend: Backend; log: Logger; loadApply: () => Promise<ApplyFn> }): DaemonServer {
   const { backend, log } = opts;
   const calls = new Set<AbortController>();
@@ -63,6 +78,7 @@ export function createServer(opts: { backend: Backend; log: Logger; loadApply: (
     "grpc.max_receive_message_length": MAX_MESSAGE,
     "grpc.max_send_message_length": MAX_MESSAGE,
   });
+  allowStreamResets(server);
   server.addService(serviceDefinition("content"), contentService(host, backend));
   server.addService(serviceDefinition("images"), imagesService(host, backend));
   server.addService(serviceDefinition("namespaces"), namespacesService(host, backend));
