@@ -90,6 +90,12 @@ test("content: write, info, read ranges, readAt, labels, walk filters, delete", 
   seen.length = 0;
   await content.walk((i) => void seen.push(i.digest), { digestPrefixes: [a.slice(0, 12)] });
   assert.deepEqual(seen, [a]);
+  seen.length = 0;
+  await content.walk((i) => void seen.push(i.digest), { digestPrefixes: [b.slice(7, 15)] });
+  assert.deepEqual(seen, [b], "a bare hex prefix");
+  const none: Buffer[] = [];
+  for await (const c of await content.openRead(a, { offset: 2, length: 0 })) none.push(c as Buffer);
+  assert.equal(Buffer.concat(none).length, 0);
   await content.update(b, {}, ["labels.other"]);
   assert.equal((await content.info(b)).labels.other, undefined);
 

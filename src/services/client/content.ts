@@ -55,7 +55,9 @@ export function walkFilters(f: WalkFilter = {}): string[] {
   });
   const prefixes = f.digestPrefixes ?? [];
   if (prefixes.length === 0) return labels.length ? [labels.join(",")] : [];
-  return prefixes.map((p) => [`digest~=${quote(`^${regexpEscape(p)}`)}`, ...labels].join(","));
+  // a bare hex prefix matches after any algorithm, as the local store does
+  const re = (p: string) => (p.includes(":") ? `^${regexpEscape(p)}` : `^[a-z0-9]+:${regexpEscape(p)}`);
+  return prefixes.map((p) => [`digest~=${quote(re(p))}`, ...labels].join(","));
 }
 
 interface WriteResponse {
@@ -230,6 +232,8 @@ export class RemoteContentStore implements Store {
     if (offset > info.size) {
       throw new OutOfRangeError(`read of ${digest} at ${offset}: past its end (${info.size} bytes)`);
     }
+    // size 0 means "to the end" on the wire, so an empty range never asks
+    if (opts.length === 0) return Readable.from([]);
     const call = streamOpen(this.#conn, "content", "Read", { digest, offset, size: opts.length ?? 0 });
     const out = new Readable({
       highWaterMark: 4 * CHUNK,
