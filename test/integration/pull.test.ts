@@ -252,6 +252,9 @@ describe("bad input: clear errors, no partial snapshot, fetched blobs kept", () 
     assert.equal(m.status, 0, String(m.stderr));
     try {
       const root = join(dir, "root");
+      // the blobs fit; their unpacked tree does not
+      const f = await tb.dist(["fetch", "--plain-http", `${tb.plain}/edge/whiteouts:oci`], { root });
+      assert.equal(f.code, 0, f.stderr);
       const r = await tb.dist(["pull", "--plain-http", "--snapshotter", "native", `${tb.plain}/edge/whiteouts:oci`], {
         root,
       });
