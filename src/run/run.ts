@@ -357,12 +357,16 @@ export async function startForeground(
     log: logFile,
   });
   const handlers = new Map<NodeJS.Signals, () => void>();
+  let interrupts = 0;
   for (const sig of FORWARDED) {
     const h = () => {
       if (sameGroup && (sig === "SIGINT" || sig === "SIGQUIT")) return; // the terminal sent it to runc too
-      runc.kill(record.id, sig).catch(() => {
+      // a process 1 without a handler ignores SIGINT: the third one kills the container, as docker's CLI does
+      const send = sig === "SIGINT" && ++interrupts >= 3 ? "SIGKILL" : sig;
+      if (send === "SIGKILL") log.warn(`third interrupt: killing container ${record.id}`);
+      runc.kill(record.id, send, { all: send === "SIGKILL" }).catch(() => {
         // not created yet (or gone): runc itself forwards what it receives
-        child.kill(sig);
+        child.kill(sig); // never SIGKILL runc itself: its container would be orphaned
       });
     };
     handlers.set(sig, h);

@@ -170,7 +170,7 @@ describe("dist run with runc", { skip }, () => {
     await assertNothingLeft();
   });
 
-  test("SIGTERM to dist reaches the container; a KILL from dist kill gives 137", async () => {
+  test("SIGTERM to dist reaches the container; a third SIGINT or a KILL from dist kill gives 137", async () => {
     const child = spawn(
       DIST,
       [
@@ -198,6 +198,23 @@ describe("dist run with runc", { skip }, () => {
     child.kill("SIGTERM");
     assert.equal(await exited, 42);
     assert.equal(out, "ready\nterm\n");
+
+    // process 1 without a handler ignores SIGINT: the third one kills it
+    const c3 = spawn(DIST, ["--root", root, "run", "--rm", busybox, "sh", "-c", "echo ready; sleep 100"], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const exited3 = new Promise<number | null>((res) => c3.on("exit", (c) => res(c)));
+    let err3 = "";
+    c3.stderr.on("data", (b: Buffer) => {
+      err3 += b.toString();
+    });
+    await new Promise<void>((res) => c3.stdout.once("data", () => res()));
+    for (let i = 0; i < 3; i++) {
+      c3.kill("SIGINT");
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    assert.equal(await exited3, 137);
+    assert.match(err3, /third interrupt: killing container/);
 
     const c2 = spawn(DIST, ["--root", root, "run", "--id", "sig2", busybox, "sh", "-c", "echo ready; sleep 100"], {
       stdio: ["ignore", "pipe", "inherit"],
