@@ -369,6 +369,10 @@ describe("start-up and shutdown", () => {
       const ls = await run("ctr", ["--address", sock, "content", "ls", "-q"]);
       assert.match(ls.stdout.toString(), new RegExp(sha256("nobody's bytes")));
       assert.equal(statSync(join(home, "root", "content")).uid, 65534, "the store belongs to the daemon's user");
+      // no overlay for a non-root daemon: dist picks the snapshotter the daemon has
+      const sn = await run(DIST, ["--address", sock, "snapshots", "ls"]);
+      assert.equal(sn.code, 0, sn.stderr.toString());
+      assert.match(sn.stdout.toString(), /KEY/);
     } finally {
       child.kill("SIGTERM"); // runuser passes it on to the daemon
       await exited;

@@ -3,6 +3,8 @@
  * Snapshotter interfaces over a containerd-compatible daemon socket (dist's
  * own daemon or containerd). One connection per address and namespace.
  */
+
+import { unaryCall } from "./call.ts";
 import { type Connection, connect } from "./connection.ts";
 import { RemoteContentStore } from "./content.ts";
 import { RemoteImageStore } from "./images.ts";
@@ -45,9 +47,28 @@ export function remoteImageStore(o: RemoteOptions): RemoteImageStore {
   return new RemoteImageStore(connection(o));
 }
 
-/** Our default snapshotter name over a daemon: overlay (containerd's default, "overlayfs"). */
-export function remoteSnapshotter(o: RemoteOptions, name?: string): RemoteSnapshotter {
-  return new RemoteSnapshotter(connection(o), name ?? "overlay");
+/**
+ * A snapshotter of the daemon. Without a name, the daemon's overlayfs when it
+ * has one (containerd's default), else native, as introspection lists them.
+ */
+export async function remoteSnapshotter(o: RemoteOptions, name?: string): Promise<RemoteSnapshotter> {
+  const conn = connection(o);
+  if (name) return new RemoteSnapshotter(conn, name);
+  const res = await unaryCall<{ plugins: { type: string; id: string; init_err: { code: number } | null }[] }>(
+    conn,
+    "introspection",
+    "Plugins",
+    {
+      filters: ["type==io.containerd.snapshotter.v1"],
+    },
+  ).catch(() => ({ plugins: [] }));
+  const ids = res.plugins
+    .filter((p) => p.type === "io.containerd.snapshotter.v1" && !p.init_err?.code)
+    .map((p) => p.id);
+  return new RemoteSnapshotter(
+    conn,
+    ids.length === 0 || ids.includes("overlayfs") ? "overlay" : ids.includes("native") ? "native" : ids[0],
+  );
 }
 
 /** Releases the leases and closes every connection. */
