@@ -67,7 +67,7 @@ Examples:
       await withStore(g, async (store) => {
         const stdin = stdinChunks(signal);
         try {
-          await writeBlob(store, ref, stdin.chunks, { size, expected, labels, signal });
+          await writeBlob(store, ref, stdin.chunks, { size, expected, labels, signal, reopen: stdin.reopen });
         } catch (err) {
           if (!signal.aborted) throw err;
           throw new DistError(
@@ -89,7 +89,12 @@ const F_SETPIPE_SZ = 1031;
  * about twice as fast as process.stdin's 64 KiB reads. Anything else (a
  * socket) goes through process.stdin. close() must be called at the end.
  */
-function stdinChunks(signal: AbortSignal): { chunks: AsyncIterable<Uint8Array>; close(): void } {
+function stdinChunks(signal: AbortSignal): {
+  chunks: AsyncIterable<Uint8Array>;
+  /** For a file on stdin: the same chunks from a byte offset (to resume an ingest). */
+  reopen?: (offset: number) => Promise<AsyncIterable<Uint8Array>>;
+  close(): void;
+} {
   const st = fstatSync(0);
   if (!st.isFIFO() && !st.isFile()) {
     const stdin = process.stdin;
@@ -107,6 +112,9 @@ function stdinChunks(signal: AbortSignal): { chunks: AsyncIterable<Uint8Array>; 
   if (fifo) growPipe(0);
   let pending = false;
   let stopped = false;
+  // files are read at explicit positions (so a resume can start anywhere); pipes sequentially
+  const base = fifo ? 0 : fileOffset(0);
+  let position: number | null = fifo ? null : base;
   const fill = async (): Promise<Buffer | null> => {
     pending = true;
     const buf = Buffer.allocUnsafe(READ_CHUNK);
@@ -115,7 +123,7 @@ function stdinChunks(signal: AbortSignal): { chunks: AsyncIterable<Uint8Array>; 
       while (n < buf.length && !stopped) {
         let got: number;
         try {
-          got = (await readAsync(0, buf, n, buf.length - n, null)).bytesRead;
+          got = (await readAsync(0, buf, n, buf.length - n, position === null ? null : position + n)).bytesRead;
         } catch (err) {
           // a non-blocking pipe (O_NONBLOCK set by whoever shares it): wait and retry
           if ((err as NodeJS.ErrnoException).code !== "EAGAIN") throw err;
@@ -128,19 +136,27 @@ function stdinChunks(signal: AbortSignal): { chunks: AsyncIterable<Uint8Array>; 
     } finally {
       pending = false;
     }
+    if (position !== null) position += n;
     return n === 0 || stopped ? null : buf.subarray(0, n);
   };
+  const chunks = async function* () {
+    let next = fill();
+    for (;;) {
+      const buf = await abortable(next, signal);
+      if (!buf) return;
+      next = fill();
+      next.catch(() => {});
+      yield buf;
+    }
+  };
   return {
-    chunks: (async function* () {
-      let next = fill();
-      for (;;) {
-        const buf = await abortable(next, signal);
-        if (!buf) return;
-        next = fill();
-        next.catch(() => {});
-        yield buf;
-      }
-    })(),
+    chunks: chunks(),
+    reopen: fifo
+      ? undefined
+      : async (offset: number) => {
+          position = base + offset;
+          return chunks();
+        },
     close() {
       stopped = true;
       // A read(2) blocked on an idle pipe would hold a thread-pool thread, and
@@ -181,6 +197,20 @@ function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
       },
     );
   });
+}
+
+/** The current offset of a file descriptor (where a shell left it), 0 when unknown. */
+function fileOffset(fd: number): number {
+  try {
+    const koffi = createRequire(import.meta.url)("koffi") as typeof import("koffi");
+    const lseek = koffi.load("libc.so.6").func("int64_t lseek(int fd, int64_t offset, int whence)") as (
+      ...a: number[]
+    ) => number | bigint;
+    const off = Number(lseek(fd, 0, 1 /* SEEK_CUR */));
+    return Math.max(off, 0);
+  } catch {
+    return 0;
+  }
 }
 
 /** Grows the pipe on fd to 1 MiB so each read returns up to 1 MiB; best effort. */

@@ -239,6 +239,28 @@ describe("dist ingest under failure", () => {
     });
   }
 
+  it("resumes from a file on stdin, and honours where the shell left its offset", async () => {
+    const root = newRoot();
+    const data = randomBytes(5000);
+    const file = join(tmp, `file${n++}`);
+    writeFileSync(file, Buffer.concat([Buffer.from("HEADER"), data]));
+    const d = digestOf(data);
+    const store = new LocalStore({ root });
+    const w = await store.writer({ ref: "from-file", expected: d });
+    await w.write(data.subarray(0, 1234));
+    await w.close();
+    const r = await run([], {
+      argv0: [
+        "sh",
+        "-c",
+        `{ head -c 6 >/dev/null; ${DIST} --root ${root} ingest --expected-digest ${d} from-file; } < ${file}`,
+      ],
+    });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(digestOf(readFileSync(join(root, "content", "blobs", "sha256", d.slice(7)))), d);
+    assert.deepEqual(ingests(root), []);
+  });
+
   it("several processes ingesting the same ref and the same content never corrupt it", async () => {
     const root = newRoot();
     const data = randomBytes(1 << 20);
