@@ -81,6 +81,7 @@ describe("dist pull of tiny images", () => {
         JSON.stringify(snaps),
       );
       assert.ok(!snaps.some((s) => s.name.startsWith("extract-")), "no temporary snapshot left");
+      if (ref !== "tiny/busybox:oci") return;
       // containerd's labels: diffIDs on layer blobs, the GC edge from the config to the snapshot
       const labelled = await tb.dist(["content", "ls", "-q", "--label", "containerd.io/uncompressed"], { root });
       assert.ok(labelled.stdout.trim().length > 0, "layer blobs carry containerd.io/uncompressed");
