@@ -113,35 +113,47 @@ export async function applyLayer(root: string, layer: Readable, opts: ApplyOptio
   };
   const onWarning = opts.onWarning ?? (() => {});
 
-  // the compressed digest is taken on the raw bytes, before decompression sees them
+  // a stalled source must not outlive an abort, even before the first byte
+  let onAbort = (): void => {
+    layer.destroy(opts.signal?.reason ?? new Error("aborted"));
+  };
+  const abort = () => onAbort();
+  opts.signal?.addEventListener("abort", abort, { once: true });
   let raw: Readable = layer;
   let compressedDigester: Digester | undefined;
-  if (detectCompression(await peek(layer, 4)) !== "none") {
-    const d = new Digester();
-    compressedDigester = d;
-    const tap = new Transform({
-      transform(c: Buffer, _enc, cb) {
-        d.update(c);
-        cb(null, c);
-      },
-    });
-    layer.on("error", (e) => tap.destroy(e));
-    raw = layer.pipe(tap);
+  let compression: Compression;
+  let stream: Readable;
+  try {
+    // the compressed digest is taken on the raw bytes, before decompression sees them
+    if (detectCompression(await peek(layer, 4)) !== "none") {
+      const d = new Digester();
+      compressedDigester = d;
+      const tap = new Transform({
+        transform(c: Buffer, _enc, cb) {
+          d.update(c);
+          cb(null, c);
+        },
+      });
+      layer.on("error", (e) => tap.destroy(e));
+      raw = layer.pipe(tap);
+    }
+    ({ compression, stream } = await decompressStream(raw));
+  } catch (e) {
+    opts.signal?.removeEventListener("abort", abort);
+    throw opts.signal?.aborted ? (opts.signal.reason ?? e) : e;
   }
-  const { compression, stream } = await decompressStream(raw);
   const diff = new OffThreadDigester();
   let size = 0;
   const meter = garbageMeter();
 
   const sink = opts.worker ? workerSink(init, onWarning) : inlineSink(init, onWarning);
-  const abort = () => {
+  onAbort = () => {
     const reason = opts.signal?.reason ?? new Error("aborted");
     stream.destroy(reason);
     raw.destroy(reason);
     layer.destroy(reason);
     sink.cancel(reason);
   };
-  opts.signal?.addEventListener("abort", abort, { once: true });
   try {
     for await (const chunk of stream as AsyncIterable<Buffer>) {
       await diff.update(chunk);

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import { join } from "node:path";
+import { PassThrough } from "node:stream";
 import { after, before, describe, test } from "node:test";
 import * as zlib from "node:zlib";
 import { applyLayer } from "../../src/archive/apply.ts";
@@ -504,4 +505,12 @@ describe("applyLayer: overlay upperdirs", {
       assert.match(fs.readFileSync(join(m, "data/hardlink-to-lower.txt"), "utf8"), /hardlinked content/);
     });
   });
+});
+
+test("applyLayer: an abort while waiting for the first bytes ends the wait", async () => {
+  const ctrl = new AbortController();
+  const stalled = new PassThrough();
+  const p = applyLayer(freshRoot(), stalled, { signal: ctrl.signal });
+  setTimeout(() => ctrl.abort(new Error("gave up waiting")), 50);
+  await assert.rejects(p, /gave up waiting/);
 });
