@@ -2,7 +2,6 @@
 import { createReadStream, mkdirSync } from "node:fs";
 import { isatty } from "node:tty";
 import type { Command } from "commander";
-import { applyLayer } from "../archive/apply.ts";
 import { InvalidArgumentError } from "../errors.ts";
 import { log } from "../log.ts";
 import { commandSignal, globals } from "./globals.ts";
@@ -34,6 +33,8 @@ Examples:
         });
       }
       mkdirSync(dir, { recursive: true });
+      // loaded here so that other commands do not pay for the archive modules at startup
+      const { applyLayer } = await import("../archive/apply.ts");
       const started = Date.now();
       const input = createReadStream("", { fd: 0, highWaterMark: 1 << 20, autoClose: false });
       const res = await applyLayer(dir, input, {
