@@ -7,7 +7,7 @@
 import { randomBytes } from "node:crypto";
 import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { InvalidArgumentError } from "../errors.ts";
+import { FailedPreconditionError, InvalidArgumentError } from "../errors.ts";
 import { openDatabase } from "../metadata/db.ts";
 import { umount2 } from "../sys/index.ts";
 import type { FsSnapshotter } from "./fs-snapshotter.ts";
@@ -68,7 +68,15 @@ export function checkName(name: string): SnapshotterName {
 /** Opens snapshotter `name` (the default when absent) under the dist root. */
 export function openSnapshotterAt(root: string, name?: string): FsSnapshotter {
   const n = name ? checkName(name) : defaultSnapshotterName(root);
-  const db = openDatabase(root);
   const dir = join(root, "snapshots", n);
+  if (n === "overlay") {
+    mkdirSync(join(root, "snapshots"), { recursive: true, mode: 0o700 });
+    if (!overlaySupported(join(root, "snapshots"))) {
+      throw new FailedPreconditionError(
+        `the overlay snapshotter needs root and an overlayfs kernel that mounts on ${root}; use --snapshotter native`,
+      );
+    }
+  }
+  const db = openDatabase(root);
   return n === "overlay" ? openOverlay(dir, db) : openNative(dir, db);
 }
