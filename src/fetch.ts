@@ -169,6 +169,7 @@ async function copyInto(
       throw err;
     } finally {
       await batch.settle().catch(() => {});
+      batch.release();
     }
     if (n !== desc.size) throw new DataLossError(`${key}: got ${n} bytes, expected ${desc.size}`);
     progress?.update(key, { state: "committing" });
@@ -248,12 +249,16 @@ async function writeWhole(
 }
 
 const WRITE_BATCH = 1 << 20;
+/** Batch buffers kept for the next downloads (two per concurrent download). */
+const POOL_MAX = 16;
+const pool: Buffer[] = [];
 
 /**
  * Copies chunks into WRITE_BATCH-sized writes through two buffers used in turn:
- * one is being written while the other fills. Reusing them (a writer is done with
- * a buffer once its write resolves) leaves no garbage per megabyte, which keeps
- * the heap's external memory, and so the process's RSS, flat.
+ * one is being written while the other fills. The buffers are reused (a writer
+ * is done with a buffer once its write resolves) and pooled across downloads,
+ * so a transfer leaves no garbage per megabyte: dead buffers wait for the
+ * garbage collector outside the JS heap, and that shows in the process's RSS.
  */
 class WriteBatcher {
   readonly #w: Writer;
@@ -269,7 +274,7 @@ class WriteBatcher {
   add(chunk: Buffer): Promise<void> | undefined {
     let off = 0;
     while (off < chunk.length) {
-      if (!this.#bufs[this.#cur]) this.#bufs[this.#cur] = Buffer.allocUnsafeSlow(WRITE_BATCH);
+      if (!this.#bufs[this.#cur]) this.#bufs[this.#cur] = pool.pop() ?? Buffer.allocUnsafeSlow(WRITE_BATCH);
       const n = chunk.copy(this.#bufs[this.#cur], this.#fill, off);
       this.#fill += n;
       off += n;
@@ -302,6 +307,12 @@ class WriteBatcher {
     const p = this.#inflight;
     this.#inflight = undefined;
     if (p) await p;
+  }
+  /** Gives the buffers back to the pool; only once no write is in flight (after settle). */
+  release(): void {
+    if (this.#inflight) return;
+    for (const b of this.#bufs.splice(0)) if (b && pool.length < POOL_MAX) pool.push(b);
+    this.#fill = 0;
   }
 }
 
