@@ -370,10 +370,25 @@ Examples:
       });
     });
 
+/** Deletes blobs, printing each one deleted; a failure is reported and the rest still go. */
+export async function deleteBlobs(g: GlobalOptions, digests: string[]): Promise<void> {
+  await withStore(g, async (store) => {
+    for (const d of digests) {
+      try {
+        await store.delete(validateDigest(d));
+        process.stdout.write(`${d}\n`);
+      } catch (err) {
+        reportItemError(err);
+      }
+    }
+  });
+}
+
+// at the top level `dist rm` is shared with containers (src/cli/run.ts sends digests here)
 const remove: AddCommand = (parent) =>
   parent
     .command("delete")
-    .aliases(["del", "remove", "rm"])
+    .aliases(parent.parent ? ["del", "remove", "rm"] : ["del", "remove"])
     .description("delete blobs, printing each digest deleted")
     .argument("<digest...>", "blob digests")
     .addHelpText(
@@ -387,16 +402,7 @@ Examples:
   dist list -q | xargs dist delete`,
     )
     .action(async (digests: string[], _opts: unknown, cmd: Command) => {
-      await withStore(globals(cmd), async (store) => {
-        for (const d of digests) {
-          try {
-            await store.delete(validateDigest(d));
-            process.stdout.write(`${d}\n`);
-          } catch (err) {
-            reportItemError(err);
-          }
-        }
-      });
+      await deleteBlobs(globals(cmd), digests);
     });
 
 const label: AddCommand = (parent) =>

@@ -45,6 +45,11 @@ function* allCommands(cmd: Command): Generator<Command> {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // a reader that stops early (`dist --help | head -1`) is not an error
+  process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+    if (err.code === "EPIPE") process.exit(0);
+    throw err;
+  });
   const first = argv[2];
   if (first === "-v" || first === "--version") {
     // only here: git describe costs a process start that other commands need not pay

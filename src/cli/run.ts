@@ -11,6 +11,7 @@ import { formatAge } from "../format.ts";
 import { log } from "../log.ts";
 import type { SpecOptions } from "../oci/spec.ts";
 import { type ContainerRecord, containerDir, listRecords, readRecord, validateContainerId } from "../run/containers.ts";
+import { deleteBlobs } from "./content.ts";
 import { globals } from "./globals.ts";
 import { openContentStore, openImageStore, openSnapshotter } from "./open.ts";
 import { addPlatformFlags, platformMatcher } from "./platform-flags.ts";
@@ -370,37 +371,29 @@ Examples:
  * `dist rm` is the container command (docker's and nerdctl's meaning); a content
  * command that also answers to `rm` as an alias keeps its other names.
  */
-function claimRm(program: Command): void {
-  for (const other of program.commands) {
-    const aliases = other.aliases();
-    if (aliases.includes("rm")) {
-      (other as unknown as { _aliases: string[] })._aliases = aliases.filter((a) => a !== "rm");
-    }
-  }
-}
-
 function registerRm(program: Command): void {
-  claimRm(program);
   const cmd = program
     .command("rm")
-    .description("remove containers: runc state, rootfs mount, snapshot and bundle")
-    .argument("<id...>", "container ids")
+    .description("remove containers (runc state, rootfs mount, snapshot, bundle), or blobs given by digest")
+    .argument("<id...>", "container ids, or blob digests (as dist delete)")
     .option("-f, --force", "kill running containers first")
     .addHelpText(
       "after",
       `
 Examples:
   dist rm web
+  dist rm sha256:010c454d55e53059beaba4044116ea4636f8dd8181e975d893931c7e7204fffa
   dist rm -f web worker
   dist ps -q | xargs -r dist rm -f`,
     )
     .action(async (ids: string[], o: { force?: boolean }) => {
       const g = globals(cmd);
+      // the seed's `dist rm DIGEST...` deletes blobs; a container id never contains ":"
+      const digests = ids.filter((id) => id.includes(":"));
+      if (digests.length === ids.length) return deleteBlobs(g, ids);
+      if (digests.length > 0) throw usage("dist rm takes either container ids or blob digests, not both");
       const { removeContainer, removeIncomplete } = await runLib();
       for (const id of ids) {
-        if (/^sha(256|512):/.test(id)) {
-          throw usage(`"${id}" is a digest, not a container id: blobs are deleted with dist content rm`);
-        }
         let rec: ContainerRecord;
         try {
           rec = readRecord(g.root, validateContainerId(id));

@@ -14,10 +14,14 @@ export function packageInfo(): { name: string; version: string } {
 export function version(): string {
   if (existsSync(join(top, ".git"))) {
     try {
-      return execFileSync("git", ["-C", top, "describe", "--tags", "--dirty=.m", "--always"], {
-        encoding: "utf8",
-        stdio: ["ignore", "pipe", "ignore"],
-      }).trim();
+      return execFileSync(
+        "git",
+        ["-C", top, "-c", `safe.directory=${top}`, "describe", "--tags", "--dirty=.m", "--always"],
+        {
+          encoding: "utf8",
+          stdio: ["ignore", "pipe", "ignore"],
+        },
+      ).trim();
     } catch {
       // not a usable checkout (no git, no commits): fall back to the package version
     }
