@@ -1,0 +1,46 @@
+/**
+ * dist as a library: the same pieces the CLI is built from.
+ *
+ * @example
+ * ```ts
+ * import { LocalStore, createResolver, openSqliteImageStore, openSnapshotterAt, pull } from "dist";
+ * const root = "/var/lib/dist";
+ * const result = await pull({
+ *   resolver: createResolver({ plainHttp: true }),
+ *   content: new LocalStore({ root, namespace: "default" }),
+ *   images: openSqliteImageStore(root, "default"),
+ *   snapshotter: openSnapshotterAt(root, "native"),
+ *   ref: "127.0.0.1:5000/library/busybox:latest",
+ * });
+ * console.log(result.name, result.unpacked[0]?.chainID);
+ * ```
+ */
+export { applyLayer } from "./archive/apply.ts";
+export { compressStream, decompressStream, detectCompression } from "./archive/compression.ts";
+export { writeDiff } from "./archive/diff.ts";
+export { readTar, TarWriter } from "./archive/tar/index.ts";
+export type * from "./content/content.ts";
+export { readBlob, writeBlob } from "./content/helpers.ts";
+export { LocalStore } from "./content/local/index.ts";
+export type { Descriptor, Platform } from "./descriptor.ts";
+export type { Digest } from "./digest.ts";
+export { Digester, digestOf, parseDigest, VerifyingStream, validateDigest } from "./digest.ts";
+export * from "./errors.ts";
+export { fetchBlob, fetchHandler, fetchImage, fetchObject } from "./fetch.ts";
+export { check, imageSize } from "./images/check.ts";
+export { childrenHandler, filterPlatforms } from "./images/children.ts";
+export type { Handler } from "./images/handlers.ts";
+export { dispatch, handlers, SKIP, walk } from "./images/handlers.ts";
+export type { Image, ImageStore } from "./images/image.ts";
+export { defaultMatcher, hostPlatform, parsePlatform } from "./images/platforms.ts";
+export { openSqliteImageStore } from "./metadata/images.ts";
+export { ProgressRenderer } from "./progress/render.ts";
+export { ProgressTracker } from "./progress/tracker.ts";
+export { pull } from "./pull.ts";
+export { familiar, normalize, parseReference } from "./reference/index.ts";
+export type { RegistryOptions } from "./remotes/docker/index.ts";
+export { createResolver } from "./remotes/docker/index.ts";
+export type { Fetcher, Pusher, Resolved, Resolver } from "./remotes/remotes.ts";
+export { openSnapshotterAt } from "./snapshots/open.ts";
+export type { Mount, Snapshotter } from "./snapshots/snapshotter.ts";
+export { chainID, chainIDs } from "./unpack/chainid.ts";
