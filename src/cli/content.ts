@@ -10,7 +10,6 @@ import { isatty } from "node:tty";
 import { promisify } from "node:util";
 import type { Command } from "commander";
 import type { Info, Status, Store } from "../content/content.ts";
-import { writeBlob } from "../content/helpers.ts";
 import { validateDigest } from "../digest.ts";
 import { DistError, errorMessage, InvalidArgumentError, UnimplementedError } from "../errors.ts";
 import { formatAge, formatBytes } from "../format.ts";
@@ -64,6 +63,7 @@ Examples:
       const labels = parseLabels(opts.label ?? [], false);
       if (isatty(0)) throw new InvalidArgumentError("refusing to ingest from a terminal: pipe the content into stdin");
       const signal = commandSignal(g);
+      const { writeBlob } = await import("../content/helpers.ts");
       await withStore(g, async (store) => {
         const stdin = stdinChunks(signal);
         try {

@@ -1,7 +1,6 @@
 /** `dist daemon`: serve the store over containerd's gRPC API on a unix socket. */
 import type { Command } from "commander";
 import { InvalidArgumentError } from "../errors.ts";
-import { defaultSocket, runDaemon } from "../services/daemon.ts";
 import { globals, parseDuration } from "./globals.ts";
 
 const LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
@@ -17,6 +16,7 @@ export function register(program: Command): void {
       if (!LEVELS.includes(opts.logLevel)) {
         throw new InvalidArgumentError(`invalid --log-level "${opts.logLevel}": expected ${LEVELS.join(", ")}`);
       }
+      const { defaultSocket, runDaemon } = await import("../services/daemon.ts");
       await runDaemon({
         root: g.root,
         address: g.address ?? defaultSocket(),

@@ -8,19 +8,14 @@ import { pipeline } from "node:stream/promises";
 import type { Command } from "commander";
 import type { Descriptor } from "../descriptor.ts";
 import { type Digest, validateDigest } from "../digest.ts";
-import { DistError, errorMessage, InvalidArgumentError, isNotFound } from "../errors.ts";
-import { fetchImage, fetchObject } from "../fetch.ts";
-import { isIndex, isManifest } from "../images/mediatypes.ts";
+import { InvalidArgumentError, isNotFound } from "../errors.ts";
 import { log } from "../log.ts";
-import { ProgressRenderer } from "../progress/render.ts";
-import { ProgressTracker } from "../progress/tracker.ts";
-import { normalize, parseReference } from "../reference/index.ts";
-import { createResolver } from "../remotes/docker/index.ts";
 import type { Fetcher } from "../remotes/remotes.ts";
 import { commandSignal, globals, parseSize } from "./globals.ts";
 import { openContentStore, openImageStore } from "./open.ts";
-import { addDownloadFlags, addPlatformFlags, downloadLimit, platformMatchers } from "./platform-flags.ts";
+import { addDownloadFlags, addPlatformFlags } from "./platform-flags.ts";
 import { addRegistryFlags, registryOptions } from "./registry-flags.ts";
+import { naming, transferFrom } from "./transfer.ts";
 
 function usage(message: string): InvalidArgumentError {
   return Object.assign(new InvalidArgumentError(message), { usage: true });
@@ -44,13 +39,15 @@ export function parseHints(hints: string[]): Map<string, string[]> {
 }
 
 /** A digest-addressed blob to fetch without resolving: a digest reference with a non-manifest `mediatype:` hint. */
-function blobRequest(
+async function blobRequest(
   ref: string,
   hints: Map<string, string[]>,
-): { digest: Digest; mediaType: string; size?: number } | undefined {
+): Promise<{ digest: Digest; mediaType: string; size?: number } | undefined> {
   const mt = hints.get("mediatype")?.[0];
   const size = hints.get("size")?.[0];
+  const { isIndex, isManifest } = await import("../images/mediatypes.ts");
   if (!mt || isManifest(mt) || isIndex(mt)) return undefined;
+  const { parseReference } = await import("../reference/index.ts");
   const parsed = parseReference(ref, { defaultTag: false });
   if (!parsed.digest) throw usage(`a ${mt} hint needs a reference by digest (name@sha256:…)`);
   return {
@@ -94,10 +91,15 @@ Examples:
     .action(async (ref: string, hintArgs: string[], opts: Record<string, unknown>, c: Command) => {
       const g = globals(c);
       const hints = parseHints(hintArgs);
+      const [{ normalize, parseReference }, { createResolver }, { fetchObject }] = await Promise.all([
+        import("../reference/index.ts"),
+        import("../remotes/docker/index.ts"),
+        import("../fetch.ts"),
+      ]);
       const name = normalize(ref);
       const signal = commandSignal(g);
       const resolver = createResolver(registryOptions(opts));
-      const blob = blobRequest(name, hints);
+      const blob = await blobRequest(name, hints);
       log.debug(`resolving ${name}`);
       if (blob) {
         const fetcher = await resolver.fetcher(name);
@@ -135,14 +137,6 @@ Examples:
     });
 }
 
-/** The same error, its message prefixed with the reference unless it names it already. */
-function naming(name: string, err: unknown): unknown {
-  const msg = errorMessage(err);
-  if (msg.includes(name)) return err;
-  if (err instanceof DistError) return new DistError(err.code, `${name}: ${msg}`, { cause: err });
-  return new Error(`${name}: ${msg}`, { cause: err });
-}
-
 function registerFetch(program: Command): void {
   const cmd = program
     .command("fetch")
@@ -167,12 +161,12 @@ Examples:
   dist fetch -u user registry.example.com/team/app:latest   # asks for the password`,
     )
     .action(async (ref: string, opts: Record<string, unknown>, c: Command) => {
-      const g = globals(c);
-      const name = normalize(ref);
-      const platforms = platformMatchers(opts as { platform?: string[]; allPlatforms?: boolean });
-      const limit = downloadLimit(opts as { maxConcurrentDownloads?: string });
-      const signal = commandSignal(g);
-      const resolver = createResolver(registryOptions(opts));
+      const { g, name, platforms, limit, signal, resolver } = await transferFrom(ref, opts, c);
+      const [{ fetchImage }, { ProgressRenderer }, { ProgressTracker }] = await Promise.all([
+        import("../fetch.ts"),
+        import("../progress/render.ts"),
+        import("../progress/tracker.ts"),
+      ]);
       const store = await openContentStore(g);
       const images = await openImageStore(g);
       const tracker = new ProgressTracker();

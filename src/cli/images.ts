@@ -6,12 +6,8 @@ import type { Command } from "commander";
 import type { Provider } from "../content/content.ts";
 import { errorMessage, isNotFound } from "../errors.ts";
 import { formatBytes } from "../format.ts";
-import { check, imagePlatforms } from "../images/check.ts";
 import type { Image, ImageStore } from "../images/image.ts";
-import { refKey } from "../images/mediatypes.ts";
-import { allPlatforms, formatPlatform, type PlatformMatcher } from "../images/platforms.ts";
-import { tagImage } from "../images/tag.ts";
-import { normalize } from "../reference/index.ts";
+import type { PlatformMatcher } from "../images/platforms.ts";
 import { commandSignal, type GlobalOptions, globals } from "./globals.ts";
 import { openContentStore, openImageStore } from "./open.ts";
 import { addPlatformFlags, platformMatcher } from "./platform-flags.ts";
@@ -29,6 +25,7 @@ async function resolveName(store: ImageStore, name: string): Promise<string> {
     return name;
   } catch (err) {
     if (!isNotFound(err)) throw err;
+    const { normalize } = await import("../reference/index.ts");
     let n: string;
     try {
       n = normalize(name);
@@ -47,7 +44,8 @@ async function resolveName(store: ImageStore, name: string): Promise<string> {
   }
 }
 
-function normalizeOrKeep(name: string): string {
+async function normalizeOrKeep(name: string): Promise<string> {
+  const { normalize } = await import("../reference/index.ts");
   try {
     return normalize(name);
   } catch {
@@ -66,6 +64,10 @@ interface Row {
 /** Size for the host platform (what a pull here uses); for images without it, what is present. */
 async function describe(provider: Provider, image: Image, matcher: PlatformMatcher, signal: AbortSignal): Promise<Row> {
   const row: Row = { image, platforms: [] };
+  const [{ check, imagePlatforms }, { allPlatforms, formatPlatform }] = await Promise.all([
+    import("../images/check.ts"),
+    import("../images/platforms.ts"),
+  ]);
   try {
     row.platforms = (await imagePlatforms(provider, image.target, { signal })).map(formatPlatform);
     const all = await check(provider, image.target, allPlatforms(), { signal });
@@ -118,7 +120,7 @@ Examples:
       async (opts: { quiet?: boolean; output?: string; platform?: string[]; allPlatforms?: boolean }, c: Command) => {
         const g = globals(c);
         const format = outputFormat(opts.output);
-        const matcher = platformMatcher(opts);
+        const matcher = await platformMatcher(opts);
         const signal = commandSignal(g);
         await withStores(g, async (images, content) => {
           const list = await images.list();
@@ -213,8 +215,9 @@ Examples:
       const g = globals(c);
       const store = await openImageStore(g);
       const src = await resolveName(store, source);
+      const { tagImage } = await import("../images/tag.ts");
       for (const t of targets) {
-        const dst = normalizeOrKeep(t);
+        const dst = await normalizeOrKeep(t);
         await tagImage(store, src, dst, { force: opts.force });
         process.stdout.write(`${dst}\n`);
       }
@@ -251,8 +254,12 @@ Examples:
       ) => {
         const g = globals(c);
         const format = outputFormat(opts.output);
-        const matcher = platformMatcher(opts);
+        const matcher = await platformMatcher(opts);
         const signal = commandSignal(g);
+        const [{ check }, { refKey }] = await Promise.all([
+          import("../images/check.ts"),
+          import("../images/mediatypes.ts"),
+        ]);
         await withStores(g, async (images, content) => {
           const list: Image[] = [];
           if (names.length === 0) list.push(...(await images.list()));

@@ -1,8 +1,15 @@
 /** Platform and download flags shared by fetch, pull and the image commands. */
 import type { Command } from "commander";
 import { InvalidArgumentError } from "../errors.ts";
-import { DEFAULT_MAX_CONCURRENT_DOWNLOADS } from "../fetch.ts";
-import { allPlatforms, defaultMatcher, only, type PlatformMatcher, parsePlatform } from "../images/platforms.ts";
+import type { PlatformMatcher } from "../images/platforms.ts";
+
+/**
+ * The CLI's default for --max-concurrent-downloads: the same value as
+ * DEFAULT_MAX_CONCURRENT_DOWNLOADS of src/fetch.ts (a test holds them equal),
+ * kept here because the help text needs it and loading src/fetch.ts for one
+ * number would load the whole transfer stack at startup.
+ */
+export const DEFAULT_MAX_CONCURRENT_DOWNLOADS = 3;
 
 function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
@@ -28,20 +35,24 @@ export function addDownloadFlags(cmd: Command): Command {
 }
 
 /** One matcher per --platform (each keeps its best manifest), all platforms, or the host's. */
-export function platformMatchers(opts: { platform?: string[]; allPlatforms?: boolean }): PlatformMatcher[] {
+export async function platformMatchers(opts: {
+  platform?: string[];
+  allPlatforms?: boolean;
+}): Promise<PlatformMatcher[]> {
   if (opts.allPlatforms && opts.platform && opts.platform.length > 0) {
     throw Object.assign(new InvalidArgumentError("--platform and --all-platforms cannot be used together"), {
       usage: true,
     });
   }
+  const { allPlatforms, defaultMatcher, only, parsePlatform } = await import("../images/platforms.ts");
   if (opts.allPlatforms) return [allPlatforms()];
   if (opts.platform && opts.platform.length > 0) return opts.platform.map((p) => only(parsePlatform(p)));
   return [defaultMatcher()];
 }
 
 /** A single matcher for commands that look at one platform (size, check): the first --platform, or the host's. */
-export function platformMatcher(opts: { platform?: string[]; allPlatforms?: boolean }): PlatformMatcher {
-  return platformMatchers(opts)[0];
+export async function platformMatcher(opts: { platform?: string[]; allPlatforms?: boolean }): Promise<PlatformMatcher> {
+  return (await platformMatchers(opts))[0];
 }
 
 export function downloadLimit(opts: { maxConcurrentDownloads?: string }): number {

@@ -4,26 +4,14 @@
  * or exists), then `unpacking <platform> <digest>` per platform and `done`.
  */
 import type { Command } from "commander";
-import { DistError, errorMessage } from "../errors.ts";
 import { log } from "../log.ts";
-import { ProgressRenderer } from "../progress/render.ts";
-import { ProgressTracker } from "../progress/tracker.ts";
-import { pull } from "../pull.ts";
-import { normalize } from "../reference/index.ts";
-import { createResolver } from "../remotes/docker/index.ts";
-import { commandSignal, globals } from "./globals.ts";
+import type { PullResult } from "../pull.ts";
 import { openContentStore, openImageStore } from "./open.ts";
-import { addDownloadFlags, addPlatformFlags, downloadLimit, platformMatchers } from "./platform-flags.ts";
-import { addRegistryFlags, registryOptions } from "./registry-flags.ts";
+import { addDownloadFlags, addPlatformFlags } from "./platform-flags.ts";
+import { addRegistryFlags } from "./registry-flags.ts";
 import { reportWarnings } from "./rootfs.ts";
 import { addSnapshotterFlag, snapshotterFor } from "./snapshots.ts";
-
-function naming(name: string, err: unknown): unknown {
-  const msg = errorMessage(err);
-  if (msg.includes(name)) return err;
-  if (err instanceof DistError) return new DistError(err.code, `${name}: ${msg}`, { cause: err });
-  return new Error(`${name}: ${msg}`, { cause: err });
-}
+import { naming, transferFrom } from "./transfer.ts";
 
 export function register(program: Command): void {
   const cmd = program
@@ -50,12 +38,12 @@ Examples:
   dist pull --print-chainid --platform linux/arm64 ghcr.io/org/app:1.2`,
     )
     .action(async (ref: string, opts: Record<string, unknown>, c: Command) => {
-      const g = globals(c);
-      const name = normalize(ref);
-      const platforms = platformMatchers(opts as { platform?: string[]; allPlatforms?: boolean });
-      const limit = downloadLimit(opts as { maxConcurrentDownloads?: string });
-      const signal = commandSignal(g);
-      const resolver = createResolver(registryOptions(opts));
+      const { g, name, platforms, limit, signal, resolver } = await transferFrom(ref, opts, c);
+      const [{ pull }, { ProgressRenderer }, { ProgressTracker }] = await Promise.all([
+        import("../pull.ts"),
+        import("../progress/render.ts"),
+        import("../progress/tracker.ts"),
+      ]);
       const content = await openContentStore(g);
       const images = await openImageStore(g);
       const snapshotter = await snapshotterFor(c);
@@ -65,7 +53,7 @@ Examples:
       const notes: string[] = [];
       const warnings: string[] = [];
       const unpacking: string[] = [];
-      let result: Awaited<ReturnType<typeof pull>>;
+      let result: PullResult;
       try {
         result = await pull({
           resolver,

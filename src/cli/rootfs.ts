@@ -6,7 +6,6 @@
 import type { Command } from "commander";
 import { FailedPreconditionError, isAlreadyExists } from "../errors.ts";
 import { log } from "../log.ts";
-import { describeStored, selectManifest, unpackManifest } from "../unpack/image.ts";
 import { commandSignal, globals } from "./globals.ts";
 import { openContentStore } from "./open.ts";
 import { addPlatformFlags, platformMatcher } from "./platform-flags.ts";
@@ -46,11 +45,12 @@ Examples:
     .action(async (digest: string, opts: { platform?: string[]; allPlatforms?: boolean }, c: Command) => {
       const g = globals(c);
       const signal = commandSignal(g);
+      const { describeStored, selectManifest, unpackManifest } = await import("../unpack/image.ts");
       const content = await openContentStore(g);
       try {
         const sn = await snapshotterFor(c);
         const { desc, bytes } = await describeStored(content, digest);
-        const { desc: mdesc, manifest } = await selectManifest(content, desc, bytes, platformMatcher(opts));
+        const { desc: mdesc, manifest } = await selectManifest(content, desc, bytes, await platformMatcher(opts));
         const warnings: string[] = [];
         const r = await unpackManifest(mdesc, manifest, {
           content,
@@ -84,7 +84,7 @@ Examples:
       const sn = await snapshotterFor(c);
       try {
         const mounts = opts.readonly ? await sn.view(target, chainID) : await sn.prepare(target, chainID);
-        printMounts(mounts, target);
+        await printMounts(mounts, target);
       } catch (err) {
         if (isAlreadyExists(err))
           throw new FailedPreconditionError(`rootfs "${target}" already exists`, { cause: err });

@@ -10,7 +10,7 @@ import { errorMessage, FailedPreconditionError, InvalidArgumentError, isNotFound
 import { formatAge } from "../format.ts";
 import { log } from "../log.ts";
 import type { SpecOptions } from "../oci/spec.ts";
-import { type ContainerRecord, containerDir, listRecords, readRecord, validateContainerId } from "../run/containers.ts";
+import type { ContainerRecord } from "../run/containers.ts";
 import { deleteBlobs } from "./content.ts";
 import { globals } from "./globals.ts";
 import { openContentStore, openImageStore, openSnapshotter } from "./open.ts";
@@ -21,6 +21,7 @@ import { outputFormat, printJson, printTable } from "./table.ts";
 // the run library pulls in unpacking and mounting: loaded only by the commands that use it
 const runLib = () => import("../run/run.ts");
 const bundleLib = () => import("../run/bundle.ts");
+const containersLib = () => import("../run/containers.ts");
 
 function usage(message: string): InvalidArgumentError {
   return Object.assign(new InvalidArgumentError(message), { usage: true });
@@ -139,7 +140,7 @@ Examples:
       const r = await createBundle(deps, {
         ref,
         dir,
-        matcher: platformMatcher(o),
+        matcher: await platformMatcher(o),
         user: o.user,
         spec: specOptions(o, command),
         copy: Boolean(o.copy) || undefined,
@@ -192,6 +193,7 @@ Examples:
       const { createContainer, defaultRuntimeRoot, releaseMount, removeContainer, startDetached, startForeground } =
         await runLib();
       const { findRuntime } = await import("../run/runc.ts");
+      const { validateContainerId } = await containersLib();
       if (process.getuid?.() !== 0) {
         throw new FailedPreconditionError("dist run needs root (runc runs rootful containers here): use sudo");
       }
@@ -214,7 +216,7 @@ Examples:
         namespace: g.namespace,
         id,
         ref,
-        matcher: platformMatcher(o),
+        matcher: await platformMatcher(o),
         runtime,
         runtimeRoot: o.runtimeRoot ?? defaultRuntimeRoot(g.root),
         user: o.user,
@@ -290,6 +292,7 @@ Examples:
       const g = globals(cmd);
       const format = outputFormat(o.output);
       const { containerStatus } = await runLib();
+      const { listRecords } = await containersLib();
       const rows = await Promise.all(
         listRecords(g.root).map(async (r) => ({ record: r, ...(await containerStatus(r)) })),
       );
@@ -359,6 +362,7 @@ Examples:
       const g = globals(cmd);
       const explicit = o.signal === undefined ? undefined : parseSignal(o.signal);
       const { killContainer } = await runLib();
+      const { readRecord, validateContainerId } = await containersLib();
       for (const id of ids) {
         const rec = readRecord(g.root, validateContainerId(id));
         const sig = explicit ?? (rec.stopSignal ? parseSignal(rec.stopSignal) : "SIGTERM");
@@ -393,6 +397,7 @@ Examples:
       if (digests.length === ids.length) return deleteBlobs(g, ids);
       if (digests.length > 0) throw usage("dist rm takes either container ids or blob digests, not both");
       const { removeContainer, removeIncomplete } = await runLib();
+      const { containerDir, readRecord, validateContainerId } = await containersLib();
       for (const id of ids) {
         let rec: ContainerRecord;
         try {

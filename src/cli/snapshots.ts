@@ -6,7 +6,6 @@
 import type { Command } from "commander";
 import { errorMessage, InvalidArgumentError } from "../errors.ts";
 import { formatBytes } from "../format.ts";
-import { mountAll, mountCommand, unmount } from "../snapshots/mount.ts";
 import type { Mount, SnapshotInfo, Snapshotter } from "../snapshots/snapshotter.ts";
 import { globals } from "./globals.ts";
 import { openSnapshotter } from "./open.ts";
@@ -25,7 +24,8 @@ export function snapshotterFor(c: Command): Promise<Snapshotter> {
   return openSnapshotter(globals(c), o.snapshotter);
 }
 
-export function printMounts(mounts: Mount[], target: string): void {
+export async function printMounts(mounts: Mount[], target: string): Promise<void> {
+  const { mountCommand } = await import("../snapshots/mount.ts");
   for (const m of mounts) process.stdout.write(`${mountCommand(m, target)}\n`);
 }
 
@@ -113,7 +113,7 @@ Examples:
       const sn = await snapshotterFor(c);
       const mounts = await sn.mounts(key);
       if (fmt === "json") printJson(mounts);
-      else printMounts(mounts, target);
+      else await printMounts(mounts, target);
     });
 
   snapshots
@@ -127,6 +127,7 @@ Examples:
     )
     .action(async (target: string, key: string, _o: unknown, c: Command) => {
       const sn = await snapshotterFor(c);
+      const { mountAll } = await import("../snapshots/mount.ts");
       mountAll(await sn.mounts(key), target);
     });
 
@@ -137,7 +138,8 @@ Examples:
     .argument("<target>", "mount point")
     .option("--detach", "lazy unmount (MNT_DETACH)")
     .addHelpText("after", "\nExamples:\n  sudo dist snapshots umount /mnt/look")
-    .action((target: string, opts: { detach?: boolean }) => {
+    .action(async (target: string, opts: { detach?: boolean }) => {
+      const { unmount } = await import("../snapshots/mount.ts");
       unmount(target, { detach: opts.detach });
     });
 
@@ -200,7 +202,7 @@ Examples:
           const labels = parseLabels(opts.label);
           const mounts =
             kind === "prepare" ? await sn.prepare(key, parent, { labels }) : await sn.view(key, parent, { labels });
-          if (opts.target) printMounts(mounts, opts.target);
+          if (opts.target) await printMounts(mounts, opts.target);
         },
       );
   }
