@@ -100,13 +100,13 @@ function checkEdge(R: string): void {
 describe("applyLayer: the edge layers", () => {
   test("whiteouts, opaque dirs, replacements, links, modes, xattrs, names and times", async () => {
     const R = freshRoot();
-    await applyAll(R, ["base.tar", "edge-content.tar", "edge-whiteouts.tar"]);
+    await applyAll(R, ["base.tar", "content.tar", "whiteouts.tar"]);
     checkEdge(R);
   });
 
   test("ownership and device nodes", { skip: !isRoot && "needs root" }, async () => {
     const R = freshRoot();
-    const warnings = await applyAll(R, ["base.tar", "edge-content.tar", "edge-whiteouts.tar"]);
+    const warnings = await applyAll(R, ["base.tar", "content.tar", "whiteouts.tar"]);
     assert.deepEqual(warnings, []);
     const D = join(R, "data");
     const owner = (p: string) => {
@@ -128,7 +128,7 @@ describe("applyLayer: the edge layers", () => {
 
   test("a hardlink to a file of a lower layer", async () => {
     const R = freshRoot();
-    await applyAll(R, ["base.tar", "edge-content.tar", "xlayer-hardlink.tar"]);
+    await applyAll(R, ["base.tar", "content.tar", "xlayer.tar"]);
     assert.equal(
       fs.statSync(join(R, "data/hardlink-to-lower.txt")).ino,
       fs.statSync(join(R, "data/hardlink-src.txt")).ino,
@@ -138,8 +138,8 @@ describe("applyLayer: the edge layers", () => {
   test("the worker and the inline applier make the same tree; the empty layer changes nothing", async () => {
     const a = freshRoot();
     const b = freshRoot();
-    await applyAll(a, ["base.tar", "edge-content.tar", "edge-whiteouts.tar"]);
-    await applyAll(b, ["base.tar", "edge-content.tar", "edge-whiteouts.tar"], { worker: true });
+    await applyAll(a, ["base.tar", "content.tar", "whiteouts.tar"]);
+    await applyAll(b, ["base.tar", "content.tar", "whiteouts.tar"], { worker: true });
     const list = (r: string) => {
       const t = listTree(r, { mtimes: true, dirMtimes: true });
       // implicit parents get the time of the apply
@@ -174,8 +174,7 @@ for (const f of files) await applyLayer(root, createReadStream(f), { onWarning: 
 console.log(JSON.stringify(warnings));
 `,
       );
-      for (const f of ["base.tar", "edge-content.tar", "edge-whiteouts.tar"])
-        fs.copyFileSync(join(layers, f), join(dir, f));
+      for (const f of ["base.tar", "content.tar", "whiteouts.tar"]) fs.copyFileSync(join(layers, f), join(dir, f));
       // a read-only directory of a lower layer that the next layer changes
       pythonTar(
         join(dir, "ro-1.tar"),
@@ -201,7 +200,7 @@ t.close()`,
           process.execPath,
           script,
           R,
-          ...["base.tar", "edge-content.tar", "edge-whiteouts.tar", "ro-1.tar", "ro-2.tar"].map((f) => join(dir, f)),
+          ...["base.tar", "content.tar", "whiteouts.tar", "ro-1.tar", "ro-2.tar"].map((f) => join(dir, f)),
         ],
         { encoding: "utf8" },
       );
@@ -417,7 +416,7 @@ describe("applyLayer: hostile layers", () => {
 
 describe("applyLayer: input streams", () => {
   test("gzip and zstd layers: detected, diffID of the uncompressed tar, digest of the compressed bytes", async () => {
-    const tar = fs.readFileSync(join(layers, "edge-content.tar"));
+    const tar = fs.readFileSync(join(layers, "content.tar"));
     const cases = [
       ["gzip", zlib.gzipSync(tar)],
       ["zstd", zlib.zstdCompressSync(tar)],
@@ -435,7 +434,7 @@ describe("applyLayer: input streams", () => {
   });
 
   test("truncated gzip, truncated tar and a bad header checksum are clear errors", async () => {
-    const tar = fs.readFileSync(join(layers, "edge-content.tar"));
+    const tar = fs.readFileSync(join(layers, "content.tar"));
     const gz = zlib.gzipSync(tar);
     await assert.rejects(applyLayer(freshRoot(), bufferStream(gz.subarray(0, gz.length >> 1))), (e: Error) => {
       assert.equal((e as { code?: string }).code, "DataLoss");
@@ -452,7 +451,7 @@ describe("applyLayer: input streams", () => {
     const ctrl = new AbortController();
     ctrl.abort(new Error("stop now"));
     await assert.rejects(
-      applyLayer(freshRoot(), fileStream(join(layers, "edge-content.tar")), { signal: ctrl.signal }),
+      applyLayer(freshRoot(), fileStream(join(layers, "content.tar")), { signal: ctrl.signal }),
       /stop now/,
     );
   });
@@ -471,14 +470,14 @@ describe("applyLayer: overlay upperdirs", {
     const L3 = freshRoot();
     const L4 = freshRoot();
     await applyAll(L1, ["base.tar"]);
-    await applyAll(L2, ["edge-content.tar"], { convertWhiteout: "overlay", lowerDirs: [L1] });
-    await applyAll(L3, ["edge-whiteouts.tar"], { convertWhiteout: "overlay", lowerDirs: [L2, L1] });
+    await applyAll(L2, ["content.tar"], { convertWhiteout: "overlay", lowerDirs: [L1] });
+    await applyAll(L3, ["whiteouts.tar"], { convertWhiteout: "overlay", lowerDirs: [L2, L1] });
     const wh = fs.lstatSync(join(L3, "data/remove-me.txt"));
     assert.ok(wh.isCharacterDevice() && wh.rdev === 0, "whiteout device");
     assert.ok(fs.lstatSync(join(L3, "bin/vi")).isCharacterDevice());
     assert.equal(xattr(join(L3, "data/opaque"), "trusted.overlay.opaque"), "y");
     assert.ok(fs.lstatSync(join(L3, "data/opaque/new.txt")).isFile(), "the layer's own entry survives in the upperdir");
-    await applyAll(L4, ["xlayer-hardlink.tar"], { convertWhiteout: "overlay", lowerDirs: [L3, L2, L1] });
+    await applyAll(L4, ["xlayer.tar"], { convertWhiteout: "overlay", lowerDirs: [L3, L2, L1] });
     assert.equal(
       fs.statSync(join(L4, "data/hardlink-to-lower.txt")).ino,
       fs.statSync(join(L4, "data/hardlink-src.txt")).ino,

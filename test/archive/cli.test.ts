@@ -10,7 +10,7 @@ const DIST = join(import.meta.dirname, "../../bin/dist");
 const tmp = tempDir();
 after(() => removeDir(tmp));
 pythonLayers("edge", join(tmp, "layers"));
-const tar = fs.readFileSync(join(tmp, "layers/edge-content.tar"));
+const tar = fs.readFileSync(join(tmp, "layers/content.tar"));
 
 function dist(args: string[], input: Buffer) {
   return spawnSync(DIST, args, { input, encoding: "utf8" });

@@ -17,7 +17,7 @@ before(async () => {
   pythonLayers("edge", layers);
   pythonLayers("base", layers);
   fs.mkdirSync(lower);
-  for (const l of ["base.tar", "edge-content.tar"]) await applyLayer(lower, fileStream(join(layers, l)));
+  for (const l of ["base.tar", "content.tar"]) await applyLayer(lower, fileStream(join(layers, l)));
 });
 
 function copyTree(from: string, to: string): void {
