@@ -21,8 +21,8 @@ import {
 } from "../errors.ts";
 import { closeAllDatabases } from "../metadata/db.ts";
 import { flock, LOCK_EX, LOCK_NB, LOCK_UN } from "../sys/index.ts";
+import type { ApplyFn } from "../unpack/target.ts";
 import type { Backend } from "./server/backend.ts";
-import type { ApplyFn } from "./server/diff.ts";
 import { embeddedBackend } from "./server/embedded.ts";
 import { createServer, type DaemonServer } from "./server/server.ts";
 

@@ -29,19 +29,13 @@ import type { Descriptor } from "../descriptor.ts";
 import type { Digest } from "../digest.ts";
 import { DataLossError, errorMessage, FailedPreconditionError, InvalidArgumentError, isNotFound } from "../errors.ts";
 import { removeTree } from "../snapshots/fs-snapshotter.ts";
-import type { Mount, Snapshotter } from "../snapshots/snapshotter.ts";
+import type { Snapshotter } from "../snapshots/snapshotter.ts";
 import { syncfs } from "../sys/index.ts";
 import { chainIDs } from "./chainid.ts";
 import { acquireLock, type Lock } from "./lock.ts";
+import { type ApplyFn, applyTarget } from "./target.ts";
 
-export interface ApplyOptions {
-  signal?: AbortSignal;
-  sameOwner?: boolean;
-  convertWhiteout?: "overlay";
-  lowerDirs?: string[];
-  onWarning?: (message: string) => void;
-}
-export type ApplyFn = (root: string, stream: Readable, opts: ApplyOptions) => Promise<{ diffID: Digest; size: number }>;
+export type { ApplyFn } from "./target.ts";
 
 export type UnpackStatus = "waiting" | "extracting" | "extracted" | "exists";
 
@@ -111,23 +105,6 @@ interface Slot {
   offered?: Readable;
   /** Set while the loop waits for this layer's bytes. */
   wanted?: Deferred<Readable>;
-}
-
-/** Where a layer is applied for an active snapshot, read from its mounts. */
-export function applyTarget(mounts: Mount[]): { dir: string; overlay: boolean; lowerDirs: string[] } {
-  const m = mounts[0];
-  if (mounts.length === 1 && m.type === "bind") return { dir: m.source, overlay: false, lowerDirs: [] };
-  if (mounts.length === 1 && m.type === "overlay") {
-    const opt = (k: string) => m.options.find((o) => o.startsWith(`${k}=`))?.slice(k.length + 1);
-    const upper = opt("upperdir");
-    if (upper) {
-      const lower = opt("lowerdir");
-      return { dir: upper, overlay: true, lowerDirs: lower ? lower.split(":") : [] };
-    }
-  }
-  throw new InvalidArgumentError(
-    `cannot apply a layer to mounts ${JSON.stringify(mounts)}: expected one bind or an overlay with an upperdir`,
-  );
 }
 
 /** Counts bytes flowing through, for progress. */

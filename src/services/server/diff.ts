@@ -9,56 +9,16 @@
  */
 import { realpath } from "node:fs/promises";
 import { relative, resolve } from "node:path";
-import type { Readable } from "node:stream";
 import type * as grpc from "@grpc/grpc-js";
 import { isLayerMediaType } from "../../archive/compression.ts";
-import type { Digest } from "../../digest.ts";
 import { validateDigest } from "../../digest.ts";
 import { InvalidArgumentError, PermissionDeniedError, UnimplementedError } from "../../errors.ts";
-import type { Mount } from "../../snapshots/snapshotter.ts";
+import { type ApplyFn, applyTarget } from "../../unpack/target.ts";
 import { descriptorFromWire, mountFromWire, type WireDescriptor, type WireMount } from "../convert.ts";
 import type { Backend } from "./backend.ts";
 import { type RpcHost, unary } from "./rpc.ts";
 
-export interface ApplyOptions {
-  signal?: AbortSignal;
-  convertWhiteout?: "overlay";
-  lowerDirs?: string[];
-  onWarning?: (message: string) => void;
-}
-export type ApplyFn = (root: string, stream: Readable, opts: ApplyOptions) => Promise<{ diffID: Digest; size: number }>;
-
 const UNCOMPRESSED_LAYER = "application/vnd.oci.image.layer.v1.tar";
-
-export interface ApplyTarget {
-  dir: string;
-  overlay: boolean;
-  lowerDirs: string[];
-}
-
-function option(m: Mount, name: string): string | undefined {
-  const o = m.options.find((x) => x.startsWith(`${name}=`));
-  return o?.slice(name.length + 1);
-}
-
-/** Where a layer goes for these mounts. */
-export function applyTarget(mounts: Mount[]): ApplyTarget {
-  if (mounts.length !== 1) {
-    throw new InvalidArgumentError(`apply needs exactly one mount, got ${mounts.length}`);
-  }
-  const m = mounts[0];
-  if (m.type === "bind" || m.type === "rbind") {
-    if (m.options.includes("ro")) throw new InvalidArgumentError(`apply target ${m.source} is mounted read-only`);
-    return { dir: m.source, overlay: false, lowerDirs: [] };
-  }
-  if (m.type === "overlay") {
-    const upper = option(m, "upperdir");
-    if (!upper) throw new InvalidArgumentError("apply to an overlay needs an upperdir (a read-only view was given)");
-    const lower = option(m, "lowerdir");
-    return { dir: upper, overlay: true, lowerDirs: lower ? lower.split(":") : [] };
-  }
-  throw new UnimplementedError(`apply to a mount of type "${m.type}" is not supported (bind or overlay only)`);
-}
 
 async function inside(root: string, dir: string): Promise<string> {
   const real = await realpath(resolve(dir));
