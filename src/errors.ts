@@ -78,6 +78,29 @@ export class UnimplementedError extends DistError {
   }
 }
 
+type ErrorClass = new (message: string, options?: { cause?: unknown }) => DistError;
+const CLASSES: Partial<Record<ErrorCode, ErrorClass>> = {
+  NotFound: NotFoundError,
+  AlreadyExists: AlreadyExistsError,
+  FailedPrecondition: FailedPreconditionError,
+  InvalidArgument: InvalidArgumentError,
+  Unavailable: UnavailableError,
+  OutOfRange: OutOfRangeError,
+  DataLoss: DataLossError,
+  Unauthenticated: UnauthenticatedError,
+  PermissionDenied: PermissionDeniedError,
+  Unimplemented: UnimplementedError,
+};
+
+/**
+ * The typed error of a code that crossed a boundary (a worker thread, the gRPC
+ * wire): an instance of that code's class, else a DistError with the code.
+ */
+export function errorFromCode(code: ErrorCode, message: string, options?: { cause?: unknown }): DistError {
+  const Kind = CLASSES[code];
+  return Kind ? new Kind(message, options) : new DistError(code, message, options);
+}
+
 export function isErrorCode(err: unknown, code: ErrorCode): boolean {
   return err instanceof DistError && err.code === code;
 }

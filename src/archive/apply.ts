@@ -13,14 +13,7 @@ import { readFileSync, realpathSync, statSync } from "node:fs";
 import { type Readable, Transform } from "node:stream";
 import { Worker } from "node:worker_threads";
 import { type Digest, Digester } from "../digest.ts";
-import {
-  DataLossError,
-  DistError,
-  type ErrorCode,
-  FailedPreconditionError,
-  InvalidArgumentError,
-  NotFoundError,
-} from "../errors.ts";
+import { type ErrorCode, errorFromCode, InvalidArgumentError, NotFoundError } from "../errors.ts";
 import { LayerApplier } from "./applier.ts";
 import type { FromWorker, ToWorker, WorkerInit } from "./apply-worker.ts";
 import { type Compression, decompressStream, detectCompression, peek } from "./compression.ts";
@@ -71,18 +64,9 @@ function currentUmask(): number {
   return 0o022;
 }
 
-const ERROR_CLASSES: Partial<Record<string, new (m: string) => DistError>> = {
-  InvalidArgumentError,
-  DataLossError,
-  NotFoundError,
-  FailedPreconditionError,
-};
-
 function revive(e: { message: string; code?: string; name?: string }): Error {
-  const Cls = e.name ? ERROR_CLASSES[e.name] : undefined;
-  if (Cls) return new Cls(e.message);
   if (e.name?.endsWith("Error") && e.code && /^[A-Z][a-zA-Z]+$/.test(e.code)) {
-    return new DistError(e.code as ErrorCode, e.message);
+    return errorFromCode(e.code as ErrorCode, e.message);
   }
   const err = new Error(e.message) as Error & { code?: string };
   if (e.code) err.code = e.code;

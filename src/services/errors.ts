@@ -3,20 +3,7 @@
  * by the server (error → status) and the client adapters (status → error).
  */
 import { type ServiceError, status } from "@grpc/grpc-js";
-import {
-  AlreadyExistsError,
-  DataLossError,
-  DistError,
-  type ErrorCode,
-  FailedPreconditionError,
-  InvalidArgumentError,
-  NotFoundError,
-  OutOfRangeError,
-  PermissionDeniedError,
-  UnauthenticatedError,
-  UnavailableError,
-  UnimplementedError,
-} from "../errors.ts";
+import { DistError, type ErrorCode, errorFromCode } from "../errors.ts";
 
 const TO_GRPC: Record<ErrorCode, status> = {
   NotFound: status.NOT_FOUND,
@@ -44,20 +31,6 @@ const ERRNO: Record<string, ErrorCode> = {
   EPERM: "PermissionDenied",
   EROFS: "PermissionDenied",
   ENOTEMPTY: "FailedPrecondition",
-};
-
-type ErrorClass = new (message: string, options?: { cause?: unknown }) => DistError;
-const CLASSES: Partial<Record<ErrorCode, ErrorClass>> = {
-  NotFound: NotFoundError,
-  AlreadyExists: AlreadyExistsError,
-  FailedPrecondition: FailedPreconditionError,
-  InvalidArgument: InvalidArgumentError,
-  Unavailable: UnavailableError,
-  OutOfRange: OutOfRangeError,
-  DataLoss: DataLossError,
-  Unauthenticated: UnauthenticatedError,
-  PermissionDenied: PermissionDeniedError,
-  Unimplemented: UnimplementedError,
 };
 
 export interface GrpcStatus {
@@ -93,9 +66,7 @@ export function fromGrpcError(err: unknown, context?: string): Error {
   const code = FROM_GRPC.get(se.code);
   const details = se.details || se.message || status[se.code];
   const message = context ? `${context}: ${details}` : details;
-  const Kind = code ? CLASSES[code] : undefined;
-  if (Kind) return new Kind(message, { cause: err });
-  return new DistError(code ?? "Internal", message, { cause: err });
+  return errorFromCode(code ?? "Internal", message, { cause: err });
 }
 
 export function grpcCodeName(code: number): string {

@@ -9,6 +9,9 @@ import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 
+/** The gRPC metadata key naming the namespace of a call (containerd's, read by the server, sent by the client). */
+export const NAMESPACE_KEY = "containerd-namespace";
+
 export const PROTO_DIR = join(dirname(fileURLToPath(import.meta.url)), "protos");
 
 export const PROTO_FILES = [

@@ -7,9 +7,8 @@
 import { randomBytes } from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
 import { UnavailableError } from "../../errors.ts";
-import { clientConstructor, type ServiceKey } from "../proto.ts";
+import { clientConstructor, NAMESPACE_KEY, type ServiceKey } from "../proto.ts";
 
-export const NAMESPACE_KEY = "containerd-namespace";
 export const LEASE_KEY = "containerd-lease";
 /** How long a process lease protects its content if the process dies before releasing it. */
 const LEASE_EXPIRY_MS = 60 * 60_000;

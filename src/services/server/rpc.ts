@@ -11,8 +11,8 @@ import { status } from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import { InvalidArgumentError } from "../../errors.ts";
 import { grpcCodeName, toGrpcStatus } from "../errors.ts";
+import { NAMESPACE_KEY } from "../proto.ts";
 
-export const NAMESPACE_KEY = "containerd-namespace";
 const NAMESPACE_RE = /^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$/;
 
 export interface CallContext {
