@@ -1,8 +1,11 @@
 /**
- * The image config (OCI image-spec `config.json`, Docker's `container.image.v1`)
- * as far as running a container needs it, parsed from untrusted bytes: every
- * field is type-checked and a wrong one is an error naming the config digest.
+ * The image config (OCI image-spec `config.json`, Docker's `container.image.v1`),
+ * parsed from untrusted bytes: the layers and platform (what unpacking needs) and
+ * the process defaults (what running a container needs). Every field is
+ * type-checked and a wrong one is an error naming the config digest.
  */
+import type { Platform } from "../descriptor.ts";
+import { type Digest, validateDigest } from "../digest.ts";
 import { errorMessage, InvalidArgumentError } from "../errors.ts";
 
 /** The `config` object of an image config: the defaults for a container's process. */
@@ -52,14 +55,58 @@ function optObject(o: Record<string, unknown>, key: string, what: string): Recor
   return v as Record<string, unknown>;
 }
 
-/** Parses and checks an image config; `what` (its digest) names it in errors. */
-export function parseImageConfig(bytes: Uint8Array | string, what: string): ImageConfig {
-  let v: unknown;
+function decode(bytes: Uint8Array | string, what: string): unknown {
   try {
-    v = JSON.parse(typeof bytes === "string" ? bytes : Buffer.from(bytes).toString("utf8"));
+    return JSON.parse(typeof bytes === "string" ? bytes : Buffer.from(bytes).toString("utf8"));
   } catch (err) {
     throw new InvalidArgumentError(`image config ${what} is not JSON: ${errorMessage(err)}`);
   }
+}
+
+/** The layers of an image (and its platform when the config names one): what unpacking needs. */
+export interface ImageRootfs {
+  diffIDs: Digest[];
+  platform?: Platform;
+}
+
+/** Parses and checks the rootfs of an image config (only that: unpacking ignores the rest). */
+export function parseImageRootfs(bytes: Uint8Array | string, what: string): ImageRootfs {
+  const v = decode(bytes, what);
+  const o = v as {
+    rootfs?: { type?: unknown; diff_ids?: unknown };
+    os?: unknown;
+    architecture?: unknown;
+    variant?: unknown;
+  };
+  if (typeof v !== "object" || v === null || typeof o.rootfs !== "object" || o.rootfs === null) {
+    throw new InvalidArgumentError(`image config ${what} has no rootfs`);
+  }
+  if (o.rootfs.type !== "layers") {
+    throw new InvalidArgumentError(
+      `image config ${what}: rootfs.type is ${JSON.stringify(o.rootfs.type)}, expected "layers"`,
+    );
+  }
+  if (!Array.isArray(o.rootfs.diff_ids)) {
+    throw new InvalidArgumentError(`image config ${what}: rootfs.diff_ids is not an array`);
+  }
+  const diffIDs = o.rootfs.diff_ids.map((d, i) => {
+    try {
+      return validateDigest(String(d));
+    } catch (err) {
+      throw new InvalidArgumentError(`image config ${what}: rootfs.diff_ids[${i}]: ${errorMessage(err)}`);
+    }
+  });
+  const out: ImageRootfs = { diffIDs };
+  if (typeof o.os === "string" && typeof o.architecture === "string") {
+    out.platform = { os: o.os, architecture: o.architecture };
+    if (typeof o.variant === "string" && o.variant) out.platform.variant = o.variant;
+  }
+  return out;
+}
+
+/** Parses and checks an image config's process defaults; `what` (its digest) names it in errors. */
+export function parseImageConfig(bytes: Uint8Array | string, what: string): ImageConfig {
+  const v = decode(bytes, what);
   if (typeof v !== "object" || v === null || Array.isArray(v)) fail(what, "the document", "an object");
   const top = v as Record<string, unknown>;
   const out: ImageConfig = { config: {} };

@@ -24,7 +24,7 @@ import type { ImageStore } from "../images/image.ts";
 import { type Manifest, readSmallBlob } from "../images/manifest.ts";
 import type { PlatformMatcher } from "../images/platforms.ts";
 import { log } from "../log.ts";
-import { type ImageConfig, parseImageConfig } from "../oci/image-config.ts";
+import { type ImageConfig, parseImageConfig, parseImageRootfs } from "../oci/image-config.ts";
 import { readUserFiles } from "../oci/rootfs.ts";
 import { buildSpec, processArgs, type Spec, type SpecOptions } from "../oci/spec.ts";
 import { resolveUser } from "../oci/user.ts";
@@ -32,7 +32,7 @@ import { normalize } from "../reference/index.ts";
 import { mountAll, unmount } from "../snapshots/mount.ts";
 import type { Mount, Snapshotter } from "../snapshots/snapshotter.ts";
 import { chainID as chainIDOf } from "../unpack/chainid.ts";
-import { parseImageConfig as parseRootfsConfig, selectManifest, unpackManifest } from "../unpack/image.ts";
+import { selectManifest, unpackManifest } from "../unpack/image.ts";
 import type { ContentAccess } from "../unpack/unpacker.ts";
 import {
   type ContainerRecord,
@@ -80,7 +80,7 @@ export async function resolveImage(
   const { desc, manifest } = await selectManifest(deps.content, target, bytes, matcher);
   const cbytes = await readSmallBlob(deps.content, manifest.config, { max: MAX_CONFIG });
   const config = parseImageConfig(cbytes, manifest.config.digest);
-  const chainID = chainIDOf(parseRootfsConfig(cbytes, manifest.config).diffIDs);
+  const chainID = chainIDOf(parseImageRootfs(cbytes, manifest.config.digest).diffIDs);
   if (!chainID) throw new InvalidArgumentError(`image "${name}" has no layers: nothing to run`);
   return { name, manifestDesc: desc, manifest, config, chainID };
 }

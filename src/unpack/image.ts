@@ -5,61 +5,20 @@
  * config). The streaming pull builds an Unpacker itself; this is the path of
  * `dist rootfs unpack` and of pulls whose blobs were all present.
  */
-import type { Descriptor, Platform } from "../descriptor.ts";
+import type { Descriptor } from "../descriptor.ts";
 import { type Digest, validateDigest } from "../digest.ts";
-import { errorMessage, InvalidArgumentError, NotFoundError } from "../errors.ts";
+import { InvalidArgumentError, NotFoundError } from "../errors.ts";
 import { type Manifest, parseIndex, parseManifest, readSmallBlob } from "../images/manifest.ts";
 import { isIndex, isManifest, MediaType } from "../images/mediatypes.ts";
 import { formatPlatform, hostPlatform, only, type PlatformMatcher } from "../images/platforms.ts";
+import { type ImageRootfs, parseImageRootfs } from "../oci/image-config.ts";
 import type { Snapshotter } from "../snapshots/snapshotter.ts";
 import { type ContentAccess, Unpacker, type UnpackerOptions } from "./unpacker.ts";
 
-export interface ImageConfigInfo {
-  diffIDs: Digest[];
-  platform?: Platform;
-}
+/** What unpacking reads from an image config: its layers (rootfs.diff_ids) and platform. */
+export type ImageConfigInfo = ImageRootfs;
 
 const MAX_CONFIG = 8 << 20;
-
-/** The parts of an image config unpacking needs, checked (it came from a registry). */
-export function parseImageConfig(bytes: Uint8Array, desc: Descriptor): ImageConfigInfo {
-  let v: unknown;
-  try {
-    v = JSON.parse(Buffer.from(bytes).toString("utf8"));
-  } catch (err) {
-    throw new InvalidArgumentError(`image config ${desc.digest} is not JSON: ${errorMessage(err)}`);
-  }
-  const o = v as {
-    rootfs?: { type?: unknown; diff_ids?: unknown };
-    os?: unknown;
-    architecture?: unknown;
-    variant?: unknown;
-  };
-  if (typeof v !== "object" || v === null || typeof o.rootfs !== "object" || o.rootfs === null) {
-    throw new InvalidArgumentError(`image config ${desc.digest} has no rootfs`);
-  }
-  if (o.rootfs.type !== "layers") {
-    throw new InvalidArgumentError(
-      `image config ${desc.digest}: rootfs.type is ${JSON.stringify(o.rootfs.type)}, expected "layers"`,
-    );
-  }
-  if (!Array.isArray(o.rootfs.diff_ids)) {
-    throw new InvalidArgumentError(`image config ${desc.digest}: rootfs.diff_ids is not an array`);
-  }
-  const diffIDs = o.rootfs.diff_ids.map((d, i) => {
-    try {
-      return validateDigest(String(d));
-    } catch (err) {
-      throw new InvalidArgumentError(`image config ${desc.digest}: rootfs.diff_ids[${i}]: ${errorMessage(err)}`);
-    }
-  });
-  const out: ImageConfigInfo = { diffIDs };
-  if (typeof o.os === "string" && typeof o.architecture === "string") {
-    out.platform = { os: o.os, architecture: o.architecture };
-    if (typeof o.variant === "string" && o.variant) out.platform.variant = o.variant;
-  }
-  return out;
-}
 
 export async function readImageConfig(
   content: ContentAccess,
@@ -77,7 +36,7 @@ export async function readImageConfig(
     }
     throw err;
   }
-  return parseImageConfig(bytes, desc);
+  return parseImageRootfs(bytes, desc.digest);
 }
 
 /** A descriptor for a digest found in the store, its media type read from the blob. */
