@@ -1,33 +1,27 @@
 /**
- * Per-ref ingest locks, held within the process (a map) and across processes
- * (flock(2) on `<content>/locks/<sha256(ref)>`). The kernel drops a flock when
- * its holder dies, so a SIGKILLed writer never leaves a stale lock behind.
- * Lock files are removed on release; an acquirer checks, after locking, that
- * the file it locked is still the one at the path, so unlinking is safe.
+ * Named locks, held within the process (a map) and across processes (flock(2)
+ * on a file: `<content>/locks/<sha256(ref)>` for ingests, a ChainID's file for
+ * unpacking, see unpack/lock.ts). The kernel drops a flock when its holder dies,
+ * so a SIGKILLed writer never leaves a stale lock behind. Lock files are removed
+ * on release; an acquirer checks, after locking, that the file it locked is still
+ * the one at the path, so unlinking is safe.
  */
 import { closeSync, fstatSync, mkdirSync, openSync, statSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import koffi from "koffi";
 import { errorMessage, UnavailableError } from "../../errors.ts";
+import { flock, LOCK_EX, LOCK_NB } from "../../sys/index.ts";
 
-const LOCK_EX = 2;
-const LOCK_NB = 4;
-
-type FlockFn = (fd: number, op: number) => number;
-let flockFn: FlockFn | null | undefined;
-
-/** flock(2) from libc; null where it cannot be loaded (then only in-process locks apply). */
-function flock(): FlockFn | null {
-  if (flockFn === undefined) {
-    try {
-      const lib = koffi.load("libc.so.6");
-      flockFn = lib.func("int flock(int fd, int op)") as FlockFn;
-    } catch {
-      flockFn = null;
-    }
+/** flock(LOCK_EX | LOCK_NB): false when another open file holds the lock. */
+function tryFlock(fd: number): boolean {
+  try {
+    flock(fd, LOCK_EX | LOCK_NB);
+    return true;
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (code === "EWOULDBLOCK" || code === "EAGAIN") return false;
+    throw err;
   }
-  return flockFn;
 }
 
 /** Refs locked by this process, with when they were taken (for the error message). */
@@ -86,16 +80,18 @@ export async function acquireRefLock(
 /** One attempt; null when the ref is busy. */
 export function tryLock(dir: string, name: string, ref: string): RefLock | null {
   if (held.has(ref)) return null;
-  const fl = flock();
   const path = join(dir, name);
-  if (!fl) {
-    held.set(ref, Date.now());
-    return makeLock(ref, -1, path);
-  }
   mkdirSync(dir, { recursive: true });
   for (;;) {
     const fd = openSync(path, "a+", 0o600);
-    if (fl(fd, LOCK_EX | LOCK_NB) !== 0) {
+    let locked: boolean;
+    try {
+      locked = tryFlock(fd);
+    } catch (err) {
+      closeSync(fd);
+      throw err;
+    }
+    if (!locked) {
       closeSync(fd);
       return null;
     }
@@ -121,16 +117,14 @@ function makeLock(ref: string, fd: number, path: string): RefLock {
     release() {
       if (released) return;
       released = true;
-      if (fd >= 0) {
-        try {
-          unlinkSync(path);
-        } catch (err) {
-          if ((err as NodeJS.ErrnoException).code !== "ENOENT") {
-            process.emitWarning(`removing lock ${path}: ${errorMessage(err)}`);
-          }
+      try {
+        unlinkSync(path);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "ENOENT") {
+          process.emitWarning(`removing lock ${path}: ${errorMessage(err)}`);
         }
-        closeSync(fd);
       }
+      closeSync(fd);
       held.delete(ref);
     },
   };
