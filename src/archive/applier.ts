@@ -55,13 +55,13 @@ function isWhiteoutDevice(st: fs.Stats): boolean {
   return st.isCharacterDevice() && st.rdev === 0;
 }
 
-/** Cleans an entry name into path components; throws when it climbs out of the root. */
+/** Cleans an entry name into path components; throws "<what> escapes the root directory" when it climbs out. */
 export function cleanName(name: string, what: string): string[] {
   const out: string[] = [];
   for (const c of name.split("/")) {
     if (c === "" || c === ".") continue;
     if (c === "..") {
-      if (out.length === 0) throw new InvalidArgumentError(`${what} "${name}" escapes the root directory`);
+      if (out.length === 0) throw new InvalidArgumentError(`${what} escapes the root directory`);
       out.pop();
       continue;
     }
@@ -80,6 +80,12 @@ export class LayerApplier implements TarHandler {
   /** Parent path as named in the archive → its resolved path relative to root. */
   #dirCache = new Map<string, string>();
   readonly #dirs = new Map<string, DirFix>();
+  /**
+   * Directories that were there before this layer and that it changes without
+   * naming them (a later layer adding /data under a root it has no "./" entry
+   * for): their times before the change, put back at the end as umoci does.
+   */
+  readonly #keepTimes = new Map<string, { atimeNs: bigint; mtimeNs: bigint }>();
   /** Directories made writable for a non-root apply, with the mode to put back. */
   readonly #restore = new Map<string, number>();
   readonly #opaqueUpper = new Set<string>();
@@ -124,8 +130,9 @@ export class LayerApplier implements TarHandler {
       while (off < chunk.length) off += fs.writeSync(this.#fd, chunk, off, chunk.length - off);
       this.bytes += chunk.length;
     } catch (e) {
+      const h = this.#cur!.h;
       this.#closeFd();
-      this.#fail(this.#cur!.h, e);
+      this.#fail(h, e);
     }
   }
 
@@ -155,7 +162,7 @@ export class LayerApplier implements TarHandler {
   }
 
   #entry(h: TarHeader): void {
-    const comps = cleanName(h.name, "entry");
+    const comps = cleanName(h.name, "the name");
     if (comps.length === 0) {
       if (h.type !== "dir") throw new InvalidArgumentError(`a ${h.type} entry cannot replace the root directory`);
       this.#dirMeta("", h);
@@ -177,6 +184,7 @@ export class LayerApplier implements TarHandler {
       return;
     }
     const parentRel = this.#resolveDir(parentComps, true)!;
+    this.#noteParent(parentRel);
     const rel = parentRel === "" ? base : `${parentRel}/${base}`;
     const path = this.#abs(rel);
     if (!this.#overlay) this.#unpacked.add(rel);
@@ -222,6 +230,16 @@ export class LayerApplier implements TarHandler {
     }
   }
 
+  /** Before a change inside the directory at `rel`: remember its times unless this layer sets them. */
+  #noteParent(rel: string): void {
+    const path = this.#abs(rel);
+    if (this.#keepTimes.has(path) || this.#dirs.has(path)) return;
+    // an overlay upperdir's root is new: the merged root showed the lower root's times until now
+    const from = this.#overlay && rel === "" && this.#lowers.length > 0 ? this.#lowers[0] : path;
+    const st = fs.lstatSync(from, { bigint: true, throwIfNoEntry: false });
+    if (st?.isDirectory()) this.#keepTimes.set(path, { atimeNs: st.atimeNs, mtimeNs: st.mtimeNs });
+  }
+
   /** Runs a create; an existing entry in the way is removed first (dir over dir never gets here). */
   #create<T>(path: string, fn: () => T): T {
     try {
@@ -265,6 +283,7 @@ export class LayerApplier implements TarHandler {
     this.#dirCache = new Map();
     const under = `${path}/`;
     for (const d of this.#dirs.keys()) if (d === path || d.startsWith(under)) this.#dirs.delete(d);
+    for (const d of this.#keepTimes.keys()) if (d === path || d.startsWith(under)) this.#keepTimes.delete(d);
   }
 
   #mkdir(path: string): void {
@@ -320,7 +339,7 @@ export class LayerApplier implements TarHandler {
   }
 
   #hardlink(path: string, h: TarHeader): void {
-    const comps = cleanName(h.linkname, "hardlink target");
+    const comps = cleanName(h.linkname, `hardlink target "${h.linkname}"`);
     if (comps.length === 0) throw new InvalidArgumentError(`hardlink to the root directory`);
     const parentRel = this.#resolveDir(comps.slice(0, -1), false);
     const base = comps[comps.length - 1];
@@ -354,7 +373,7 @@ export class LayerApplier implements TarHandler {
   /** Overlay: a hardlink to a lower file needs the file in the upperdir first, metadata and all. */
   #copyUp(rel: string, lowerAbs: string, st: fs.Stats): void {
     const slash = rel.lastIndexOf("/");
-    this.#resolveDir(slash < 0 ? [] : rel.slice(0, slash).split("/"), true);
+    this.#noteParent(this.#resolveDir(slash < 0 ? [] : rel.slice(0, slash).split("/"), true)!);
     const dst = this.#abs(rel);
     if (st.isSymbolicLink()) fs.symlinkSync(fs.readlinkSync(lowerAbs), dst);
     else if (st.isFile()) fs.copyFileSync(lowerAbs, dst, fs.constants.COPYFILE_EXCL);
@@ -373,6 +392,7 @@ export class LayerApplier implements TarHandler {
   #whiteout(parentComps: string[], victim: string): void {
     if (this.#overlay) {
       const parentRel = this.#resolveDir(parentComps, true)!;
+      this.#noteParent(parentRel);
       const path = this.#abs(parentRel === "" ? victim : `${parentRel}/${victim}`);
       this.#create(path, () => sys.mknod(path, sys.S_IFCHR, 0, 0));
       return;
@@ -380,7 +400,10 @@ export class LayerApplier implements TarHandler {
     const parentRel = this.#resolveDir(parentComps, false);
     if (parentRel === undefined) return; // nothing below to delete
     const path = this.#abs(parentRel === "" ? victim : `${parentRel}/${victim}`);
-    if (fs.lstatSync(path, { throwIfNoEntry: false })) this.#remove(path);
+    if (fs.lstatSync(path, { throwIfNoEntry: false })) {
+      this.#noteParent(parentRel);
+      this.#remove(path);
+    }
   }
 
   #opaque(dirComps: string[]): void {
@@ -392,6 +415,7 @@ export class LayerApplier implements TarHandler {
     }
     const rel = this.#resolveDir(dirComps, false);
     if (rel === undefined) return;
+    this.#noteParent(rel);
     // keep what this layer created (before or after the marker: order does not matter)
     const keep = new Set<string>();
     for (const p of this.#unpacked) {
@@ -539,6 +563,7 @@ export class LayerApplier implements TarHandler {
       if (fix.mtimeNs !== undefined) sys.lutimens(path, fix.atimeNs, fix.mtimeNs);
       this.#restore.delete(path);
     }
+    for (const [path, t] of this.#keepTimes) if (!this.#dirs.has(path)) sys.lutimens(path, t.atimeNs, t.mtimeNs);
     for (const [path, mode] of this.#restore) fs.chmodSync(path, mode);
   }
 

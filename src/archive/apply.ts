@@ -37,6 +37,13 @@ export interface ApplyOptions {
    * ~45 MiB more RSS per apply (the worker's own isolate and TypeScript loader).
    */
   worker?: boolean;
+  /**
+   * The caller verified the compressed bytes already (the content store checks a
+   * blob's digest): do not hash them again. compressedDigest is then undefined.
+   */
+  verified?: boolean;
+  /** Names the source in decompression errors (e.g. "layer sha256:…"). */
+  what?: string;
 }
 
 export interface ApplyResult {
@@ -45,7 +52,7 @@ export interface ApplyResult {
   /** Bytes of the uncompressed tar. */
   size: number;
   compression: Compression;
-  /** sha256 of the bytes as read, when they were compressed. */
+  /** sha256 of the bytes as read, when they were compressed (and not `verified`). */
   compressedDigest?: Digest;
 }
 
@@ -109,7 +116,7 @@ export async function applyLayer(root: string, layer: Readable, opts: ApplyOptio
   let stream: Readable;
   try {
     // the compressed digest is taken on the raw bytes, before decompression sees them
-    if (detectCompression(await peek(layer, 4)) !== "none") {
+    if (!opts.verified && detectCompression(await peek(layer, 4)) !== "none") {
       const d = new Digester();
       compressedDigester = d;
       const tap = new Transform({
@@ -121,7 +128,7 @@ export async function applyLayer(root: string, layer: Readable, opts: ApplyOptio
       layer.on("error", (e) => tap.destroy(e));
       raw = layer.pipe(tap);
     }
-    ({ compression, stream } = await decompressStream(raw));
+    ({ compression, stream } = await decompressStream(raw, { what: opts.what }));
   } catch (e) {
     opts.signal?.removeEventListener("abort", abort);
     throw opts.signal?.aborted ? (opts.signal.reason ?? e) : e;

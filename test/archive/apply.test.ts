@@ -336,6 +336,32 @@ t.close()`,
     assert.equal(mode(R), "750");
   });
 
+  test("directories a layer changes without naming them keep their times (root included), as umoci does", async () => {
+    const R = freshRoot();
+    pythonTar(
+      join(tmp, "times-1.tar"),
+      `t = tarfile.open(OUT, "w", format=tarfile.PAX_FORMAT)
+for n in ["./", "data"]:
+    ti = tarfile.TarInfo(n); ti.type = tarfile.DIRTYPE; ti.mode = 0o755; ti.mtime = 1600000000; t.addfile(ti)
+for n in ["data/old.txt", "top.txt"]:
+    ti = tarfile.TarInfo(n); ti.size = 1; ti.mtime = 1600000000; t.addfile(ti, io.BytesIO(b"1"))
+t.close()`,
+    );
+    pythonTar(
+      join(tmp, "times-2.tar"),
+      `t = tarfile.open(OUT, "w", format=tarfile.PAX_FORMAT)
+for n in ["new-top.txt", "data/new.txt", ".wh.top.txt", "data/.wh.old.txt"]:
+    ti = tarfile.TarInfo(n); ti.size = 0 if ".wh." in n else 1; ti.mtime = 1700000000
+    t.addfile(ti, None if ".wh." in n else io.BytesIO(b"2"))
+t.close()`,
+    );
+    await applyLayer(R, fileStream(join(tmp, "times-1.tar")));
+    await applyLayer(R, fileStream(join(tmp, "times-2.tar")));
+    assert.ok(exists(join(R, "data/new.txt")) && !exists(join(R, "top.txt")) && !exists(join(R, "data/old.txt")));
+    assert.equal(fs.statSync(R).mtimeMs, 1600000000000, "the root keeps the first layer's time");
+    assert.equal(fs.statSync(join(R, "data")).mtimeMs, 1600000000000, "data keeps the first layer's time");
+  });
+
   test("an invalid whiteout name is refused", async () => {
     const R = freshRoot();
     pythonTar(
@@ -378,6 +404,7 @@ describe("applyLayer: hostile layers", () => {
     await assert.rejects(applyLayer(R, fileStream(join(hostile, "breakout-dotdot.tar"))), (e: Error) => {
       assert.match(e.message, /escapes the root directory/);
       assert.match(e.message, /dotdot\.txt/);
+      assert.equal(e.message.split("dotdot.txt").length, 2, `the entry is named once: ${e.message}`);
       return true;
     });
     untouched();
@@ -430,6 +457,33 @@ describe("applyLayer: input streams", () => {
       assert.equal(r.size, tar.length);
       assert.equal(r.compressedDigest, kind === "none" ? undefined : `sha256:${sha256(bytes)}`);
       assert.equal(fs.statSync(join(R, "data/random-1m.bin")).size, 1 << 20);
+    }
+  });
+
+  test("verified: the compressed bytes are not hashed again; decompression errors name the source", async () => {
+    const tar = fs.readFileSync(join(layers, "content.tar"));
+    const gz = zlib.gzipSync(tar);
+    const r = await applyLayer(freshRoot(), bufferStream(gz), { verified: true });
+    assert.equal(r.compression, "gzip");
+    assert.equal(r.diffID, `sha256:${sha256(tar)}`);
+    assert.equal(r.compressedDigest, undefined);
+    await assert.rejects(
+      applyLayer(freshRoot(), bufferStream(gz.subarray(0, gz.length >> 1)), { verified: true, what: "layer L1" }),
+      /layer L1/,
+    );
+  });
+
+  test("a full filesystem is reported as ENOSPC with the entry name", { skip: !isRoot && "needs root" }, async () => {
+    const R = freshRoot();
+    execFileSync("mount", ["-t", "tmpfs", "-o", "size=256k", "tmpfs", R]);
+    try {
+      await assert.rejects(applyLayer(R, fileStream(join(layers, "content.tar"))), (e: Error) => {
+        assert.equal((e as { code?: string }).code, "ENOSPC", e.message);
+        assert.match(e.message, /layer entry "[^"]+" \(offset \d+\)/);
+        return true;
+      });
+    } finally {
+      execFileSync("umount", [R]);
     }
   });
 
