@@ -70,9 +70,9 @@ export async function createBundle(
   const undo = new Undo();
   try {
     mkdirSync(dir, { recursive: true, mode: 0o711 });
-    undo.push(`remove ${dir}`, () => {
+    undo.push(`remove ${dir}`, async () => {
       if (!existed) return removeTree(dir);
-      for (const f of ["rootfs", "config.json", BUNDLE_RECORD]) removeTree(join(dir, f));
+      for (const f of ["rootfs", "config.json", BUNDLE_RECORD]) await removeTree(join(dir, f));
     });
     await ensureUnpacked(deps, image);
     const key = bundleKey(dir);
@@ -144,5 +144,5 @@ export async function removeBundle(dir: string, snapshotter: Snapshotter | undef
       if (!(err instanceof NotFoundError)) throw err;
     });
   }
-  removeTree(abs);
+  await removeTree(abs);
 }

@@ -3,9 +3,10 @@
  * something mounted inside it (an rm -rf through a live overlay would eat the
  * snapshot's layers).
  */
-import { readFileSync, rmSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { resolve, sep } from "node:path";
 import { FailedPreconditionError } from "../errors.ts";
+import { removeTree as removeAll } from "../snapshots/fs-snapshotter.ts";
 
 /** mountinfo escapes space, tab, newline and backslash as \ooo. */
 function unescapeOctal(s: string): string {
@@ -39,11 +40,11 @@ export function mountsUnder(dir: string): string[] {
   return mountPoints().filter((m) => m === d || m.startsWith(d + sep));
 }
 
-/** rm -rf of dir, refused while anything is mounted at or under it. */
-export function removeTree(dir: string): void {
+/** rm -rf of dir (read-only directories too), refused while anything is mounted at or under it. */
+export async function removeTree(dir: string): Promise<void> {
   const busy = mountsUnder(dir);
   if (busy.length > 0) {
     throw new FailedPreconditionError(`not removing ${dir}: ${busy[0]} is still mounted (umount it first)`);
   }
-  rmSync(dir, { recursive: true, force: true });
+  await removeAll(dir);
 }

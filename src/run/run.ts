@@ -478,7 +478,7 @@ export async function removeContainer(
       if (!(err instanceof NotFoundError)) throw err;
     });
   }
-  removeTree(containerDir(root, id));
+  await removeTree(containerDir(root, id));
   pruneCgroupParents(cgroupsPathFor(root, record.namespace, id));
 }
 
@@ -494,7 +494,7 @@ export async function removeIncomplete(root: string, id: string, snapshotter: Sn
     const info = await snapshotter.stat(id).catch(() => undefined);
     if (info?.labels["dist.container"] === id) await snapshotter.remove(id);
   }
-  removeTree(dir);
+  await removeTree(dir);
 }
 
 /** After a foreground run without --rm: unmount, keep the snapshot and record (docker keeps stopped containers). */
