@@ -8,7 +8,7 @@ import { pipeline } from "node:stream/promises";
 import type { Command } from "commander";
 import type { Descriptor } from "../descriptor.ts";
 import { type Digest, validateDigest } from "../digest.ts";
-import { InvalidArgumentError, isNotFound } from "../errors.ts";
+import { InvalidArgumentError } from "../errors.ts";
 import { log } from "../log.ts";
 import type { Fetcher } from "../remotes/remotes.ts";
 import { commandSignal, globals, parseSize } from "./globals.ts";
@@ -115,18 +115,15 @@ Examples:
         await pipeline(stream, process.stdout, { signal, end: false });
         return;
       }
-      let found: { desc: Descriptor; stream: Readable };
-      try {
-        found = await fetchObject(resolver, name, { signal });
-      } catch (err) {
-        // a digest the registry does not know as a manifest may be a blob
-        const digest = parseReference(name, { defaultTag: false }).digest;
-        const fetcher = isNotFound(err) && digest ? await resolver.fetcher(name) : undefined;
-        if (!digest || !fetcher || !canFetchByDigest(fetcher)) throw naming(name, err);
-        found = await fetcher.fetchByDigest(validateDigest(digest), { signal }).catch((e) => {
-          throw naming(name, e);
-        });
-      }
+      // by digest the object may be any blob (the seed fetched layers this way): look it up as one
+      const digest = parseReference(name, { defaultTag: false }).digest;
+      const byDigest = digest ? await resolver.fetcher(name) : undefined;
+      const found: { desc: Descriptor; stream: Readable } =
+        digest && byDigest && canFetchByDigest(byDigest)
+          ? await byDigest.fetchByDigest(validateDigest(digest), { signal }).catch((e) => {
+              throw naming(name, e);
+            })
+          : await fetchObject(resolver, name, { signal });
       const { desc, stream } = found;
       const wanted = hints.get("mediatype");
       if (wanted && !wanted.includes(desc.mediaType)) {

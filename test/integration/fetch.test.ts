@@ -168,6 +168,19 @@ describe("dist fetch-object", () => {
     assert.equal(r.stdoutBytes.length, layer.size);
     assert.equal(sha256(r.stdoutBytes), layer.digest);
   });
+
+  it("fetches any object by digest without a hint, as the seed's pipeline does", async () => {
+    const image = img("tiny/busybox:oci");
+    for (const d of [image.layers![0].digest, image.config!.digest, image.digest]) {
+      const r = await tb.dist(["fetch-object", "--plain-http", `${tb.plain}/tiny/busybox@${d}`]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(sha256(r.stdoutBytes), d);
+    }
+    const missing = `sha256:${"0".repeat(64)}`;
+    const r = await tb.dist(["fetch-object", "--plain-http", `${tb.plain}/tiny/busybox@${missing}`]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /^dist: .*not found\n$/);
+  });
 });
 
 describe("registry auth and TLS", () => {

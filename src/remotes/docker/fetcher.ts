@@ -311,29 +311,58 @@ export class DockerFetcher implements Fetcher {
     } catch (err) {
       throw new InvalidArgumentError(`${this.#repo.ref}: ${(err as Error).message}`);
     }
-    const kinds = opts.mediaType && !isManifestType(opts.mediaType) ? ["blobs"] : ["manifests", "blobs"];
-    for (const kind of kinds) {
-      const spec = this.#spec("HEAD", `/${kind}/${digest}`, `looking up ${digest}`, opts.signal);
+    const what = `looking up ${digest}`;
+    const head = async (kind: "blobs" | "manifests") => {
+      const spec = this.#spec("HEAD", `/${kind}/${digest}`, what, opts.signal);
       spec.headers = { accept: [...MANIFEST_ACCEPT, "*/*"].join(", ") };
       spec.followRedirects = true;
       const res = await this.#client.sendAny(this.#hosts, spec);
       await drain(res.body);
-      if (res.status === 404 && kind === "manifests") continue;
-      if (res.status !== 200) throw await this.#client.fail(res, spec);
+      if (res.status !== 200 && res.status !== 404) throw await this.#client.fail(res, spec);
+      if (res.status === 404) return undefined;
       const size = Number(header(res.headers, "content-length"));
       if (!Number.isSafeInteger(size) || size < 0) {
-        throw dataLoss(this.#repo.ref, `looking up ${digest}`, "registry sent no valid Content-Length");
+        throw dataLoss(this.#repo.ref, what, "registry sent no valid Content-Length");
       }
-      const ct = (header(res.headers, "content-type") ?? "").split(";")[0].trim();
-      const mediaType = opts.mediaType ?? (ct || "application/octet-stream");
-      const desc: Descriptor = { mediaType, digest, size };
-      if (kind === "blobs" && isManifestType(mediaType)) {
-        // served as a blob: fetch it as one
-        return { desc, stream: await this.#blob(desc, 0, opts.signal) };
-      }
+      return { size, contentType: (header(res.headers, "content-type") ?? "").split(";")[0].trim() };
+    };
+    if (opts.mediaType && isManifestType(opts.mediaType)) {
+      const found = await head("manifests");
+      if (!found) throw new NotFoundError(`${this.#repo.ref}: ${digest} not found`);
+      const desc: Descriptor = { mediaType: opts.mediaType, digest, size: found.size };
       return { desc, stream: await this.fetch(desc, { signal: opts.signal }) };
     }
-    throw new NotFoundError(`${this.#repo.ref}: ${digest} not found`);
+    // Blobs first: a registry keeps manifests as blobs too, while asking /manifests/ for a
+    // layer makes some (distribution 2.8) answer 500 instead of 404.
+    const blob = await head("blobs");
+    if (!blob) {
+      const found = await head("manifests");
+      if (!found) throw new NotFoundError(`${this.#repo.ref}: ${digest} not found`);
+      const mediaType = opts.mediaType ?? (isManifestType(found.contentType) ? found.contentType : MANIFEST_ACCEPT[1]);
+      const desc: Descriptor = { mediaType, digest, size: found.size };
+      return { desc, stream: await this.fetch(desc, { signal: opts.signal }) };
+    }
+    const desc: Descriptor = { mediaType: opts.mediaType ?? "application/octet-stream", digest, size: blob.size };
+    if (opts.mediaType || blob.size > MAX_MANIFEST_SIZE) {
+      return { desc, stream: await this.#blob(desc, 0, opts.signal) };
+    }
+    // small and untyped: read it whole (verified) and name a manifest or index by its own mediaType
+    const body = await readCapped(await this.#blob(desc, 0, opts.signal), MAX_MANIFEST_SIZE, () =>
+      dataLoss(this.#repo.ref, what, `more than ${MAX_MANIFEST_SIZE} bytes`),
+    );
+    desc.mediaType = declaredManifestType(body) ?? desc.mediaType;
+    return { desc, stream: Readable.from([body]) };
+  }
+}
+
+/** The mediaType a manifest or index declares in its JSON, if the bytes are one. */
+function declaredManifestType(body: Buffer): string | undefined {
+  if (body[0] !== 0x7b) return undefined;
+  try {
+    const v = JSON.parse(body.toString("utf8")) as { mediaType?: unknown };
+    return typeof v.mediaType === "string" && isManifestType(v.mediaType) ? v.mediaType : undefined;
+  } catch {
+    return undefined;
   }
 }
 
