@@ -49,6 +49,18 @@ export function sha256(data: Uint8Array): string {
   return createHash("sha256").update(data).digest("hex");
 }
 
+/** The kind of file a stat describes, as the tree listings name it. */
+export function fileType(st: fs.BigIntStats | fs.Stats): string {
+  if (st.isFile()) return "file";
+  if (st.isDirectory()) return "dir";
+  if (st.isSymbolicLink()) return "symlink";
+  if (st.isCharacterDevice()) return "char";
+  if (st.isBlockDevice()) return "block";
+  if (st.isFIFO()) return "fifo";
+  if (st.isSocket()) return "socket";
+  return "other";
+}
+
 export interface TreeEntry {
   type: string;
   mode: string;
@@ -78,19 +90,7 @@ export function listTree(
       const r = rel === "" ? name : `${rel}/${name}`;
       const p = join(root, r);
       const st = fs.lstatSync(p, { bigint: true });
-      const type = st.isFile()
-        ? "file"
-        : st.isDirectory()
-          ? "dir"
-          : st.isSymbolicLink()
-            ? "symlink"
-            : st.isCharacterDevice()
-              ? "char"
-              : st.isBlockDevice()
-                ? "block"
-                : st.isFIFO()
-                  ? "fifo"
-                  : "other";
+      const type = fileType(st);
       const xattrs: Record<string, string> = {};
       for (const n of sys.llistxattr(p).sort()) {
         if (n === "security.selinux") continue;

@@ -11,6 +11,7 @@ import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, statSyn
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { lgetxattr, llistxattr } from "../../src/sys/index.ts";
+import { fileType } from "../archive/helpers.ts";
 import { type Testbed, testbed } from "./harness.ts";
 
 const isRoot = process.getuid?.() === 0;
@@ -33,19 +34,7 @@ function scan(root: string): Map<string, Entry> {
   const visit = (rel: string) => {
     const p = rel ? join(root, rel) : root;
     const st = lstatSync(p, { bigint: true });
-    const type = st.isFile()
-      ? "file"
-      : st.isDirectory()
-        ? "dir"
-        : st.isSymbolicLink()
-          ? "symlink"
-          : st.isCharacterDevice()
-            ? "char"
-            : st.isBlockDevice()
-              ? "block"
-              : st.isFIFO()
-                ? "fifo"
-                : "socket";
+    const type = fileType(st);
     const e: Entry = { type, owner: `${st.uid}:${st.gid}`, mtime: String(st.mtimeNs) };
     if (type === "symlink") e.link = readlinkSync(p);
     else e.mode = (Number(st.mode) & 0o7777).toString(8);
