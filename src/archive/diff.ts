@@ -32,7 +32,8 @@ export interface DiffOptions {
 const SKIP_XATTR = (name: string, overlay: boolean) =>
   name === "security.selinux" || (overlay && (name.startsWith("trusted.overlay.") || name.startsWith("user.overlay.")));
 
-function typeOf(st: BigIntStats): TarEntryType | undefined {
+/** The tar entry type of a file (undefined for a socket, which is not archived). */
+export function typeOf(st: BigIntStats): TarEntryType | undefined {
   if (st.isFile()) return "file";
   if (st.isDirectory()) return "dir";
   if (st.isSymbolicLink()) return "symlink";

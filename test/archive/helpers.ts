@@ -5,6 +5,7 @@ import * as fs from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
+import { typeOf } from "../../src/archive/diff.ts";
 import * as sys from "../../src/sys/index.ts";
 
 export const isRoot = process.getuid?.() === 0;
@@ -49,16 +50,9 @@ export function sha256(data: Uint8Array): string {
   return createHash("sha256").update(data).digest("hex");
 }
 
-/** The kind of file a stat describes, as the tree listings name it. */
-export function fileType(st: fs.BigIntStats | fs.Stats): string {
-  if (st.isFile()) return "file";
-  if (st.isDirectory()) return "dir";
-  if (st.isSymbolicLink()) return "symlink";
-  if (st.isCharacterDevice()) return "char";
-  if (st.isBlockDevice()) return "block";
-  if (st.isFIFO()) return "fifo";
-  if (st.isSocket()) return "socket";
-  return "other";
+/** The kind of file a stat describes, as the tree listings name it: the archive's entry types, or socket. */
+export function fileType(st: fs.BigIntStats): string {
+  return typeOf(st) ?? (st.isSocket() ? "socket" : "other");
 }
 
 export interface TreeEntry {
