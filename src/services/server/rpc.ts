@@ -147,33 +147,48 @@ export function sender<Res>(call: grpc.ServerWritableStream<unknown, Res> | grpc
     });
 }
 
+/** The calls a streaming handler answers on: it ends them, or emits the status of the failure. */
+type StreamingCall = Pick<EventEmitter, "on" | "off" | "emit"> & {
+  metadata: grpc.Metadata;
+  cancelled: boolean;
+  end(): void;
+};
+
+function runStreaming(
+  host: RpcHost,
+  method: string,
+  call: StreamingCall,
+  opts: Options,
+  run: (ctx: CallContext) => Promise<void>,
+): void {
+  let started: ReturnType<typeof begin>;
+  try {
+    started = begin(host, method, call, opts);
+  } catch (err) {
+    const st = toGrpcStatus(err);
+    call.emit("error", { code: st.code, details: st.details });
+    return;
+  }
+  const { ctx, done } = started;
+  run(ctx).then(
+    () => {
+      done();
+      call.end();
+    },
+    (err: unknown) => {
+      const st = done(err)!;
+      if (!call.cancelled) call.emit("error", { code: st.code, details: st.details });
+    },
+  );
+}
+
 export function serverStream<Req, Res>(
   host: RpcHost,
   method: string,
   fn: StreamFn<Req, Res>,
   opts: Options = {},
 ): grpc.handleServerStreamingCall<Req, Res> {
-  return (call) => {
-    let started: ReturnType<typeof begin>;
-    try {
-      started = begin(host, method, call, opts);
-    } catch (err) {
-      const st = toGrpcStatus(err);
-      call.emit("error", { code: st.code, details: st.details });
-      return;
-    }
-    const { ctx, done } = started;
-    fn(call.request, ctx, sender(call)).then(
-      () => {
-        done();
-        call.end();
-      },
-      (err: unknown) => {
-        const st = done(err)!;
-        if (!call.cancelled) call.emit("error", { code: st.code, details: st.details });
-      },
-    );
-  };
+  return (call) => runStreaming(host, method, call, opts, (ctx) => fn(call.request, ctx, sender(call)));
 }
 
 export type BidiFn<Req, Res> = (call: grpc.ServerDuplexStream<Req, Res>, ctx: CallContext) => Promise<void>;
@@ -184,27 +199,7 @@ export function bidi<Req, Res>(
   fn: BidiFn<Req, Res>,
   opts: Options = {},
 ): grpc.handleBidiStreamingCall<Req, Res> {
-  return (call) => {
-    let started: ReturnType<typeof begin>;
-    try {
-      started = begin(host, method, call, opts);
-    } catch (err) {
-      const st = toGrpcStatus(err);
-      call.emit("error", { code: st.code, details: st.details });
-      return;
-    }
-    const { ctx, done } = started;
-    fn(call, ctx).then(
-      () => {
-        done();
-        call.end();
-      },
-      (err: unknown) => {
-        const st = done(err)!;
-        if (!call.cancelled) call.emit("error", { code: st.code, details: st.details });
-      },
-    );
-  };
+  return (call) => runStreaming(host, method, call, opts, (ctx) => fn(call, ctx));
 }
 
 /** Reads the next message of a duplex call; undefined at the client's end of stream. */
