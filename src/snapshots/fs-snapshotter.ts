@@ -5,6 +5,7 @@
  * rename to `rm-*` in the record's transaction and deleted afterwards. A driver
  * only says how to fill a new directory and which mounts expose it.
  */
+import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdirSync, readdirSync, renameSync, statSync } from "node:fs";
 import { chmod, lstat, mkdir, opendir, rm } from "node:fs/promises";
@@ -14,6 +15,24 @@ import { FailedPreconditionError } from "../errors.ts";
 import type { Kind, Mount, SnapshotInfo, SnapshotOptions, Snapshotter, Usage } from "./snapshotter.ts";
 import { MetaStore, type SnapshotRecord, validateLabels } from "./storage.ts";
 import { treeUsage } from "./usage.ts";
+
+/**
+ * Marks a new directory as the top of independent trees (ext2/3/4 `chattr +T`):
+ * the Orlov allocator then spreads the snapshot directories made in it over
+ * block groups with room, instead of packing them next to their parent. On a
+ * busy ext4 without a journal, the groups near /tmp are full of inodes deleted
+ * in the last 30 s, and every file created there scans past them
+ * (find_inode_bit → recently_deleted: ~0.5-1.5 ms per file here); the layer of
+ * 16.5k small files of the bench image applied in 10.9 s without the flag and
+ * 1.0 s with it. Other filesystems refuse the flag: best effort, silently.
+ */
+function markTopDir(dir: string): void {
+  try {
+    spawnSync("chattr", ["+T", dir], { stdio: "ignore", timeout: 5000 });
+  } catch {
+    // no chattr: nothing lost but speed
+  }
+}
 
 export interface Driver {
   /** Fills a fresh directory for a new active snapshot or view; parents' dirs immediate first. */
@@ -49,7 +68,7 @@ export class FsSnapshotter implements Snapshotter {
     this.root = root;
     this.#driver = driver;
     this.#dirs = join(root, "snapshots");
-    mkdirSync(this.#dirs, { recursive: true, mode: 0o700 });
+    if (mkdirSync(this.#dirs, { recursive: true, mode: 0o700 }) !== undefined) markTopDir(this.#dirs);
     this.meta = new MetaStore(db, name);
     this.#collectGarbage();
   }
