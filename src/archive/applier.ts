@@ -234,9 +234,8 @@ export class LayerApplier implements TarHandler {
   #noteParent(rel: string): void {
     const path = this.#abs(rel);
     if (this.#keepTimes.has(path) || this.#dirs.has(path)) return;
-    // an overlay upperdir's root is new: the merged root showed the lower root's times until now
-    const from = this.#overlay && rel === "" && this.#lowers.length > 0 ? this.#lowers[0] : path;
-    const st = fs.lstatSync(from, { bigint: true, throwIfNoEntry: false });
+    if (this.#overlay && rel === "" && this.#lowers.length > 0) return; // finish() copies the lower root's
+    const st = fs.lstatSync(path, { bigint: true, throwIfNoEntry: false });
     if (st?.isDirectory()) this.#keepTimes.set(path, { atimeNs: st.atimeNs, mtimeNs: st.mtimeNs });
   }
 
@@ -564,6 +563,14 @@ export class LayerApplier implements TarHandler {
       this.#restore.delete(path);
     }
     for (const [path, t] of this.#keepTimes) if (!this.#dirs.has(path)) sys.lutimens(path, t.atimeNs, t.mtimeNs);
+    // an upperdir's root is what the mount shows as "/": unless this layer has a "./"
+    // entry, it must look like the root below it (a new directory otherwise)
+    if (this.#overlay && this.#lowers.length > 0 && !this.#dirs.has(this.#root)) {
+      const st = fs.lstatSync(this.#lowers[0], { bigint: true });
+      if (this.#o.sameOwner) fs.lchownSync(this.#root, Number(st.uid), Number(st.gid));
+      fs.chmodSync(this.#root, Number(st.mode) & 0o7777);
+      sys.lutimens(this.#root, st.atimeNs, st.mtimeNs);
+    }
     for (const [path, mode] of this.#restore) fs.chmodSync(path, mode);
   }
 
