@@ -2,8 +2,9 @@
  * applyLayer: applies a (possibly compressed) layer tar onto a directory with the
  * OCI changeset rules, computing the diffID of the uncompressed bytes on the way.
  *
- * The bytes flow: source → [sha256 of the compressed bytes] → node:zlib (libuv
- * pool) → sha256 (diffID, on the shared hash worker: hasher.ts) → the tar parser and applier, which make the files with
+ * The bytes flow: source → [sha256 of the compressed bytes, unless `verified`] →
+ * the inflater's worker (decompression and the diffID sha256, inflater.ts) →
+ * shared slots read in place by the tar parser and applier, which make the files with
  * synchronous syscalls, one chunk at a time (applier.ts; the rules and the
  * path-safety policy are described there). With `worker: true` the applier runs
  * in a worker thread fed through a fixed pool of shared slots. Memory stays flat
@@ -16,9 +17,8 @@ import { type Digest, Digester } from "../digest.ts";
 import { type ErrorCode, errorFromCode, InvalidArgumentError, NotFoundError } from "../errors.ts";
 import { LayerApplier } from "./applier.ts";
 import type { FromWorker, ToWorker, WorkerInit } from "./apply-worker.ts";
-import { type Compression, decompressStream, detectCompression, peek } from "./compression.ts";
-import { OffThreadDigester } from "./hasher.ts";
-import { garbageMeter } from "./memory.ts";
+import { type Compression, detectCompression, peek } from "./compression.ts";
+import { InflateJob } from "./inflater.ts";
 import { TarParser } from "./tar/reader.ts";
 
 export interface ApplyOptions {
@@ -113,60 +113,55 @@ export async function applyLayer(root: string, layer: Readable, opts: ApplyOptio
   let raw: Readable = layer;
   let compressedDigester: Digester | undefined;
   let compression: Compression;
-  let stream: Readable;
   try {
-    // the compressed digest is taken on the raw bytes, before decompression sees them
-    if (!opts.verified && detectCompression(await peek(layer, 4)) !== "none") {
-      const d = new Digester();
-      compressedDigester = d;
-      const tap = new Transform({
-        transform(c: Buffer, _enc, cb) {
-          d.update(c);
-          cb(null, c);
-        },
-      });
-      layer.on("error", (e) => tap.destroy(e));
-      raw = layer.pipe(tap);
-    }
-    ({ compression, stream } = await decompressStream(raw, { what: opts.what }));
+    compression = detectCompression(await peek(layer, 4));
   } catch (e) {
     opts.signal?.removeEventListener("abort", abort);
     throw opts.signal?.aborted ? (opts.signal.reason ?? e) : e;
   }
-  const diff = new OffThreadDigester();
-  let size = 0;
-  const meter = garbageMeter();
-
+  // the compressed digest is taken on the raw bytes, before decompression sees them
+  if (!opts.verified && compression !== "none") {
+    const d = new Digester();
+    compressedDigester = d;
+    const tap = new Transform({
+      transform(c: Buffer, _enc, cb) {
+        d.update(c);
+        cb(null, c);
+      },
+    });
+    layer.on("error", (e) => tap.destroy(e));
+    raw = layer.pipe(tap);
+  }
+  // decompression and the diffID run on the inflater's worker; the tar is parsed here
+  const job = new InflateJob(compression, opts.what);
   const sink = opts.worker ? workerSink(init, onWarning) : inlineSink(init, onWarning);
   onAbort = () => {
     const reason = opts.signal?.reason ?? new Error("aborted");
-    stream.destroy(reason);
     raw.destroy(reason);
     layer.destroy(reason);
+    job.abort(reason);
     sink.cancel(reason);
   };
+  const feed = (async () => {
+    for await (const c of raw as AsyncIterable<Buffer>) await job.write(c);
+    job.end();
+  })();
+  feed.catch((e) => job.abort(e));
+  let result: { diffID: Digest; size: number };
   try {
-    for await (const chunk of stream as AsyncIterable<Buffer>) {
-      await diff.update(chunk);
-      size += chunk.length;
-      await sink.push(chunk);
-      meter(chunk.length);
-    }
+    for await (const chunk of job.chunks()) await sink.push(chunk);
+    await feed;
+    result = job.result();
     await sink.end();
   } catch (e) {
-    diff.dispose();
+    job.abort(e);
     sink.cancel(e);
     layer.destroy();
     throw opts.signal?.aborted ? (opts.signal.reason ?? e) : e;
   } finally {
     opts.signal?.removeEventListener("abort", abort);
   }
-  return {
-    diffID: await diff.digest(),
-    size,
-    compression,
-    compressedDigest: compressedDigester?.digest(),
-  };
+  return { ...result, compression, compressedDigest: compressedDigester?.digest() };
 }
 
 interface Sink {

@@ -103,19 +103,27 @@ function decompressor(c: "gzip" | "zstd", what: string): Transform {
   const destroy = d.destroy.bind(d);
   // zlib reports failures through destroy(err); rewrite them on the way
   d.destroy = (err?: Error | null) => {
-    const zcode = (err as { code?: unknown } | null | undefined)?.code;
-    if (err && !(err instanceof DataLossError) && typeof zcode === "string" && zcode.startsWith("Z_")) {
-      const truncated = /unexpected end/i.test(err.message);
-      err = new DataLossError(
-        truncated
-          ? `${what}: ${c} stream is truncated (unexpected end of data)`
-          : `${what}: corrupt ${c} data: ${err.message}`,
-        { cause: err },
-      );
-    }
+    if (err && !(err instanceof DataLossError)) err = zlibFailure(err, c, what);
     return destroy(err ?? undefined);
   };
   return d;
+}
+
+/** A zlib failure ({message, code: "Z_…"}) as one clear DataLossError line; other errors unchanged. */
+export function zlibFailure(err: { message: string; code?: unknown }, c: Compression, what: string): Error {
+  if (typeof err.code === "string" && err.code.startsWith("Z_")) {
+    const truncated = /unexpected end/i.test(err.message);
+    return new DataLossError(
+      truncated
+        ? `${what}: ${c} stream is truncated (unexpected end of data)`
+        : `${what}: corrupt ${c} data: ${err.message}`,
+      { cause: err },
+    );
+  }
+  if (err instanceof Error) return err;
+  const e = new Error(err.message) as Error & { code?: unknown };
+  if (err.code !== undefined) e.code = err.code;
+  return e;
 }
 
 /**

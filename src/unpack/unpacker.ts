@@ -313,10 +313,15 @@ export class Unpacker {
           this.#emit({ layer: slot.desc, index: slot.index, chainID: chain, status: "extracting", offset: n }),
         );
         src.stream.on("error", (err) => counter.destroy(err));
-        // the blob was verified (by the fetch, or by the store at its commit): decompressing
-        // here keeps the applier from hashing the compressed bytes a second time
-        const { stream } = await decompressStream(src.stream.pipe(counter), { what: `layer ${slot.desc.digest}` });
-        const result = await apply(target.dir, stream, {
+        const what = `layer ${slot.desc.digest}`;
+        // the built-in applier decompresses off the main thread; another gets the plain tar
+        const input = o.apply
+          ? (await decompressStream(src.stream.pipe(counter), { what })).stream
+          : src.stream.pipe(counter);
+        const result = await apply(target.dir, input, {
+          // the blob was verified (by the fetch, or by the store at its commit): no second hash
+          verified: true,
+          what,
           signal: o.signal,
           sameOwner: o.sameOwner ?? process.getuid?.() === 0,
           convertWhiteout: target.overlay ? "overlay" : undefined,
