@@ -132,9 +132,16 @@ export async function applyLayer(root: string, layer: Readable, opts: ApplyOptio
     layer.on("error", (e) => tap.destroy(e));
     raw = layer.pipe(tap);
   }
-  // decompression and the diffID run on the inflater's worker; the tar is parsed here
-  const job = new InflateJob(compression, opts.what);
   const sink = opts.worker ? workerSink(init, onWarning) : inlineSink(init, onWarning);
+  // decompression and the diffID run on the inflater's worker; the tar is parsed here
+  let job: InflateJob;
+  try {
+    job = new InflateJob(compression, opts.what);
+  } catch (e) {
+    sink.cancel(e);
+    opts.signal?.removeEventListener("abort", abort);
+    throw e;
+  }
   onAbort = () => {
     const reason = opts.signal?.reason ?? new Error("aborted");
     raw.destroy(reason);
