@@ -328,7 +328,7 @@ export class DockerFetcher implements Fetcher {
     };
     if (opts.mediaType && isManifestType(opts.mediaType)) {
       const found = await head("manifests");
-      if (!found) throw new NotFoundError(`${this.#repo.ref}: ${digest} not found`);
+      if (!found) throw new NotFoundError(`${this.#repo.ref}: ${what}: HTTP 404 not found`);
       const desc: Descriptor = { mediaType: opts.mediaType, digest, size: found.size };
       return { desc, stream: await this.fetch(desc, { signal: opts.signal }) };
     }
@@ -337,7 +337,7 @@ export class DockerFetcher implements Fetcher {
     const blob = await head("blobs");
     if (!blob) {
       const found = await head("manifests");
-      if (!found) throw new NotFoundError(`${this.#repo.ref}: ${digest} not found`);
+      if (!found) throw new NotFoundError(`${this.#repo.ref}: ${what}: HTTP 404 not found`);
       const mediaType = opts.mediaType ?? (isManifestType(found.contentType) ? found.contentType : MANIFEST_ACCEPT[1]);
       const desc: Descriptor = { mediaType, digest, size: found.size };
       return { desc, stream: await this.fetch(desc, { signal: opts.signal }) };
