@@ -27,8 +27,9 @@ const { createHash } = require("node:crypto");
 const { PassThrough } = require("node:stream");
 // zlib's 1 MiB output buffers die young but V8 only sees their few-byte handles:
 // without a young collection every few MiB they pile up by the tens of MiB
+// (not named gc: with --expose-gc a global gc exists, and redeclaring it fails the whole worker)
 require("node:v8").setFlagsFromString("--expose-gc");
-const gc = require("node:vm").runInNewContext("gc");
+const minorGc = require("node:vm").runInNewContext("gc");
 let sinceGc = 0;
 const SZ = workerData.slotSize;
 const inMem = Buffer.from(workerData.inShared);
@@ -76,7 +77,7 @@ parentPort.on("message", (m) => {
       sinceGc += c.length;
       if (sinceGc >= 8 * SZ) {
         sinceGc = 0;
-        gc({ type: "minor" });
+        minorGc({ type: "minor" });
       }
       for (let o = 0; o < c.length; o += SZ) job.pending.push(c.subarray(o, o + SZ));
       if (!job.queued) {

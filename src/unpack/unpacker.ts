@@ -305,9 +305,11 @@ export class Unpacker {
         await sn.prepare(key, parent, { labels: { "containerd.io/snapshot.ref": chain }, applyOnly: true }),
       );
       let teed = false;
+      let source: Readable | undefined;
       try {
         const src = await this.#source(slot);
         teed = src.teed;
+        source = src.stream;
         this.#emit({ layer: slot.desc, index: slot.index, chainID: chain, status: "extracting", offset: 0 });
         const counter = new Counter((n) =>
           this.#emit({ layer: slot.desc, index: slot.index, chainID: chain, status: "extracting", offset: n }),
@@ -339,6 +341,9 @@ export class Unpacker {
         await sn.commit(chain, key);
         return;
       } catch (err) {
+        // an applier that failed stops reading (its pipe from the source is undone): a teed
+        // download would wait for a reader forever, and a retry waits for that download
+        source?.destroy();
         const full = await diskFull(target.dir);
         await discard(sn, key, target.dir);
         if (full) {
