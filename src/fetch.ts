@@ -10,7 +10,14 @@ import type { Descriptor } from "./descriptor.ts";
 import { algorithmOf, digestOf } from "./digest.ts";
 import { DataLossError, DistError, errorMessage, isAlreadyExists, isErrorCode, isNotFound } from "./errors.ts";
 import { childrenHandler, filterPlatforms, type NoteFn } from "./images/children.ts";
-import { dispatch, type Handler, handlers, Limiter, SKIP } from "./images/handlers.ts";
+import {
+  DEFAULT_MAX_CONCURRENT_DOWNLOADS,
+  dispatch,
+  type Handler,
+  handlers,
+  Limiter,
+  SKIP,
+} from "./images/handlers.ts";
 import type { ImageStore } from "./images/image.ts";
 import { childrenOf, MAX_MANIFEST_SIZE, refuseSchema1 } from "./images/manifest.ts";
 import {
@@ -26,7 +33,7 @@ import { defaultMatcher, type PlatformMatcher } from "./images/platforms.ts";
 import type { ProgressTracker } from "./progress/tracker.ts";
 import type { Fetcher, Resolver } from "./remotes/remotes.ts";
 
-export const DEFAULT_MAX_CONCURRENT_DOWNLOADS = 3;
+export { DEFAULT_MAX_CONCURRENT_DOWNLOADS } from "./images/handlers.ts";
 
 export type ContentTarget = Provider & Ingester;
 

@@ -1,15 +1,8 @@
 /** Platform and download flags shared by fetch, pull and the image commands. */
 import type { Command } from "commander";
 import { InvalidArgumentError } from "../errors.ts";
+import { DEFAULT_MAX_CONCURRENT_DOWNLOADS } from "../images/handlers.ts";
 import type { PlatformMatcher } from "../images/platforms.ts";
-
-/**
- * The CLI's default for --max-concurrent-downloads: the same value as
- * DEFAULT_MAX_CONCURRENT_DOWNLOADS of src/fetch.ts (a test holds them equal),
- * kept here because the help text needs it and loading src/fetch.ts for one
- * number would load the whole transfer stack at startup.
- */
-export const DEFAULT_MAX_CONCURRENT_DOWNLOADS = 3;
 
 function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];

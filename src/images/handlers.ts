@@ -32,6 +32,9 @@ export function handlers(...hs: Handler[]): Handler {
   };
 }
 
+/** Blobs downloaded at once when the caller sets no limit (containerd's default too). */
+export const DEFAULT_MAX_CONCURRENT_DOWNLOADS = 3;
+
 /** A counting semaphore whose waiters leave the queue when their signal aborts. */
 export class Limiter {
   #free: number;
