@@ -1,3 +1,5 @@
+import { spawnSync } from "node:child_process";
+
 /**
  * What a bench suite module (bench/suites/<name>.ts) exports as `default`:
  * commands timed side by side, one of them the baseline the others are
@@ -30,4 +32,22 @@ export interface BenchSuite {
   setup?(ctx: BenchContext): Promise<void> | void;
   cases(ctx: BenchContext): BenchCase[];
   teardown?(ctx: BenchContext): Promise<void> | void;
+}
+
+/** Runs a setup script under bash with the context's variables; its trimmed stdout, or an error naming `what`. */
+export function shellOutput(ctx: BenchContext, what: string, script: string, ...args: string[]): string {
+  const r = spawnSync("bash", ["-c", script, ...args], { env: { ...process.env, ...ctx.vars }, encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`${what} failed: ${r.stderr}`);
+  return r.stdout.trim();
+}
+
+/** Writes `size` (head -c syntax, e.g. 64M) random bytes to `path`; returns their sha256 digest. */
+export function randomFile(ctx: BenchContext, path: string, size: string): string {
+  const hex = shellOutput(
+    ctx,
+    `generating ${path}`,
+    `head -c ${size} /dev/urandom > "$0" && sha256sum "$0" | cut -d' ' -f1`,
+    path,
+  );
+  return `sha256:${hex}`;
 }

@@ -8,10 +8,9 @@
  * on a shared disk, writeback of other work swamps both tools (medians of 16 s
  * against a fastest run of 0.8 s were seen), which measures the disk, not them.
  */
-import { spawnSync } from "node:child_process";
 import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import type { BenchSuite } from "../suite.ts";
+import { type BenchSuite, shellOutput } from "../suite.ts";
 
 const GENERATE = `
 import io, random, sys, tarfile
@@ -42,13 +41,12 @@ const suite: BenchSuite = {
   repetitions: 5,
   setup(ctx) {
     const mib = process.env.BENCH_APPLY_MIB ?? "250";
-    const r = spawnSync(
-      "bash",
-      ["-c", `python3 -c "$0" "$TMP/layer.tar" ${mib} && gzip -1 -c "$TMP/layer.tar" > "$TMP/layer.tar.gz"`, GENERATE],
-      { env: { ...process.env, ...ctx.vars }, encoding: "utf8" },
+    ctx.vars.FILES = shellOutput(
+      ctx,
+      "generating the layer",
+      `python3 -c "$0" "$TMP/layer.tar" ${mib} && gzip -1 -c "$TMP/layer.tar" > "$TMP/layer.tar.gz"`,
+      GENERATE,
     );
-    if (r.status !== 0) throw new Error(`generating the layer failed: ${r.stderr}`);
-    ctx.vars.FILES = r.stdout.trim();
     const base = process.env.BENCH_APPLY_DIR ?? (existsSync("/dev/shm") ? "/dev/shm" : ctx.tmp);
     ctx.vars.OUT = join(base, `dist-bench-apply-${process.pid}`);
   },

@@ -11,12 +11,12 @@
  * and exits non-zero on any error. The suite's teardown prints the summary of
  * every load run: throughput and the error count, which must be 0.
  */
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { appendFileSync, createReadStream, existsSync, openSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { BenchSuite } from "../suite.ts";
+import { type BenchSuite, randomFile } from "../suite.ts";
 
 const CLIENTS = 8;
 
@@ -79,18 +79,12 @@ const suite: BenchSuite = {
   repetitions: 3,
   async setup(ctx) {
     const size = process.env.BENCH_DAEMON_SIZE ?? "64M";
-    const env = { ...process.env, ...ctx.vars };
     const files: string[] = [];
     const digests: string[] = [];
     for (let i = 0; i < CLIENTS; i++) {
       const f = join(ctx.tmp, `data${i}`);
-      const r = spawnSync("bash", ["-c", `head -c ${size} /dev/urandom > "${f}" && sha256sum "${f}" | cut -d' ' -f1`], {
-        env,
-        encoding: "utf8",
-      });
-      if (r.status !== 0) throw new Error(`generating ${f} failed: ${r.stderr}`);
+      digests.push(randomFile(ctx, f, size));
       files.push(f);
-      digests.push(`sha256:${r.stdout.trim()}`);
     }
     ctx.vars.NODE = process.execPath;
     ctx.vars.SOCK = join(ctx.tmp, "d.sock");

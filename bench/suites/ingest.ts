@@ -6,8 +6,8 @@
  * starts after a `sync`, so no run pays for another's writeback; dist fsyncs
  * its blob before the rename (durability), which the shell baselines do not.
  */
-import { spawnSync } from "node:child_process";
-import type { BenchSuite } from "../suite.ts";
+import { join } from "node:path";
+import { type BenchSuite, randomFile } from "../suite.ts";
 
 const suite: BenchSuite = {
   name: "ingest",
@@ -15,13 +15,7 @@ const suite: BenchSuite = {
   repetitions: 5,
   setup(ctx) {
     const size = process.env.BENCH_INGEST_SIZE ?? "1G";
-    const r = spawnSync(
-      "bash",
-      ["-c", `head -c ${size} /dev/urandom > "$TMP/data" && sha256sum "$TMP/data" | cut -d' ' -f1`],
-      { env: { ...process.env, ...ctx.vars }, encoding: "utf8" },
-    );
-    if (r.status !== 0) throw new Error(`generating the data failed: ${r.stderr}`);
-    ctx.vars.DIGEST = `sha256:${r.stdout.trim()}`;
+    ctx.vars.DIGEST = randomFile(ctx, join(ctx.tmp, "data"), size);
   },
   cases: () => [
     {
