@@ -86,17 +86,6 @@ export function isForeignLayer(mt: string): boolean {
   return b.includes(".foreign.") || b.includes(".nondistributable.");
 }
 
-export type LayerCompression = "none" | "gzip" | "zstd" | "unknown";
-
-export function layerCompression(mt: string): LayerCompression {
-  const b = baseMediaType(mt);
-  if (!isLayer(b)) return "unknown";
-  if (b.endsWith("+gzip") || b.endsWith(".gzip")) return "gzip";
-  if (b.endsWith("+zstd") || b.endsWith(".zstd")) return "zstd";
-  if (b.endsWith(".tar")) return "none";
-  return "unknown";
-}
-
 export function isInToto(mt: string): boolean {
   return baseMediaType(mt) === MediaType.InToto;
 }

@@ -52,13 +52,6 @@ export function toGrpcStatus(err: unknown): GrpcStatus {
   return { code: status.UNKNOWN, details: err instanceof Error ? err.message : String(err) };
 }
 
-export function grpcError(code: status, details: string): ServiceError {
-  const err = new Error(details) as ServiceError;
-  err.code = code;
-  err.details = details;
-  return err;
-}
-
 /** A typed dist error from a gRPC status; the message names the daemon's reason. */
 export function fromGrpcError(err: unknown, context?: string): Error {
   const se = err as Partial<ServiceError> | undefined;
