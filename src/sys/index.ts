@@ -257,3 +257,21 @@ export function flock(fd: number, op: number): void {
 export function syncfs(fd: number): void {
   check(lib().syncfs(fd), "syncfs");
 }
+
+/**
+ * syncfs(2) on one of koffi's threads: the caller's thread goes on while the
+ * disk catches up. Keep `fd` open until the promise settles.
+ */
+export function syncfsAsync(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    (lib().syncfs as unknown as { async: (fd: number, cb: (err: unknown, ret: number) => void) => void }).async(
+      fd,
+      (err, ret) => {
+        if (err) reject(err);
+        // errno is not carried back from koffi's thread; syncfs fails only on I/O (EIO) or space errors
+        else if (ret < 0) reject(new SysError("syncfs", constants.errno.EIO));
+        else resolve();
+      },
+    );
+  });
+}

@@ -6,8 +6,9 @@
  * lock on the ChainID, a temporary active snapshot is prepared on the parent
  * chain, the layer is applied into it (the snapshot's own directory: the tree
  * itself for native, the upperdir for overlay), the diffID computed while
- * applying is checked against the config, the filesystem is flushed once and
- * the snapshot committed as the ChainID. Any failure removes the temporary
+ * applying is checked against the config, the filesystem is flushed (in the
+ * background as the layer is written, then once more: flusher.ts) and the
+ * snapshot committed as the ChainID. Any failure removes the temporary
  * snapshot, so a partial tree is never committed.
  *
  * Bytes come from one of two places: when the loop is already waiting for a
@@ -15,9 +16,7 @@
  * the applier (one pass over the network bytes); otherwise the blob is read
  * back from the content store once it is there.
  */
-import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { closeSync, openSync } from "node:fs";
 import { readdir, statfs } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
@@ -30,8 +29,8 @@ import type { Digest } from "../digest.ts";
 import { DataLossError, errorMessage, FailedPreconditionError, InvalidArgumentError, isNotFound } from "../errors.ts";
 import { removeTree } from "../snapshots/fs-snapshotter.ts";
 import type { Snapshotter } from "../snapshots/snapshotter.ts";
-import { syncfs } from "../sys/index.ts";
 import { chainIDs } from "./chainid.ts";
+import { Flusher } from "./flusher.ts";
 import { acquireLock, type Lock } from "./lock.ts";
 import { type ApplyFn, applyTarget } from "./target.ts";
 
@@ -306,14 +305,16 @@ export class Unpacker {
       );
       let teed = false;
       let source: Readable | undefined;
+      const flusher = o.sync !== false ? new Flusher(target.dir) : undefined;
       try {
         const src = await this.#source(slot);
         teed = src.teed;
         source = src.stream;
         this.#emit({ layer: slot.desc, index: slot.index, chainID: chain, status: "extracting", offset: 0 });
-        const counter = new Counter((n) =>
-          this.#emit({ layer: slot.desc, index: slot.index, chainID: chain, status: "extracting", offset: n }),
-        );
+        const counter = new Counter((n) => {
+          flusher?.progress(n);
+          this.#emit({ layer: slot.desc, index: slot.index, chainID: chain, status: "extracting", offset: n });
+        });
         src.stream.on("error", (err) => counter.destroy(err));
         const what = `layer ${slot.desc.digest}`;
         // the built-in applier decompresses off the main thread; another gets the plain tar
@@ -337,13 +338,15 @@ export class Unpacker {
         }
         // the blob itself must have been verified too before the tree is kept
         await slot.available.promise;
-        if (o.sync !== false) await flush(target.dir);
+        await flusher?.flush();
+        await flusher?.close();
         await sn.commit(chain, key);
         return;
       } catch (err) {
         // an applier that failed stops reading (its pipe from the source is undone): a teed
         // download would wait for a reader forever, and a retry waits for that download
         source?.destroy();
+        await flusher?.close();
         const full = await diskFull(target.dir);
         await discard(sn, key, target.dir);
         if (full) {
@@ -410,32 +413,4 @@ function wrap(err: unknown, desc: Descriptor): unknown {
     return err;
   }
   return new Error(`unpacking layer ${desc.digest}: ${String(err)}`);
-}
-
-/**
- * One syncfs(2) for the filesystem holding dir: durable before commit, never an
- * fsync per file. It takes as long as the disk needs, so it runs off the main
- * thread (coreutils `sync -f` is syncfs) and downloads keep flowing meanwhile;
- * where that tool is missing, the call is made here.
- */
-function flush(dir: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    execFile("sync", ["-f", "--", dir], (err) => {
-      if (!err) {
-        resolve();
-        return;
-      }
-      try {
-        const fd = openSync(dir, "r");
-        try {
-          syncfs(fd);
-        } finally {
-          closeSync(fd);
-        }
-        resolve();
-      } catch (e) {
-        reject(e);
-      }
-    });
-  });
 }
