@@ -268,8 +268,8 @@ export function syncfsAsync(fd: number): Promise<void> {
       fd,
       (err, ret) => {
         if (err) reject(err);
-        // errno is not carried back from koffi's thread; syncfs fails only on I/O (EIO) or space errors
-        else if (ret < 0) reject(new SysError("syncfs", constants.errno.EIO));
+        // koffi hands the call's errno back with its result
+        else if (ret < 0) reject(new SysError("syncfs", lib().errno() || constants.errno.EIO));
         else resolve();
       },
     );

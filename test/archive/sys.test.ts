@@ -98,4 +98,14 @@ describe("sys (koffi bindings)", () => {
       fs.closeSync(b);
     }
   });
+
+  test("syncfsAsync resolves on a descriptor and names errno when the call fails", async () => {
+    const fd = fs.openSync(tmp, "r");
+    try {
+      await sys.syncfsAsync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    await assert.rejects(sys.syncfsAsync(fd), (e: Error & { code?: string }) => e.code === "EBADF");
+  });
 });
