@@ -4,9 +4,9 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { Agent } from "undici";
 import { Authorizer, splitUser } from "../../src/remotes/docker/auth.ts";
 import type { RegistryHost } from "../../src/remotes/docker/hosts.ts";
+import { Agent } from "../../src/remotes/docker/http.ts";
 import { type Fake, fakeServer, json } from "./fake-registry.ts";
 
 let server: Fake;

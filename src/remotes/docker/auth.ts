@@ -8,13 +8,12 @@
  * password) or from Docker's config.json and credential helpers. No credential
  * or token ever reaches an error message or a log line.
  */
-import type { Dispatcher } from "undici";
-import { request } from "undici";
 import { errorMessage, InvalidArgumentError, UnauthenticatedError, UnavailableError } from "../../errors.ts";
 import { type Credentials, dockerCredentials } from "../auth/dockerconfig.ts";
 import { type Challenge, mergeScopes, parseChallenges, splitScopes } from "./challenge.ts";
 import { networkError } from "./errors.ts";
 import type { RegistryHost } from "./hosts.ts";
+import { type Dispatcher, request } from "./http.ts";
 
 export interface AuthContext {
   ref: string;

@@ -6,12 +6,12 @@
  */
 import type { Readable } from "node:stream";
 import { rootCertificates } from "node:tls";
-import { Agent, type Dispatcher, request } from "undici";
 import { DistError, UnavailableError } from "../../errors.ts";
 import { Authorizer } from "./auth.ts";
 import { parseChallenges } from "./challenge.ts";
 import { errorCode, httpError, isRetryableNetworkError, networkError } from "./errors.ts";
 import type { RegistryHost } from "./hosts.ts";
+import { Agent, type Dispatcher, request } from "./http.ts";
 import { DEFAULT_STALL_TIMEOUT_MS, DEFAULT_USER_AGENT, type RegistryOptions } from "./options.ts";
 import { backoffDelay, DEFAULT_RETRIES, isRetryableStatus, parseRetryAfter, sleep } from "./retry.ts";
 
