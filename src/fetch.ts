@@ -30,6 +30,7 @@ import {
   refKey,
 } from "./images/mediatypes.ts";
 import { defaultMatcher, type PlatformMatcher } from "./images/platforms.ts";
+import { chunksHandled } from "./memory.ts";
 import type { ProgressTracker } from "./progress/tracker.ts";
 import type { Fetcher, Resolver } from "./remotes/remotes.ts";
 
@@ -168,6 +169,7 @@ async function copyInto(
         if (wait) await wait;
         if (tap && !tap.destroyed && !tap.write(chunk)) await drained(tap, opts.signal);
         progress?.update(key, { offset: n });
+        chunksHandled(chunk.length);
       }
       await batch.flush();
     } catch (err) {

@@ -15,6 +15,7 @@ import { type Readable, Transform } from "node:stream";
 import { Worker } from "node:worker_threads";
 import { type Digest, Digester } from "../digest.ts";
 import { type ErrorCode, errorFromCode, InvalidArgumentError, NotFoundError } from "../errors.ts";
+import { chunksHandled } from "../memory.ts";
 import { LayerApplier } from "./applier.ts";
 import type { FromWorker, ToWorker, WorkerInit } from "./apply-worker.ts";
 import { type Compression, detectCompression, peek } from "./compression.ts";
@@ -150,7 +151,10 @@ export async function applyLayer(root: string, layer: Readable, opts: ApplyOptio
     sink.cancel(reason);
   };
   const feed = (async () => {
-    for await (const c of raw as AsyncIterable<Buffer>) await job.write(c);
+    for await (const c of raw as AsyncIterable<Buffer>) {
+      await job.write(c);
+      chunksHandled(c.length);
+    }
     job.end();
   })();
   feed.catch((e) => job.abort(e));

@@ -275,3 +275,24 @@ export function syncfsAsync(fd: number): Promise<void> {
     );
   });
 }
+
+let trimFn: ((pad: number) => number) | null | undefined;
+
+/**
+ * malloc_trim(3): gives the allocator's free pages back to the system, from the
+ * middle of its heaps too (glibc). Returns false where there is no such call.
+ */
+export function mallocTrim(): boolean {
+  if (trimFn === undefined) {
+    try {
+      const require = createRequire(import.meta.url);
+      const koffi = require("koffi") as typeof import("koffi");
+      trimFn = koffi.load("libc.so.6").func("int malloc_trim(size_t pad)") as (pad: number) => number;
+    } catch {
+      trimFn = null;
+    }
+  }
+  if (!trimFn) return false;
+  trimFn(0);
+  return true;
+}
