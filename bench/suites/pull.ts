@@ -60,13 +60,15 @@ esac
 
 /**
  * Appended to every case's cleanup. Each repetition deletes the last one's trees
- * (16.5k+ files) just before it runs; on ext4 without a journal, inodes freed in
- * the last 30 s (5 s once their buffers are clean) are skipped by every create
- * in their block group, one by one (find_inode_bit → recently_deleted), which
- * made each create cost ~1 ms and the timed command pay for the harness's own
- * rm -rf. Flushing and waiting out the 5 s takes that away, for every tool alike.
+ * (16.5k+ files) just before it runs; on ext4 without a journal (this machine's
+ * disk), every create skips the inodes freed in the last 5 s, or 30 s while
+ * their inode-table buffers are dirty, one by one (find_inode_bit →
+ * recently_deleted), so the timed command paid for the harness's own rm -rf.
+ * Measured: with `sync; sleep 6`, about one pull in four still took 6–11 s
+ * instead of 3.5 s (perf: the time in those two functions); with 31 s, none in
+ * a row of five. The same wait for every tool.
  */
-const SETTLE = "; sync; sleep 6";
+const SETTLE = "; sync; sleep 31";
 
 function ctrCase(name: string, flags: string, baseline = false): BenchCase {
   return {
