@@ -258,8 +258,12 @@ async function writeWhole(
 }
 
 const WRITE_BATCH = 1 << 20;
-/** Batch buffers kept for the next downloads (two per concurrent download). */
-const POOL_MAX = 16;
+/**
+ * Batch buffers kept for the next download. Only one download's worth: once the
+ * downloads are over (a pull then unpacks for seconds) a fuller pool was ~9 MiB
+ * of the process's peak RSS holding nothing.
+ */
+const POOL_MAX = 2;
 const pool: Buffer[] = [];
 
 /**
