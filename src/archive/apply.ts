@@ -2,15 +2,15 @@
  * applyLayer: applies a (possibly compressed) layer tar onto a directory with the
  * OCI changeset rules, computing the diffID of the uncompressed bytes on the way.
  *
- * The bytes flow: source → [sha256 of the compressed bytes, unless `verified`] →
- * the inflater's worker (decompression and the diffID sha256, inflater.ts) →
+ * The bytes flow: source (a stream, or a file the worker reads itself) →
+ * [sha256 of a stream's compressed bytes, unless `verified`] → the inflater's worker (decompression and the diffID sha256, inflater.ts) →
  * shared slots read in place by the tar parser and applier, which make the files with
  * synchronous syscalls, one chunk at a time (applier.ts; the rules and the
  * path-safety policy are described there). With `worker: true` the applier runs
  * in a worker thread fed through a fixed pool of shared slots. Memory stays flat
  * whatever the layer size.
  */
-import { readFileSync, realpathSync, statSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readFileSync, readSync, realpathSync, statSync } from "node:fs";
 import { type Readable, Transform } from "node:stream";
 import { Worker } from "node:worker_threads";
 import { type Digest, Digester } from "../digest.ts";
@@ -19,7 +19,7 @@ import { chunksHandled } from "../memory.ts";
 import { LayerApplier } from "./applier.ts";
 import type { FromWorker, ToWorker, WorkerInit } from "./apply-worker.ts";
 import { type Compression, detectCompression, peek } from "./compression.ts";
-import { InflateJob } from "./inflater.ts";
+import { type InflateFile, InflateJob } from "./inflater.ts";
 import { TarParser } from "./tar/reader.ts";
 
 export interface ApplyOptions {
@@ -45,6 +45,8 @@ export interface ApplyOptions {
   verified?: boolean;
   /** Names the source in decompression errors (e.g. "layer sha256:…"). */
   what?: string;
+  /** Compressed bytes of the layer consumed so far, as they go. */
+  onProgress?: (bytes: number) => void;
 }
 
 export interface ApplyResult {
@@ -53,7 +55,7 @@ export interface ApplyResult {
   /** Bytes of the uncompressed tar. */
   size: number;
   compression: Compression;
-  /** sha256 of the bytes as read, when they were compressed (and not `verified`). */
+  /** sha256 of the bytes as read, when they were compressed (and not `verified`); streams only. */
   compressedDigest?: Digest;
 }
 
@@ -81,7 +83,48 @@ function revive(e: { message: string; code?: string; name?: string }): Error {
   return err;
 }
 
-export async function applyLayer(root: string, layer: Readable, opts: ApplyOptions = {}): Promise<ApplyResult> {
+/**
+ * A layer in a local file (a blob of the content store): the decompression
+ * worker reads it itself, so the main thread only makes the files.
+ */
+export interface LayerFile {
+  path: string;
+  /** Where the layer starts in the file (default 0). */
+  offset?: number;
+  /** Its length (default: to the end of the file). */
+  length?: number;
+}
+
+function isLayerFile(layer: Readable | LayerFile): layer is LayerFile {
+  return typeof (layer as Readable).pipe !== "function";
+}
+
+/** Opens a layer file's range and detects its compression from the first bytes. */
+function openLayerFile(layer: LayerFile): { compression: Compression; file: InflateFile } {
+  let fd: number;
+  try {
+    fd = openSync(layer.path, "r");
+  } catch (e) {
+    if ((e as { code?: string }).code === "ENOENT")
+      throw new NotFoundError(`apply: layer file "${layer.path}" does not exist`);
+    throw e;
+  }
+  try {
+    const offset = layer.offset ?? 0;
+    const length = layer.length ?? Math.max(0, fstatSync(fd).size - offset);
+    const head = Buffer.alloc(4);
+    const n = readSync(fd, head, 0, Math.min(4, length), offset);
+    return { compression: detectCompression(head.subarray(0, n)), file: { path: layer.path, offset, length } };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export async function applyLayer(
+  root: string,
+  layer: Readable | LayerFile,
+  opts: ApplyOptions = {},
+): Promise<ApplyResult> {
   let realRoot: string;
   try {
     realRoot = realpathSync(root);
@@ -104,7 +147,54 @@ export async function applyLayer(root: string, layer: Readable, opts: ApplyOptio
     },
   };
   const onWarning = opts.onWarning ?? (() => {});
+  if (isLayerFile(layer)) return applyFile(layer, init, onWarning, opts);
+  return applyStream(layer, init, onWarning, opts);
+}
 
+async function applyFile(
+  layer: LayerFile,
+  init: Omit<WorkerInit, "shared" | "slotSize">,
+  onWarning: (m: string) => void,
+  opts: ApplyOptions,
+): Promise<ApplyResult> {
+  const { compression, file } = openLayerFile(layer);
+  const sink = opts.worker ? workerSink(init, onWarning) : inlineSink(init, onWarning);
+  let job: InflateJob;
+  try {
+    job = new InflateJob(compression, opts.what, file);
+  } catch (e) {
+    sink.cancel(e);
+    throw e;
+  }
+  const abort = () => {
+    const reason = opts.signal?.reason ?? new Error("aborted");
+    job.abort(reason);
+    sink.cancel(reason);
+  };
+  opts.signal?.addEventListener("abort", abort, { once: true });
+  try {
+    for await (const chunk of job.chunks()) {
+      await sink.push(chunk);
+      opts.onProgress?.(job.bytesRead);
+    }
+    const result = job.result();
+    await sink.end();
+    return { ...result, compression };
+  } catch (e) {
+    job.abort(e);
+    sink.cancel(e);
+    throw opts.signal?.aborted ? (opts.signal.reason ?? e) : e;
+  } finally {
+    opts.signal?.removeEventListener("abort", abort);
+  }
+}
+
+async function applyStream(
+  layer: Readable,
+  init: Omit<WorkerInit, "shared" | "slotSize">,
+  onWarning: (m: string) => void,
+  opts: ApplyOptions,
+): Promise<ApplyResult> {
   // a stalled source must not outlive an abort, even before the first byte
   let onAbort = (): void => {
     layer.destroy(opts.signal?.reason ?? new Error("aborted"));
@@ -151,9 +241,12 @@ export async function applyLayer(root: string, layer: Readable, opts: ApplyOptio
     sink.cancel(reason);
   };
   const feed = (async () => {
+    let fed = 0;
     for await (const c of raw as AsyncIterable<Buffer>) {
       await job.write(c);
       chunksHandled(c.length);
+      fed += c.length;
+      opts.onProgress?.(fed);
     }
     job.end();
   })();

@@ -3,7 +3,10 @@
  * started worker (plain JavaScript: no TypeScript loader) takes a layer's
  * compressed bytes through a few shared 512 KiB input slots and gunzips (or
  * zstd-decompresses) them straight into shared 512 KiB output slots, hashing
- * them there; the applier reads the output slots in place.
+ * them there; the applier reads the output slots in place. A job can instead
+ * name a file range (a stored blob): the worker then reads it itself and the
+ * main thread only makes the files (a 1 GiB pull: main-thread GC 409 -> 146 ms,
+ * 3.39 -> 3.2 s).
  *
  * Why: with zlib on the main thread's streams every MiB of output is a fresh
  * 1 MiB Buffer; V8 counts them against the old generation and ran ~105 full
@@ -27,6 +30,7 @@ const WORKER_SOURCE = `
 const { parentPort, workerData } = require("node:worker_threads");
 const zlib = require("node:zlib");
 const { createHash } = require("node:crypto");
+const fs = require("node:fs");
 const SZ = workerData.slotSize;
 const inMem = Buffer.from(workerData.inShared);
 const outMem = Buffer.from(workerData.outShared);
@@ -51,10 +55,12 @@ function report(job, m) {
   jobs.delete(job.id);
   const i = starving.indexOf(job);
   if (i >= 0) starving.splice(i, 1);
-  for (const it of job.inq.splice(0)) parentPort.postMessage({ op: "free-in", slot: it.slot });
+  for (const it of job.inq.splice(0)) if (it.slot >= 0) parentPort.postMessage({ op: "free-in", slot: it.slot });
   if (job.out >= 0) freeOut.push(job.out);
   job.out = -1;
   job.z?.close();
+  if (job.file) fs.closeSync(job.file.fd);
+  job.file = null;
   parentPort.postMessage(m);
 }
 function fail(job, e) {
@@ -67,6 +73,24 @@ function fail(job, e) {
  */
 function pump(job) {
   while (!job.reported) {
+    if (job.file && job.inq.length === 0 && !job.ended) {
+      // a file-fed job reads its own input: nobody has to feed it
+      const f = job.file;
+      const n = f.end - f.pos;
+      if (n > 0) {
+        let got;
+        try {
+          got = fs.readSync(f.fd, f.buf, 0, Math.min(SZ, n), f.pos);
+        } catch (e) {
+          return fail(job, e);
+        }
+        if (got === 0) return fail(job, Object.assign(new Error("the file ended early"), { code: "EOF" }));
+        f.pos += got;
+        job.inq.push({ mem: f.buf, base: 0, slot: -1, off: 0, len: got });
+      } else {
+        job.ended = true;
+      }
+    }
     const finishing = job.ended && job.inq.length === 0;
     if (job.inq.length === 0 && !finishing) return;
     if (job.out < 0) {
@@ -95,13 +119,14 @@ function pump(job) {
       if (job.zDone) {
         // bytes after the end of the compressed stream are not part of the layer
         it.len = 0;
+        if (job.file) job.file.pos = job.file.end;
       } else if (!job.z) {
         produced = Math.min(it.len, outLen);
-        inMem.copy(outMem, outOff, it.slot * SZ + it.off, it.slot * SZ + it.off + produced);
+        it.mem.copy(outMem, outOff, it.base + it.off, it.base + it.off + produced);
         it.off += produced;
         it.len -= produced;
       } else {
-        job.z._handle.writeSync(job.z._defaultFlushFlag, inMem, it.slot * SZ + it.off, it.len, outMem, outOff, outLen);
+        job.z._handle.writeSync(job.z._defaultFlushFlag, it.mem, it.base + it.off, it.len, outMem, outOff, outLen);
         if (job.z.errored) return fail(job, job.z.errored);
         const [availOut, availIn] = job.z._writeState;
         produced = outLen - availOut;
@@ -112,7 +137,7 @@ function pump(job) {
       }
       if (it.len === 0) {
         job.inq.shift();
-        parentPort.postMessage({ op: "free-in", slot: it.slot });
+        if (it.slot >= 0) parentPort.postMessage({ op: "free-in", slot: it.slot });
       }
     }
     if (produced > 0) {
@@ -121,8 +146,8 @@ function pump(job) {
       job.fill += produced;
     }
     // a slot goes out when full, and whenever the input runs dry: whoever feeds the job may be waiting on its reader
-    if (job.fill === SZ || (job.fill > 0 && (done || job.inq.length === 0))) {
-      parentPort.postMessage({ op: "out", id: job.id, slot: job.out, length: job.fill });
+    if (job.fill === SZ || (job.fill > 0 && (done || (job.inq.length === 0 && !job.file)))) {
+      parentPort.postMessage({ op: "out", id: job.id, slot: job.out, length: job.fill, read: job.file ? job.file.pos - job.file.start : undefined });
       job.out = -1;
     }
     if (done) return report(job, { op: "done", id: job.id, hex: job.hash.digest("hex"), size: job.size });
@@ -133,20 +158,25 @@ function serveStarving() {
 }
 parentPort.on("message", (m) => {
   if (m.op === "start") {
-    const job = { id: m.id, z: null, zDone: false, hash: createHash("sha256"), size: 0, inq: [], out: -1, fill: 0, ended: false, reported: false };
+    const job = { id: m.id, z: null, zDone: false, hash: createHash("sha256"), size: 0, inq: [], out: -1, fill: 0, ended: false, reported: false, file: null };
     jobs.set(m.id, job);
     try {
       job.z = codec(m.compression);
+      if (m.file) {
+        const fd = fs.openSync(m.file.path, "r");
+        job.file = { fd, buf: Buffer.allocUnsafe(SZ), start: m.file.offset, pos: m.file.offset, end: m.file.offset + m.file.length };
+      }
     } catch (e) {
-      fail(job, e);
+      return fail(job, e);
     }
+    if (job.file) pump(job);
   } else if (m.op === "in") {
     const job = jobs.get(m.id);
     if (!job) {
       parentPort.postMessage({ op: "free-in", slot: m.slot });
       return;
     }
-    job.inq.push({ slot: m.slot, off: 0, len: m.length });
+    job.inq.push({ mem: inMem, base: m.slot * SZ, slot: m.slot, off: 0, len: m.length });
     pump(job);
   } else if (m.op === "end") {
     const job = jobs.get(m.id);
@@ -169,6 +199,8 @@ parentPort.on("message", (m) => {
 
 interface JobState {
   queue: { slot: number; length: number }[];
+  /** A file-fed job: bytes of the file read so far. */
+  read: number;
   wake?: () => void;
   done?: { hex: string; size: number };
   /** The worker's report of a decompression failure, turned into an error by the job. */
@@ -224,6 +256,7 @@ function getPool(): Pool {
       id?: number;
       slot?: number;
       length?: number;
+      read?: number;
       hex?: string;
       size?: number;
       message?: string;
@@ -238,6 +271,7 @@ function getPool(): Pool {
       if (m.op === "out") {
         if (!j || j.closed) worker.postMessage({ op: "free-out", slot: m.slot });
         else j.queue.push({ slot: m.slot!, length: m.length! });
+        if (j && m.read !== undefined) j.read = m.read;
       } else if (m.op === "done" && j) {
         j.done = { hex: m.hex!, size: m.size! };
       } else if (m.op === "error" && j) {
@@ -253,16 +287,26 @@ function getPool(): Pool {
   return p;
 }
 
-/** One layer's decompression: write the compressed bytes in, read the uncompressed ones out. */
+/** A range of a file the worker reads itself (a blob in the content store). */
+export interface InflateFile {
+  path: string;
+  offset: number;
+  length: number;
+}
+
+/**
+ * One layer's decompression: write the compressed bytes in (or name a file the
+ * worker reads on its own), read the uncompressed ones out.
+ */
 export class InflateJob {
   readonly #p: Pool;
   readonly #id: number;
-  readonly #state: JobState = { queue: [], closed: false };
+  readonly #state: JobState = { queue: [], read: 0, closed: false };
   readonly #compression: Compression;
   readonly #what: string;
   #released = false;
 
-  constructor(compression: Compression, what = "layer") {
+  constructor(compression: Compression, what = "layer", file?: InflateFile) {
     this.#p = getPool();
     this.#id = this.#p.nextId++;
     this.#compression = compression;
@@ -270,7 +314,7 @@ export class InflateJob {
     this.#p.jobs.set(this.#id, this.#state);
     this.#p.active++;
     if (this.#p.active === 1) this.#p.worker.ref();
-    this.#p.worker.postMessage({ op: "start", id: this.#id, compression });
+    this.#p.worker.postMessage({ op: "start", id: this.#id, compression, file });
   }
 
   #error(): Error | undefined {
@@ -333,6 +377,11 @@ export class InflateJob {
       if (held >= 0) this.#p.worker.postMessage({ op: "free-out", slot: held });
       this.#close();
     }
+  }
+
+  /** A file-fed job: bytes of the file decompressed so far (as of the last chunk out). */
+  get bytesRead(): number {
+    return this.#state.read;
   }
 
   /** The diffID and size, once chunks() has ended without error. */

@@ -21,7 +21,7 @@ import { readdir, statfs } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { Transform, type TransformCallback } from "node:stream";
-import { applyLayer } from "../archive/apply.ts";
+import { type ApplyOptions, applyLayer, type LayerFile } from "../archive/apply.ts";
 import { decompressStream } from "../archive/compression.ts";
 import type { Info, Provider } from "../content/content.ts";
 import type { Descriptor } from "../descriptor.ts";
@@ -49,6 +49,8 @@ export interface UnpackEvent {
 
 export interface ContentAccess extends Provider {
   update?(digest: Digest, labels: Record<string, string>, fieldpaths?: string[]): Promise<Info>;
+  /** The local file holding a committed blob, where the store has one (LocalStore does). */
+  blobPath?(digest: Digest): string;
 }
 
 export interface UnpackerOptions {
@@ -229,7 +231,6 @@ export class Unpacker {
 
   async #run(diffIDs: Digest[], chains: Digest[]): Promise<Digest> {
     const o = this.#opts;
-    const apply = o.apply ?? applyLayer;
     const root = (o.snapshotter as { root?: string }).root;
     const lockDir = o.lockDir ?? (root ? join(root, "locks") : undefined);
     for (const s of this.#slots)
@@ -246,7 +247,7 @@ export class Unpacker {
         try {
           // whoever held the lock may have just committed it
           if (!(await this.#exists(chain))) {
-            await this.#extract(apply, slot, diffID, chain, parent);
+            await this.#extract(slot, diffID, chain, parent);
             status = "extracted";
           }
         } finally {
@@ -277,8 +278,13 @@ export class Unpacker {
     }
   }
 
-  /** The layer's compressed bytes: the download itself when offered, else the stored blob. */
-  async #source(slot: Slot): Promise<{ stream: Readable; teed: boolean }> {
+  /**
+   * The layer's compressed bytes: the download itself when offered, else the
+   * stored blob: its file, for the built-in applier on a local store (the
+   * decompression worker reads it: the main thread is left to make the files),
+   * or a stream.
+   */
+  async #source(slot: Slot, wantFile: boolean): Promise<{ stream?: Readable; file?: LayerFile; teed: boolean }> {
     const offered = slot.offered;
     if (offered) {
       slot.offered = undefined;
@@ -292,10 +298,16 @@ export class Unpacker {
       if (got) return { stream: got, teed: true };
     }
     await slot.available.promise;
-    return { stream: await this.#opts.content.openRead(slot.desc.digest, { signal: this.#opts.signal }), teed: false };
+    const content = this.#opts.content;
+    if (wantFile && content.blobPath) {
+      // info() first: a missing blob is a NotFound error here as with openRead
+      await content.info(slot.desc.digest);
+      return { file: { path: content.blobPath(slot.desc.digest), length: slot.desc.size }, teed: false };
+    }
+    return { stream: await content.openRead(slot.desc.digest, { signal: this.#opts.signal }), teed: false };
   }
 
-  async #extract(apply: ApplyFn, slot: Slot, diffID: Digest, chain: Digest, parent: Digest | undefined): Promise<void> {
+  async #extract(slot: Slot, diffID: Digest, chain: Digest, parent: Digest | undefined): Promise<void> {
     const o = this.#opts;
     const sn = o.snapshotter;
     for (let attempt = 0; ; attempt++) {
@@ -307,21 +319,16 @@ export class Unpacker {
       let source: Readable | undefined;
       const flusher = o.sync !== false ? new Flusher(target.dir) : undefined;
       try {
-        const src = await this.#source(slot);
+        const src = await this.#source(slot, !o.apply);
         teed = src.teed;
         source = src.stream;
         this.#emit({ layer: slot.desc, index: slot.index, chainID: chain, status: "extracting", offset: 0 });
-        const counter = new Counter((n) => {
+        const progress = (n: number) => {
           flusher?.progress(n);
           this.#emit({ layer: slot.desc, index: slot.index, chainID: chain, status: "extracting", offset: n });
-        });
-        src.stream.on("error", (err) => counter.destroy(err));
+        };
         const what = `layer ${slot.desc.digest}`;
-        // the built-in applier decompresses off the main thread; another gets the plain tar
-        const input = o.apply
-          ? (await decompressStream(src.stream.pipe(counter), { what })).stream
-          : src.stream.pipe(counter);
-        const result = await apply(target.dir, input, {
+        const applyOpts: ApplyOptions = {
           // the blob was verified (by the fetch, or by the store at its commit): no second hash
           verified: true,
           what,
@@ -330,7 +337,18 @@ export class Unpacker {
           convertWhiteout: target.overlay ? "overlay" : undefined,
           lowerDirs: target.overlay ? target.lowerDirs : undefined,
           onWarning: o.onWarning,
-        });
+        };
+        let result: { diffID: Digest; size: number };
+        if (!o.apply) {
+          // the built-in applier decompresses off the main thread and counts what it consumes
+          result = await applyLayer(target.dir, src.file ?? src.stream!, { ...applyOpts, onProgress: progress });
+        } else {
+          // another applier gets the plain tar
+          const counter = new Counter(progress);
+          src.stream!.on("error", (err) => counter.destroy(err));
+          const tar = (await decompressStream(src.stream!.pipe(counter), { what })).stream;
+          result = await o.apply(target.dir, tar, applyOpts);
+        }
         if (result.diffID !== diffID) {
           throw new DataLossError(
             `layer ${slot.desc.digest}: uncompressed digest ${result.diffID} does not match the config's diff_id ${diffID}`,

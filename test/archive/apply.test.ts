@@ -515,6 +515,65 @@ describe("applyLayer: input streams", () => {
   });
 });
 
+describe("applyLayer: layer files (read by the decompression worker)", () => {
+  const tar = () => fs.readFileSync(join(layers, "content.tar"));
+
+  test("gzip, zstd and plain files, whole or a range of a bigger file, give the stream's tree and diffID", async () => {
+    const t = tar();
+    const cases = [
+      ["gzip", zlib.gzipSync(t)],
+      ["zstd", zlib.zstdCompressSync(t)],
+      ["none", t],
+    ] as const;
+    const reference = freshRoot();
+    await applyLayer(reference, bufferStream(t));
+    for (const [kind, bytes] of cases) {
+      const whole = join(tmp, `layer-file.${kind}`);
+      fs.writeFileSync(whole, bytes);
+      const R = freshRoot();
+      const seen: number[] = [];
+      const r = await applyLayer(R, { path: whole }, { onProgress: (n) => seen.push(n) });
+      assert.equal(r.compression, kind);
+      assert.equal(r.diffID, `sha256:${sha256(t)}`);
+      assert.equal(r.size, t.length);
+      assert.deepEqual(listTree(R), listTree(reference));
+      assert.equal(seen.at(-1), bytes.length, "progress ends at the file's size");
+      // the same bytes between unrelated ones
+      const padded = join(tmp, `layer-range.${kind}`);
+      fs.writeFileSync(padded, Buffer.concat([Buffer.alloc(777, 9), bytes, Buffer.alloc(5000, 7)]));
+      const R2 = freshRoot();
+      const r2 = await applyLayer(R2, { path: padded, offset: 777, length: bytes.length });
+      assert.equal(r2.diffID, r.diffID);
+      assert.deepEqual(listTree(R2), listTree(reference));
+    }
+  });
+
+  test("a truncated gzip file is DataLoss naming the source; a short file and a missing one are clear errors", async () => {
+    const gz = zlib.gzipSync(tar());
+    const cut = join(tmp, "layer-cut.gz");
+    fs.writeFileSync(cut, gz.subarray(0, gz.length >> 1));
+    await assert.rejects(applyLayer(freshRoot(), { path: cut }, { what: "layer F" }), (e: Error) => {
+      assert.equal((e as { code?: string }).code, "DataLoss");
+      assert.match(e.message, /layer F: gzip stream is truncated/);
+      return true;
+    });
+    // a length past the end of the file: the worker's read comes up short
+    const whole = join(tmp, "layer-whole.gz");
+    fs.writeFileSync(whole, gz);
+    await assert.rejects(applyLayer(freshRoot(), { path: whole, length: gz.length + 100 }), /ended early/);
+    await assert.rejects(applyLayer(freshRoot(), { path: join(tmp, "no-such-layer") }), { code: "NotFound" });
+  });
+
+  test("an abort stops a file-fed apply", async () => {
+    const ctrl = new AbortController();
+    const f = join(tmp, "layer-abort.tar");
+    fs.copyFileSync(join(layers, "content.tar"), f);
+    const p = applyLayer(freshRoot(), { path: f }, { signal: ctrl.signal });
+    ctrl.abort(new Error("stop the file"));
+    await assert.rejects(p, /stop the file/);
+  });
+});
+
 describe("applyLayer: overlay upperdirs", {
   skip: !isRoot && "needs root (overlay whiteouts, trusted xattrs, mount)",
 }, () => {
