@@ -1,7 +1,8 @@
 /** `dist apply DIR < layer`: applies a layer tar (gzip, zstd or plain) from stdin onto a directory. */
-import { createReadStream, mkdirSync } from "node:fs";
+import { closeSync, createReadStream, fstatSync, mkdirSync, openSync, readFileSync } from "node:fs";
 import { isatty } from "node:tty";
 import type { Command } from "commander";
+import type { LayerFile } from "../archive/apply.ts";
 import { InvalidArgumentError } from "../errors.ts";
 import { log } from "../log.ts";
 import { commandSignal, globals } from "./globals.ts";
@@ -36,7 +37,7 @@ Examples:
       // loaded here so that other commands do not pay for the archive modules at startup
       const { applyLayer } = await import("../archive/apply.ts");
       const started = Date.now();
-      const input = createReadStream("", { fd: 0, highWaterMark: 1 << 20, autoClose: false });
+      const input = stdinFile() ?? createReadStream("", { fd: 0, highWaterMark: 1 << 20, autoClose: false });
       const res = await applyLayer(dir, input, {
         signal: commandSignal(g),
         sameOwner: o.sameOwner === false ? false : undefined,
@@ -47,4 +48,24 @@ Examples:
       );
       if (o.printDiffid) process.stdout.write(`${res.diffID}\n`);
     });
+}
+
+/**
+ * Stdin as a file range when it is a regular file (`dist apply DIR < layer`),
+ * from its current position: the decompression worker then reads it itself and
+ * the main thread only makes the files. Undefined for pipes, or where the file
+ * cannot be opened again through /proc.
+ */
+function stdinFile(): LayerFile | undefined {
+  try {
+    const st = fstatSync(0);
+    if (!st.isFile()) return undefined;
+    const pos = Number(/^pos:\s*(\d+)/m.exec(readFileSync("/proc/self/fdinfo/0", "utf8"))?.[1]);
+    if (!Number.isSafeInteger(pos) || pos > st.size) return undefined;
+    const path = "/proc/self/fd/0";
+    closeSync(openSync(path, "r"));
+    return { path, offset: pos, length: st.size - pos };
+  } catch {
+    return undefined;
+  }
 }

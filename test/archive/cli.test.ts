@@ -31,6 +31,21 @@ describe("dist apply", () => {
     assert.equal(r.stdout, `sha256:${sha256(tar)}\n`);
   });
 
+  test("stdin redirected from a file is applied from its current position (read by the worker)", () => {
+    const f = join(tmp, "padded.tar.gz");
+    const gz = zlib.gzipSync(tar);
+    fs.writeFileSync(f, Buffer.concat([Buffer.alloc(512, 0x41), gz]));
+    const dir = join(tmp, "from-file");
+    // head consumes the 512 bytes of padding from the shared descriptor first
+    const r = spawnSync("bash", ["-c", 'head -c 512 >/dev/null; "$0" apply --print-diffid "$1"', DIST, dir], {
+      stdio: [fs.openSync(f, "r"), "pipe", "pipe"],
+      encoding: "utf8",
+    });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, `sha256:${sha256(tar)}\n`);
+    assert.equal(fs.statSync(join(dir, "data/random-1m.bin")).size, 1 << 20);
+  });
+
   test("a truncated layer fails with one clear line and exit 1", () => {
     const gz = zlib.gzipSync(tar);
     const r = dist(["apply", join(tmp, "c")], gz.subarray(0, gz.length >> 1));
