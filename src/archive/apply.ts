@@ -83,6 +83,16 @@ function revive(e: { message: string; code?: string; name?: string }): Error {
   return err;
 }
 
+/** What an applier needs to start: the root and its options. */
+type ApplierInit = Omit<WorkerInit, "shared" | "slotSize">;
+
+/** One apply's set-up, shared by the file and the stream paths. */
+interface ApplyContext {
+  init: ApplierInit;
+  onWarning: (m: string) => void;
+  opts: ApplyOptions;
+}
+
 /**
  * A layer in a local file (a blob of the content store): the decompression
  * worker reads it itself, so the main thread only makes the files.
@@ -136,7 +146,7 @@ export async function applyLayer(
   }
   opts.signal?.throwIfAborted();
   const euid = process.geteuid?.() ?? -1;
-  const init: Omit<WorkerInit, "shared" | "slotSize"> = {
+  const init: ApplierInit = {
     root: realRoot,
     opts: {
       sameOwner: opts.sameOwner ?? euid === 0,
@@ -147,16 +157,11 @@ export async function applyLayer(
     },
   };
   const onWarning = opts.onWarning ?? (() => {});
-  if (isLayerFile(layer)) return applyFile(layer, init, onWarning, opts);
-  return applyStream(layer, init, onWarning, opts);
+  const ctx: ApplyContext = { init, onWarning, opts };
+  return isLayerFile(layer) ? applyFile(layer, ctx) : applyStream(layer, ctx);
 }
 
-async function applyFile(
-  layer: LayerFile,
-  init: Omit<WorkerInit, "shared" | "slotSize">,
-  onWarning: (m: string) => void,
-  opts: ApplyOptions,
-): Promise<ApplyResult> {
+async function applyFile(layer: LayerFile, { init, onWarning, opts }: ApplyContext): Promise<ApplyResult> {
   const { compression, file } = openLayerFile(layer);
   const sink = opts.worker ? workerSink(init, onWarning) : inlineSink(init, onWarning);
   let job: InflateJob;
@@ -189,12 +194,7 @@ async function applyFile(
   }
 }
 
-async function applyStream(
-  layer: Readable,
-  init: Omit<WorkerInit, "shared" | "slotSize">,
-  onWarning: (m: string) => void,
-  opts: ApplyOptions,
-): Promise<ApplyResult> {
+async function applyStream(layer: Readable, { init, onWarning, opts }: ApplyContext): Promise<ApplyResult> {
   // a stalled source must not outlive an abort, even before the first byte
   let onAbort = (): void => {
     layer.destroy(opts.signal?.reason ?? new Error("aborted"));
@@ -274,7 +274,7 @@ interface Sink {
   cancel(reason: unknown): void;
 }
 
-function inlineSink(init: Omit<WorkerInit, "shared" | "slotSize">, onWarning: (m: string) => void): Sink {
+function inlineSink(init: ApplierInit, onWarning: (m: string) => void): Sink {
   const applier = new LayerApplier(init.root, { ...init.opts, onWarning });
   const parser = new TarParser(applier);
   return {
@@ -291,7 +291,7 @@ function inlineSink(init: Omit<WorkerInit, "shared" | "slotSize">, onWarning: (m
   };
 }
 
-function workerSink(init: Omit<WorkerInit, "shared" | "slotSize">, onWarning: (m: string) => void): Sink {
+function workerSink(init: ApplierInit, onWarning: (m: string) => void): Sink {
   // chunks travel through a fixed pool of shared slots: no allocation per chunk, so
   // memory stays flat (transferred buffers pile up until the worker's GC runs)
   const shared = new SharedArrayBuffer(SLOTS * SLOT_SIZE);
