@@ -15,7 +15,7 @@
  * console.log(result.name, result.unpacked[0]?.chainID);
  * ```
  */
-export { applyLayer } from "./archive/apply.ts";
+export { type ApplyOptions, type ApplyResult, applyLayer, type LayerFile } from "./archive/apply.ts";
 export { compressStream, decompressStream, detectCompression } from "./archive/compression.ts";
 export { writeDiff } from "./archive/diff.ts";
 export { readTar, TarWriter } from "./archive/tar/index.ts";
