@@ -3,8 +3,9 @@
  * OCI changeset rules, computing the diffID of the uncompressed bytes on the way.
  *
  * The bytes flow: source (a stream, or a file the worker reads itself) →
- * [sha256 of a stream's compressed bytes, unless `verified`] → the inflater's worker (decompression and the diffID sha256, inflater.ts) →
- * shared slots read in place by the tar parser and applier, which make the files with
+ * [sha256 of a stream's compressed bytes, unless `verified`] → the inflater's
+ * worker (decompression and the diffID sha256, inflater.ts) → shared slots read
+ * in place by the tar parser and applier, which make the files with
  * synchronous syscalls, one chunk at a time (applier.ts; the rules and the
  * path-safety policy are described there). With `worker: true` the applier runs
  * in a worker thread fed through a fixed pool of shared slots. Memory stays flat
@@ -161,9 +162,15 @@ export async function applyLayer(
   return isLayerFile(layer) ? applyFile(layer, ctx) : applyStream(layer, ctx);
 }
 
-async function applyFile(layer: LayerFile, { init, onWarning, opts }: ApplyContext): Promise<ApplyResult> {
+/** Where the tar goes: the applier on this thread, or in a worker thread with `worker: true`. */
+function openSink({ init, onWarning, opts }: ApplyContext): Sink {
+  return opts.worker ? workerSink(init, onWarning) : inlineSink(init, onWarning);
+}
+
+async function applyFile(layer: LayerFile, ctx: ApplyContext): Promise<ApplyResult> {
+  const { opts } = ctx;
   const { compression, file } = openLayerFile(layer);
-  const sink = opts.worker ? workerSink(init, onWarning) : inlineSink(init, onWarning);
+  const sink = openSink(ctx);
   let job: InflateJob;
   try {
     job = new InflateJob(compression, opts.what, file);
@@ -194,7 +201,8 @@ async function applyFile(layer: LayerFile, { init, onWarning, opts }: ApplyConte
   }
 }
 
-async function applyStream(layer: Readable, { init, onWarning, opts }: ApplyContext): Promise<ApplyResult> {
+async function applyStream(layer: Readable, ctx: ApplyContext): Promise<ApplyResult> {
+  const { opts } = ctx;
   // a stalled source must not outlive an abort, even before the first byte
   let onAbort = (): void => {
     layer.destroy(opts.signal?.reason ?? new Error("aborted"));
@@ -223,7 +231,7 @@ async function applyStream(layer: Readable, { init, onWarning, opts }: ApplyCont
     layer.on("error", (e) => tap.destroy(e));
     raw = layer.pipe(tap);
   }
-  const sink = opts.worker ? workerSink(init, onWarning) : inlineSink(init, onWarning);
+  const sink = openSink(ctx);
   // decompression and the diffID run on the inflater's worker; the tar is parsed here
   let job: InflateJob;
   try {

@@ -50,6 +50,7 @@ function codec(kind) {
   }
   return z;
 }
+/** Ends a job: its slots and file go back, and m (if any) tells the main thread how it ended. */
 function report(job, m) {
   job.reported = true;
   jobs.delete(job.id);
@@ -61,7 +62,7 @@ function report(job, m) {
   job.z?.close();
   if (job.file) fs.closeSync(job.file.fd);
   job.file = null;
-  parentPort.postMessage(m);
+  if (m) parentPort.postMessage(m);
 }
 function fail(job, e) {
   report(job, { op: "error", id: job.id, message: String(e && e.message), code: e && e.code });
@@ -188,10 +189,8 @@ parentPort.on("message", (m) => {
     serveStarving();
   } else if (m.op === "drop") {
     const job = jobs.get(m.id);
-    if (job) {
-      job.reported = true;
-      report(job, { op: "dropped", id: job.id });
-    }
+    // the main thread closed the job: nothing to tell it
+    if (job) report(job);
     serveStarving();
   }
 });
@@ -304,7 +303,6 @@ export class InflateJob {
   readonly #state: JobState = { queue: [], read: 0, closed: false };
   readonly #compression: Compression;
   readonly #what: string;
-  #released = false;
 
   constructor(compression: Compression, what = "layer", file?: InflateFile) {
     this.#p = getPool();
@@ -407,10 +405,7 @@ export class InflateJob {
     for (const q of s.queue.splice(0)) this.#p.worker.postMessage({ op: "free-out", slot: q.slot });
     if (!s.done) this.#p.worker.postMessage({ op: "drop", id: this.#id });
     this.#p.jobs.delete(this.#id);
-    if (!this.#released) {
-      this.#released = true;
-      this.#p.active--;
-      if (this.#p.active === 0) this.#p.worker.unref();
-    }
+    this.#p.active--;
+    if (this.#p.active === 0) this.#p.worker.unref();
   }
 }

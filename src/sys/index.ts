@@ -276,23 +276,46 @@ export function syncfsAsync(fd: number): Promise<void> {
   });
 }
 
-let trimFn: ((pad: number) => number) | null | undefined;
+const optional = new Map<string, ((...args: number[]) => number) | null>();
+
+/** A libc function that may be missing (glibc-only calls): null where it cannot be bound. */
+function optionalFunc(decl: string): ((...args: number[]) => number) | null {
+  let fn = optional.get(decl);
+  if (fn === undefined) {
+    try {
+      const require = createRequire(import.meta.url);
+      const koffi = require("koffi") as typeof import("koffi");
+      fn = koffi.load("libc.so.6").func(decl) as (...args: number[]) => number;
+    } catch {
+      fn = null;
+    }
+    optional.set(decl, fn);
+  }
+  return fn;
+}
 
 /**
  * malloc_trim(3): gives the allocator's free pages back to the system, from the
  * middle of its heaps too (glibc). Returns false where there is no such call.
  */
 export function mallocTrim(): boolean {
-  if (trimFn === undefined) {
-    try {
-      const require = createRequire(import.meta.url);
-      const koffi = require("koffi") as typeof import("koffi");
-      trimFn = koffi.load("libc.so.6").func("int malloc_trim(size_t pad)") as (pad: number) => number;
-    } catch {
-      trimFn = null;
-    }
-  }
-  if (!trimFn) return false;
-  trimFn(0);
+  const fn = optionalFunc("int malloc_trim(size_t pad)");
+  if (!fn) return false;
+  fn(0);
   return true;
+}
+
+const SYNC_FILE_RANGE_WRITE = 2;
+
+/**
+ * sync_file_range(SYNC_FILE_RANGE_WRITE): starts writeback of a range of `fd`
+ * without waiting for it. Best effort: does nothing where the call is missing.
+ */
+export function startWriteback(fd: number, offset: number, length: number): void {
+  optionalFunc("int sync_file_range(int fd, int64_t offset, int64_t nbytes, unsigned int flags)")?.(
+    fd,
+    offset,
+    length,
+    SYNC_FILE_RANGE_WRITE,
+  );
 }

@@ -35,6 +35,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
+  alive,
   type BuiltImages,
   buildImages,
   type ImageInfo,
@@ -185,17 +186,8 @@ function removeStaleTempDirs(): void {
     const dir = join(tmpdir(), name);
     try {
       const pid = Number(readFileSync(join(dir, "owner.pid"), "utf8"));
-      if (pid > 0 && !pidAlive(pid)) rmSync(dir, { recursive: true, force: true });
+      if (pid > 0 && !alive(pid)) rmSync(dir, { recursive: true, force: true });
     } catch {}
-  }
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
   }
 }
 

@@ -19,7 +19,7 @@ function fdsOn(dir: string): number {
   return n;
 }
 
-test("a flusher flushes in the background as the layer is read, waits for it at flush(), and closes its descriptor", async () => {
+test("progress() returns at once whatever the offset, flush() settles, close() releases the descriptor once", async () => {
   const dir = fs.realpathSync(tmp);
   const f = new Flusher(dir);
   assert.equal(fdsOn(dir), 1);

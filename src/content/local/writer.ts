@@ -9,10 +9,17 @@ import { type FileHandle, mkdir, open, rename, rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { type Algorithm, algorithmOf, type Digest, Digester } from "../../digest.ts";
 import { FailedPreconditionError, InvalidArgumentError } from "../../errors.ts";
+import { startWriteback } from "../../sys/index.ts";
 import type { CommitOptions, Status, Writer } from "../content.ts";
 import { type IngestState, toStatus, touchUpdated } from "./ingest.ts";
 import type { RefLock } from "./lock.ts";
-import { startWriteback, WRITEBACK_EVERY } from "./writeback.ts";
+
+/**
+ * Early writeback: every WRITEBACK_EVERY bytes, the written range starts going
+ * to disk while the download goes on, so the fsync before commit waits for the
+ * tail only, not for the whole blob.
+ */
+const WRITEBACK_EVERY = 16 << 20;
 
 export interface WriterContext {
   /** `blobs/<alg>/<hex>` for a digest. */
