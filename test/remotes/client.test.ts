@@ -302,15 +302,21 @@ describe("retries", () => {
   });
 });
 
+/** A hosts directory where `registry` has a mirror nobody listens on, then the test registry as its server. */
+async function deadMirror(dirName: string, registry: string): Promise<{ dead: string; hostsDir: string }> {
+  const dead = await refusedAddr();
+  const hostsDir = join(tmp, dirName);
+  mkdirSync(join(hostsDir, registry), { recursive: true });
+  writeFileSync(
+    join(hostsDir, registry, "hosts.toml"),
+    `server = "http://${reg.addr}"\n[host."http://${dead}"]\ncapabilities = ["pull", "resolve"]\n`,
+  );
+  return { dead, hostsDir };
+}
+
 describe("dead hosts", () => {
   it("a refused mirror is tried once, without retries, and never again by the same resolver", async () => {
-    const dead = await refusedAddr();
-    const hostsDir = join(tmp, "hosts-dead");
-    mkdirSync(join(hostsDir, "dead.registry"), { recursive: true });
-    writeFileSync(
-      join(hostsDir, "dead.registry", "hosts.toml"),
-      `server = "http://${reg.addr}"\n[host."http://${dead}"]\ncapabilities = ["pull", "resolve"]\n`,
-    );
+    const { dead, hostsDir } = await deadMirror("hosts-dead", "dead.registry");
     reg.handle((req, res) => {
       if (!serveImage(req, res)) registryError(res, 404, "NAME_UNKNOWN", "x");
     });
@@ -350,13 +356,7 @@ describe("dead hosts", () => {
   });
 
   it("when every mirror is dead the server is still asked, and its error stands", async () => {
-    const dead = await refusedAddr();
-    const hostsDir = join(tmp, "hosts-dead2");
-    mkdirSync(join(hostsDir, "dead2.registry"), { recursive: true });
-    writeFileSync(
-      join(hostsDir, "dead2.registry", "hosts.toml"),
-      `server = "http://${reg.addr}"\n[host."http://${dead}"]\ncapabilities = ["pull", "resolve"]\n`,
-    );
+    const { hostsDir } = await deadMirror("hosts-dead2", "dead2.registry");
     reg.handle((_req, res) => registryError(res, 404, "MANIFEST_UNKNOWN", "manifest unknown"));
     const r = resolver({ hostsDir, plainHttp: false });
     try {
