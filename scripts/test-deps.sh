@@ -4,7 +4,7 @@
 # Needs root for apt-get; without root it only reports what is missing.
 set -euo pipefail
 PKGS=(docker-registry skopeo umoci containerd runc busybox-static debootstrap
-      zstd pigz apache2-utils openssl curl jq attr util-linux python3 time
+      zstd pigz libisal2 apache2-utils openssl curl jq attr util-linux python3 time
       golang-github-containerd-containerd-dev)
 missing=()
 for p in "${PKGS[@]}"; do
