@@ -60,15 +60,18 @@ esac
 
 /**
  * Appended to every case's cleanup. Each repetition deletes the last one's trees
- * (16.5k+ files) just before it runs; on ext4 without a journal (this machine's
- * disk), every create skips the inodes freed in the last 5 s, or 30 s while
- * their inode-table buffers are dirty, one by one (find_inode_bit →
- * recently_deleted), so the timed command paid for the harness's own rm -rf.
- * Measured: with `sync; sleep 6`, about one pull in four still took 6–11 s
- * instead of 3.5 s (perf: the time in those two functions); with 31 s, none in
- * a row of five. The same wait for every tool.
+ * (16.5k to 70k files) just before it runs. On ext4 without a journal (this
+ * machine's disk), a create skips, one by one, every free inode of its group
+ * deleted in the last 60 s, or 360 s while its inode-table block is dirty
+ * (fs/ext4/ialloc.c recently_deleted, RECENTCY_MIN 60 since Linux 5.7); and
+ * ext4 puts the new trees in the very groups just emptied. So the timed command
+ * paid for the harness's own rm -rf: perf showed find_inode_bit,
+ * recently_deleted and find_get_block_common taking ~1.5 CPU-s of a dist pull
+ * run 31 s after deleting a containerd root (6.3 s instead of 3.2 s); ctr's
+ * later repetitions took 12-26 s against 7.5 s for the first. `sync` cleans the
+ * blocks; 61 s then outlasts the window. The same wait for every tool.
  */
-const SETTLE = "; sync; sleep 31";
+const SETTLE = "; sync; sleep 61";
 
 function ctrCase(name: string, flags: string, baseline = false): BenchCase {
   return {
