@@ -100,6 +100,7 @@ async function main(argv: string[]): Promise<void> {
     );
     const rssFile = join(ctx.tmp, ".rss");
     for (let i = 0; i < reps; i++) {
+      if (suite.beforeRepetition) sh(suite.beforeRepetition, env, `before repetition ${i + 1}`);
       for (const c of cases) {
         if (c.before) sh(c.before, env, `before "${c.name}"`);
         const { seconds, rss } = timed(c, env, rssFile);

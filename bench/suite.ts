@@ -29,6 +29,8 @@ export interface BenchSuite {
   name: string;
   description: string;
   repetitions?: number;
+  /** Untimed shell command run before each repetition's cases (clean up the last repetition). */
+  beforeRepetition?: string;
   setup?(ctx: BenchContext): Promise<void> | void;
   cases(ctx: BenchContext): BenchCase[];
   teardown?(ctx: BenchContext): Promise<void> | void;

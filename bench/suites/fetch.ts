@@ -8,11 +8,11 @@
  * ~1 min the first time). BENCH_BIG_MIB=256 makes a quick run.
  *
  * Other suites reuse the image and its registry through setupBigRegistry() /
- * teardownBigRegistry() and pullCase() (e.g. a pull suite against ctr).
+ * teardownBigRegistry() (the pull suite against ctr).
  */
 import { startBigRegistry } from "../../test/integration/fixtures/big.ts";
 import type { Registry } from "../../test/integration/fixtures/registry.ts";
-import type { BenchCase, BenchContext, BenchSuite } from "../suite.ts";
+import type { BenchContext, BenchSuite } from "../suite.ts";
 
 const registries = new WeakMap<BenchContext, Registry>();
 
@@ -35,15 +35,6 @@ export async function setupBigRegistry(ctx: BenchContext): Promise<void> {
 export async function teardownBigRegistry(ctx: BenchContext): Promise<void> {
   await registries.get(ctx)?.stop();
   registries.delete(ctx);
-}
-
-/** A `dist pull` of the big image into a fresh root ($TMP/pull-root); extra flags e.g. --snapshotter native. */
-export function pullCase(name: string, flags = ""): BenchCase {
-  return {
-    name,
-    before: 'rm -rf "$TMP/pull-root"',
-    command: `"$DIST" --root "$TMP/pull-root" pull --plain-http ${flags} "$BIG_REF" >/dev/null`,
-  };
 }
 
 const suite: BenchSuite = {

@@ -2,9 +2,21 @@
  * `dist pull` of the ~1 GiB, 4-layer synthetic image (overlay and native
  * snapshotters) against `ctr images pull` with a containerd from Debian started
  * on its own root, state and socket (the baseline), all from the same loopback
- * registry in one run. Every repetition starts from nothing: a fresh dist root,
- * a fresh containerd root (containerd restarted, untimed). Issue 4's goals: at
+ * registry in one run. Every case starts from nothing: a fresh dist root, a
+ * fresh containerd root (containerd restarted, untimed). Issue 4's goals: at
  * least 4× faster than ctr, peak RSS under 150 MB.
+ *
+ * Nothing is deleted between the cases of a repetition: all trees go at once
+ * before the next one, followed by a sync and a wait of 361 s. The reason is
+ * this machine's disk, ext4 without a journal: a create skips, one by one,
+ * every free inode of its group deleted in the last 60 s, or in the last 360 s
+ * while its inode-table block is dirty (fs/ext4/ialloc.c recently_deleted,
+ * since Linux 5.7), and creating files next to such inodes dirties their block
+ * again; ext4 also puts new trees in the groups just emptied. Deleting the last
+ * repetition's trees just before a case made that case pay for it: a dist pull
+ * 31 s after deleting a containerd root took 6.3 s instead of 3.2 s (perf:
+ * find_inode_bit, recently_deleted, find_get_block_common), 61 s after, still
+ * 4.4-7.8 s; ctr's runs varied from 7.5 to 26 s the same way.
  *
  * The image and its registry come from the fetch suite (setupBigRegistry).
  * Overlay cases need root and overlayfs; without root only native runs.
@@ -12,11 +24,11 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { BenchCase, BenchContext, BenchSuite } from "../suite.ts";
-import { pullCase, setupBigRegistry, teardownBigRegistry } from "./fetch.ts";
+import { setupBigRegistry, teardownBigRegistry } from "./fetch.ts";
 
 const isRoot = process.getuid?.() === 0;
 
-/** start|stop a private containerd: config under $TMP/ctrd, socket $TMP/ctrd/containerd.sock. */
+/** start ROOT | stop: a private containerd keeping its root and state under ROOT, socket $TMP/ctrd/containerd.sock. */
 const CTRD = `#!/bin/bash
 set -u
 CD="$TMP/ctrd"; S="$CD/containerd.sock"
@@ -27,16 +39,16 @@ stop() {
     rm -f "$CD/pid"
   fi
   # snapshots may still be mounted by a killed daemon
-  grep -o " $CD/root[^ ]*" /proc/self/mounts | sort -r | while read -r m; do umount -l "$m"; done
+  grep -o " $TMP/runs/[^ ]*" /proc/self/mounts | sort -r | while read -r m; do umount -l "$m"; done
 }
 case "$1" in
 stop) stop ;;
 start)
-  stop; rm -rf "$CD/root" "$CD/state"; mkdir -p "$CD"
+  stop; R="$2"; mkdir -p "$CD" "$R"
   cat >"$CD/config.toml" <<EOF
 version = 2
-root = "$CD/root"
-state = "$CD/state"
+root = "$R/root"
+state = "$R/state"
 disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.aufs",
   "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
   "io.containerd.snapshotter.v1.devmapper"]
@@ -58,33 +70,24 @@ EOF
 esac
 `;
 
-/**
- * Appended to every case's cleanup. Each repetition deletes the last one's trees
- * (16.5k to 70k files) just before it runs. On ext4 without a journal (this
- * machine's disk), a create skips, one by one, every free inode of its group
- * deleted in the last 60 s, or 360 s while its inode-table block is dirty
- * (fs/ext4/ialloc.c recently_deleted, RECENTCY_MIN 60 since Linux 5.7); and
- * ext4 puts the new trees in the very groups just emptied. So the timed command
- * paid for the harness's own rm -rf: perf showed find_inode_bit,
- * recently_deleted and find_get_block_common taking ~1.5 CPU-s of a dist pull
- * run 31 s after deleting a containerd root (6.3 s instead of 3.2 s); ctr's
- * later repetitions took 12-26 s against 7.5 s for the first. `sync` cleans the
- * blocks; 61 s then outlasts the window. The same wait for every tool.
- */
-const SETTLE = "; sync; sleep 61";
+/** Before a case: the last case's writes on disk, so their writeback is not timed. */
+const FLUSH = "sync; sleep 5";
 
-function ctrCase(name: string, flags: string, baseline = false): BenchCase {
+function ctrCase(name: string, dir: string, flags: string, baseline = false): BenchCase {
   return {
     name,
-    before: `"$TMP/ctrd.sh" start${SETTLE}`,
+    before: `"$TMP/ctrd.sh" start "$TMP/runs/${dir}"; ${FLUSH}`,
     command: `ctr -a "$TMP/ctrd/containerd.sock" images pull --plain-http ${flags} "$BIG_REF" >/dev/null`,
     baseline,
   };
 }
 
-function distCase(name: string, flags: string): BenchCase {
-  const c = pullCase(name, flags);
-  return { ...c, before: `${c.before ?? "true"}${SETTLE}` };
+function distCase(name: string, dir: string, flags: string): BenchCase {
+  return {
+    name,
+    before: FLUSH,
+    command: `"$DIST" --root "$TMP/runs/${dir}" pull --plain-http ${flags} "$BIG_REF" >/dev/null`,
+  };
 }
 
 const suite: BenchSuite = {
@@ -92,6 +95,7 @@ const suite: BenchSuite = {
   description:
     "pull (download + unpack) of the ~1 GiB 4-layer image from a loopback registry: dist pull vs ctr images pull (containerd 1.6, own root)",
   repetitions: 3,
+  beforeRepetition: `"$TMP/ctrd.sh" stop; rm -rf "$TMP/runs"; mkdir -p "$TMP/runs"; sync; sleep 361`,
   async setup(ctx: BenchContext) {
     await setupBigRegistry(ctx);
     const script = join(ctx.tmp, "ctrd.sh");
@@ -100,11 +104,11 @@ const suite: BenchSuite = {
   cases: () => {
     const cases: BenchCase[] = [];
     if (isRoot) {
-      cases.push(ctrCase("ctr images pull (overlayfs)", "", true));
-      cases.push(ctrCase("ctr images pull (native)", "--snapshotter native"));
-      cases.push(distCase("dist pull (overlay)", "--snapshotter overlay"));
+      cases.push(ctrCase("ctr images pull (overlayfs)", "ctr-overlay", "", true));
+      cases.push(ctrCase("ctr images pull (native)", "ctr-native", "--snapshotter native"));
+      cases.push(distCase("dist pull (overlay)", "dist-overlay", "--snapshotter overlay"));
     }
-    cases.push({ ...distCase("dist pull (native)", "--snapshotter native"), baseline: !isRoot });
+    cases.push({ ...distCase("dist pull (native)", "dist-native", "--snapshotter native"), baseline: !isRoot });
     return cases;
   },
   async teardown(ctx: BenchContext) {
