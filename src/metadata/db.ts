@@ -18,10 +18,35 @@ export function openDatabase(root: string, file = "metadata.db"): DatabaseSync {
   const existing = open.get(path);
   if (existing) return existing;
   mkdirSync(root, { recursive: true });
-  const db = new DatabaseSync(path, { timeout: 10_000 });
-  db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;");
+  const db = new DatabaseSync(path, { timeout: BUSY_TIMEOUT_MS });
+  enableWal(db);
+  db.exec("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;");
   open.set(path, db);
   return db;
+}
+
+const BUSY_TIMEOUT_MS = 10_000;
+
+/**
+ * Switching a new database file to WAL needs an exclusive lock that SQLite does
+ * not wait for (the busy timeout does not apply): two dist processes opening a
+ * fresh root at once made one fail with "database is locked" (1 run in ~40 of 4
+ * processes). Once the file is in WAL mode the pragma is a no-op.
+ */
+export function enableWal(db: Pick<DatabaseSync, "exec">): void {
+  const deadline = Date.now() + BUSY_TIMEOUT_MS;
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (;;) {
+    try {
+      db.exec("PRAGMA journal_mode = WAL");
+      return;
+    } catch (err) {
+      // SQLITE_BUSY (5); the extended codes keep it in the low byte
+      const busy = ((err as { errcode?: number }).errcode ?? 0) % 256 === 5;
+      if (!busy || Date.now() > deadline) throw err;
+      Atomics.wait(pause, 0, 0, 10 + Math.floor(Math.random() * 20));
+    }
+  }
 }
 
 /** Runs fn inside one write transaction (BEGIN IMMEDIATE), rolling back on error. */

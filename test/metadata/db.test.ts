@@ -1,0 +1,62 @@
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { closeAllDatabases, enableWal } from "../../src/metadata/db.ts";
+
+const root = mkdtempSync(join(tmpdir(), "dist-db-"));
+after(() => {
+  closeAllDatabases();
+  rmSync(root, { recursive: true, force: true });
+});
+
+const busy = () => Object.assign(new Error("database is locked"), { code: "ERR_SQLITE_ERROR", errcode: 5 });
+
+test("switching to WAL is retried while SQLite answers busy, and other errors go through", () => {
+  let calls = 0;
+  enableWal({
+    exec(sql: string) {
+      assert.equal(sql, "PRAGMA journal_mode = WAL");
+      if (++calls < 3) throw busy();
+    },
+  });
+  assert.equal(calls, 3);
+  const other = Object.assign(new Error("disk I/O error"), { errcode: 10 });
+  assert.throws(
+    () =>
+      enableWal({
+        exec() {
+          throw other;
+        },
+      }),
+    /disk I\/O error/,
+  );
+});
+
+test("four processes opening one fresh root at once all succeed (10 rounds)", async () => {
+  const db = fileURLToPath(new URL("../../src/metadata/db.ts", import.meta.url));
+  const child = `import { openDatabase } from ${JSON.stringify(db)}; openDatabase(process.argv[1]).exec("CREATE TABLE IF NOT EXISTS t (a)");`;
+  for (let round = 0; round < 10; round++) {
+    const dir = join(root, `r${round}`);
+    const results = await Promise.all(
+      Array.from(
+        { length: 4 },
+        () =>
+          new Promise<{ code: number | null; err: string }>((resolve) => {
+            const p = spawn(process.execPath, ["--input-type=module", "-e", child, dir], {
+              stdio: ["ignore", "ignore", "pipe"],
+            });
+            let err = "";
+            p.stderr.on("data", (d: Buffer) => {
+              err += d;
+            });
+            p.on("exit", (code) => resolve({ code, err }));
+          }),
+      ),
+    );
+    for (const r of results) assert.equal(r.code, 0, r.err);
+  }
+});
