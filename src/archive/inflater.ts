@@ -165,32 +165,34 @@ function gzipHeader() {
           skip -= n;
           if (skip === 0) phases.shift();
         } else {
+          // fixed-size fields: the 10-byte header, XLEN, the header CRC
           const want = phase === "fixed" ? 10 : 2;
           n = Math.min(want - have, end - i);
           buf.copy(fixed, have, i, i + n);
           have += n;
-        }
-        if (phase !== "hcrc") crc = zlib.crc32(buf.subarray(i, i + n), crc);
-        i += n;
-        if (have === (phase === "fixed" ? 10 : 2) && (phase === "fixed" || phase === "xlen" || phase === "hcrc")) {
-          have = 0;
-          phases.shift();
-          if (phase === "fixed") {
-            if (fixed[0] !== 0x1f || fixed[1] !== 0x8b) throw dataError("incorrect header check");
-            if (fixed[2] !== 8) throw dataError("unknown compression method");
-            const flags = fixed[3];
-            if (flags & 0xe0) throw dataError("unknown header flags set");
-            if (flags & FEXTRA) phases.push("xlen");
-            if (flags & FNAME) phases.push("name");
-            if (flags & FCOMMENT) phases.push("comment");
-            if (flags & FHCRC) phases.push("hcrc");
-          } else if (phase === "xlen") {
-            skip = fixed.readUInt16LE(0);
-            if (skip > 0) phases.unshift("extra");
-          } else if ((crc & 0xffff) !== fixed.readUInt16LE(0)) {
-            throw dataError("header crc mismatch");
+          if (have === want) {
+            have = 0;
+            phases.shift();
+            if (phase === "fixed") {
+              if (fixed[0] !== 0x1f || fixed[1] !== 0x8b) throw dataError("incorrect header check");
+              if (fixed[2] !== 8) throw dataError("unknown compression method");
+              const flags = fixed[3];
+              if (flags & 0xe0) throw dataError("unknown header flags set");
+              if (flags & FEXTRA) phases.push("xlen");
+              if (flags & FNAME) phases.push("name");
+              if (flags & FCOMMENT) phases.push("comment");
+              if (flags & FHCRC) phases.push("hcrc");
+            } else if (phase === "xlen") {
+              skip = fixed.readUInt16LE(0);
+              if (skip > 0) phases.unshift("extra");
+            } else if ((crc & 0xffff) !== fixed.readUInt16LE(0)) {
+              throw dataError("header crc mismatch");
+            }
           }
         }
+        // the header CRC covers every byte before it
+        if (phase !== "hcrc") crc = zlib.crc32(buf.subarray(i, i + n), crc);
+        i += n;
         if (phases.length === 0) h.done = true;
       }
       return i - off;
@@ -286,7 +288,7 @@ function fail(job, e) {
 }
 /**
  * Decompresses what the job has into its output slot, straight into shared
- * memory (zlib's handle, synchronously: this thread does nothing else), posting
+ * memory (the codec, synchronously: this thread does nothing else), posting
  * each full slot. Stops when input runs out or no output slot is free.
  */
 function pump(job) {

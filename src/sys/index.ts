@@ -103,12 +103,21 @@ interface Libc {
   errno: () => number;
 }
 
+type Koffi = typeof import("koffi");
+let loaded: { koffi: Koffi; c: ReturnType<Koffi["load"]> } | undefined;
+/** koffi and libc, loaded once for every binding here. */
+function libcHandle(): { koffi: Koffi; c: ReturnType<Koffi["load"]> } {
+  if (!loaded) {
+    const koffi = createRequire(import.meta.url)("koffi") as Koffi;
+    loaded = { koffi, c: koffi.load("libc.so.6") };
+  }
+  return loaded;
+}
+
 let libc: Libc | undefined;
 function lib(): Libc {
   if (libc) return libc;
-  const require = createRequire(import.meta.url);
-  const koffi = require("koffi") as typeof import("koffi");
-  const c = koffi.load("libc.so.6");
+  const { koffi, c } = libcHandle();
   // koffi has no ssize_t: `long` has the same width on Linux (LP64)
   libc = {
     mknod: c.func("int mknod(const char *path, uint32_t mode, uint64_t dev)"),
@@ -283,9 +292,7 @@ function optionalFunc(decl: string): ((...args: number[]) => number) | null {
   let fn = optional.get(decl);
   if (fn === undefined) {
     try {
-      const require = createRequire(import.meta.url);
-      const koffi = require("koffi") as typeof import("koffi");
-      fn = koffi.load("libc.so.6").func(decl) as (...args: number[]) => number;
+      fn = libcHandle().c.func(decl) as (...args: number[]) => number;
     } catch {
       fn = null;
     }
