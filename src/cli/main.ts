@@ -5,8 +5,8 @@
 import { Command, CommanderError } from "commander";
 import { DistError, errorMessage } from "../errors.ts";
 import { setDebug } from "../log.ts";
+import { packageInfo, version } from "../version.ts";
 import { registerCommands } from "./commands.ts";
-import { packageInfo, version } from "./version.ts";
 
 /** Exit codes: 1 for failures, 2 for usage errors (as the issue and POSIX tools do). */
 export const EXIT_FAILURE = 1;

@@ -3,23 +3,21 @@
  * Backend, with the shared call plumbing (rpc.ts). Binding, locking and
  * signals are the daemon's business (../daemon.ts).
  */
-import { randomUUID } from "node:crypto";
-import { readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
-import { isErrorCode } from "../../errors.ts";
 import type { ApplyFn } from "../../unpack/target.ts";
 import { serviceDefinition } from "../proto.ts";
 import type { Backend } from "./backend.ts";
 import { contentService } from "./content.ts";
 import { diffService } from "./diff.ts";
+import { eventsService } from "./events.ts";
 import { imagesService } from "./images.ts";
+import { introspectionService } from "./introspection.ts";
 import { leasesService } from "./leases.ts";
-import { eventsService, introspectionService, versionService } from "./misc.ts";
 import { namespacesService } from "./namespaces.ts";
 import type { RpcHost } from "./rpc.ts";
 import { snapshotsService } from "./snapshots.ts";
+import { versionService } from "./version.ts";
 
 /** Larger than any message ctr sends (1 MiB Write chunks, long lists). */
 export const MAX_MESSAGE = 16 << 20;
@@ -31,20 +29,6 @@ export interface DaemonServer {
   /** Ends calls that only wait (event subscriptions). */
   abortIdle(reason: Error): void;
   inFlight(): number;
-}
-
-/** A stable identity for introspection.Server, kept in the root. */
-export function serverUUID(root: string): string {
-  const path = join(root, "daemon.uuid");
-  try {
-    const v = readFileSync(path, "utf8").trim();
-    if (/^[0-9a-f-]{36}$/.test(v)) return v;
-  } catch (err) {
-    if (!isErrorCode(err, "NotFound") && (err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-  }
-  const v = randomUUID();
-  writeFileSync(path, `${v}\n`, { mode: 0o644 });
-  return v;
 }
 
 /**
@@ -87,7 +71,7 @@ export function createServer(opts: { backend: Backend; log: Logger; loadApply: (
   server.addService(serviceDefinition("snapshots"), snapshotsService(host, backend));
   server.addService(serviceDefinition("diff"), diffService(host, backend, opts.loadApply));
   server.addService(serviceDefinition("version"), versionService(host));
-  server.addService(serviceDefinition("introspection"), introspectionService(host, backend, serverUUID(backend.root)));
+  server.addService(serviceDefinition("introspection"), introspectionService(host, backend));
   server.addService(serviceDefinition("events"), eventsService(host));
   return {
     server,

@@ -1,18 +1,28 @@
 /**
- * The small services ctr expects from any containerd: version, introspection
- * (our plugins and a stable server uuid) and events (accepted, never emitted).
+ * containerd.services.introspection.v1.Introspection: the plugins this daemon
+ * stands for (what ctr plugins ls lists) and a stable server uuid.
  */
+import { randomUUID } from "node:crypto";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import type * as grpc from "@grpc/grpc-js";
-import { version } from "../../cli/version.ts";
+import { isErrorCode } from "../../errors.ts";
 import { adaptor, knownOnly, matchFilters, parseFilters } from "../filters.ts";
 import type { Backend } from "./backend.ts";
 import { type RpcHost, unary } from "./rpc.ts";
 
-export function versionService(host: RpcHost): grpc.UntypedServiceImplementation {
-  const v = version();
-  return {
-    Version: unary(host, "version.Version", async () => ({ version: `dist ${v}`, revision: v })),
-  };
+/** A stable identity for introspection.Server, kept in the root. */
+export function serverUUID(root: string): string {
+  const path = join(root, "daemon.uuid");
+  try {
+    const v = readFileSync(path, "utf8").trim();
+    if (/^[0-9a-f-]{36}$/.test(v)) return v;
+  } catch (err) {
+    if (!isErrorCode(err, "NotFound") && (err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+  }
+  const v = randomUUID();
+  writeFileSync(path, `${v}\n`, { mode: 0o644 });
+  return v;
 }
 
 interface Plugin {
@@ -73,7 +83,8 @@ export function plugins(backend: Backend): Plugin[] {
   return list;
 }
 
-export function introspectionService(host: RpcHost, backend: Backend, uuid: string): grpc.UntypedServiceImplementation {
+export function introspectionService(host: RpcHost, backend: Backend): grpc.UntypedServiceImplementation {
+  const uuid = serverUUID(backend.root);
   return {
     Plugins: unary(host, "introspection.Plugins", async (req: { filters: string[] }, ctx) => {
       const filters = knownOnly(parseFilters(req.filters), ["type", "id"], (m) => ctx.log.warn(m));
@@ -82,23 +93,5 @@ export function introspectionService(host: RpcHost, backend: Backend, uuid: stri
       };
     }),
     Server: unary(host, "introspection.Server", async () => ({ uuid })),
-  };
-}
-
-export function eventsService(host: RpcHost): grpc.UntypedServiceImplementation {
-  return {
-    Publish: unary(host, "events.Publish", async () => ({})),
-    Forward: unary(host, "events.Forward", async () => ({})),
-    // Subscribers wait for events we never emit; the stream ends when they leave or we stop.
-    Subscribe: (call: grpc.ServerWritableStream<unknown, unknown>) => {
-      const ctrl = new AbortController();
-      const untrack = host.track(ctrl, true);
-      const end = () => {
-        untrack();
-        if (!call.cancelled) call.end();
-      };
-      call.on("cancelled", () => untrack());
-      ctrl.signal.addEventListener("abort", end, { once: true });
-    },
   };
 }

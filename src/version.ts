@@ -1,10 +1,13 @@
-/** `dist --version`: git describe of a checkout (".m" when modified), else package.json. */
+/**
+ * The version of dist: git describe of a checkout (".m" when modified), else
+ * package.json. `dist --version` prints it and the daemon serves it.
+ */
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
-const top = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const top = join(dirname(fileURLToPath(import.meta.url)), "..");
 
 export function packageInfo(): { name: string; version: string } {
   const pkg = JSON.parse(readFileSync(join(top, "package.json"), "utf8")) as { name: string; version: string };
