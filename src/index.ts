@@ -3,11 +3,11 @@
  *
  * @example
  * ```ts
- * import { LocalStore, createResolver, openSqliteImageStore, openSnapshotterAt, pull } from "dist";
+ * import { createResolver, namespacedContentStore, openSqliteImageStore, openSnapshotterAt, pull } from "dist";
  * const root = "/var/lib/dist";
  * const result = await pull({
  *   resolver: createResolver({ plainHttp: true }),
- *   content: new LocalStore({ root, namespace: "default" }),
+ *   content: namespacedContentStore(root, "default"),
  *   images: openSqliteImageStore(root, "default"),
  *   snapshotter: openSnapshotterAt(root, "native"),
  *   ref: "127.0.0.1:5000/library/busybox:latest",
@@ -21,7 +21,7 @@ export { writeDiff } from "./archive/diff.ts";
 export { readTar, TarWriter } from "./archive/tar/index.ts";
 export type * from "./content/content.ts";
 export { readBlob, writeBlob } from "./content/helpers.ts";
-export { LocalStore } from "./content/local/index.ts";
+export { type LabelStore, LocalStore } from "./content/local/index.ts";
 export type { Descriptor, Platform } from "./descriptor.ts";
 export type { Digest } from "./digest.ts";
 export { Digester, digestOf, parseDigest, VerifyingStream, validateDigest } from "./digest.ts";
@@ -33,6 +33,7 @@ export type { Handler } from "./images/handlers.ts";
 export { dispatch, handlers, SKIP, walk } from "./images/handlers.ts";
 export type { Image, ImageStore } from "./images/image.ts";
 export { defaultMatcher, hostPlatform, parsePlatform } from "./images/platforms.ts";
+export { namespacedContentStore, SqliteLabelStore } from "./metadata/content-labels.ts";
 export { openSqliteImageStore } from "./metadata/images.ts";
 export { ProgressRenderer } from "./progress/render.ts";
 export { ProgressTracker } from "./progress/tracker.ts";

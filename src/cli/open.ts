@@ -15,8 +15,8 @@ function remote(g: GlobalOptions) {
 
 export async function openContentStore(g: GlobalOptions): Promise<Store> {
   if (g.address) return (await import("../services/client/index.ts")).remoteContentStore(remote(g));
-  const { LocalStore } = await import("../content/local/store.ts");
-  return new LocalStore({ root: g.root, namespace: g.namespace });
+  const { namespacedContentStore } = await import("../metadata/content-labels.ts");
+  return namespacedContentStore(g.root, g.namespace);
 }
 
 export async function openImageStore(g: GlobalOptions): Promise<ImageStore> {

@@ -1,10 +1,13 @@
 /**
- * Labels on content, per namespace, in the metadata database. Blobs are
- * shared by every namespace; their labels are not. Reads never create the
- * database, so listing an empty or read-only root works.
+ * Labels on content, per namespace, in the metadata database: the label store
+ * the local content store is opened with. Blobs are shared by every namespace;
+ * their labels are not. Reads never create the database, so listing an empty
+ * or read-only root works.
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import type { LabelSet, LabelStore } from "../content/local/labels.ts";
+import { LocalStore } from "../content/local/store.ts";
 import type { Digest } from "../digest.ts";
 import { type Database, openDatabase, transaction } from "./db.ts";
 
@@ -17,13 +20,8 @@ const SCHEMA = `CREATE TABLE IF NOT EXISTS content_labels (
   PRIMARY KEY (namespace, digest, key)
 )`;
 
-export interface LabelSet {
-  labels: Record<string, string>;
-  /** When the labels last changed (ms since the epoch); 0 when there are none. */
-  updatedAt: number;
-}
-
-export class ContentLabels {
+/** The labels of one namespace's content in `<root>/metadata.db`. */
+export class SqliteLabelStore implements LabelStore {
   readonly #root: string;
   readonly #namespace: string;
   #db: Database | undefined;
@@ -119,4 +117,13 @@ function toSet(rows: { key: string; value: string; updated_at: number }[]): Labe
     set.updatedAt = Math.max(set.updatedAt, row.updated_at);
   }
   return set;
+}
+
+/** The content store of `namespace` under `root`: the blobs of every namespace, this one's labels. */
+export function namespacedContentStore(
+  root: string,
+  namespace = "default",
+  opts: { lockTimeout?: number } = {},
+): LocalStore {
+  return new LocalStore({ root, lockTimeout: opts.lockTimeout, labels: new SqliteLabelStore(root, namespace) });
 }

@@ -8,6 +8,7 @@ import { validateDigest } from "../digest.ts";
 import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from "../errors.ts";
 import type { Image, ImageStore } from "../images/image.ts";
 import { type Database, openDatabase, transaction } from "./db.ts";
+import type { NamespaceContents } from "./namespaces.ts";
 
 type NewImage = Omit<Image, "createdAt" | "updatedAt">;
 
@@ -193,4 +194,13 @@ export class SqliteImageStore implements ImageStore {
 /** The image store of `namespace` in `<root>/metadata.db`. */
 export function openSqliteImageStore(root: string, namespace: string): SqliteImageStore {
   return new SqliteImageStore(openDatabase(root), namespace);
+}
+
+/** The images still recorded in a namespace ("3 images"), for the check before it is deleted. */
+export function imagesIn(db: Database): NamespaceContents {
+  db.exec(SCHEMA);
+  return (ns) => {
+    const { n } = db.prepare("SELECT count(*) AS n FROM images WHERE namespace = ?").get(ns) as { n: number };
+    return n > 0 ? `${n} images` : undefined;
+  };
 }

@@ -24,8 +24,8 @@ import { dirname, join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
-import { LocalStore } from "../../src/content/local/store.ts";
 import { digestOf } from "../../src/digest.ts";
+import { namespacedContentStore } from "../../src/metadata/content-labels.ts";
 
 const DIST = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "bin", "dist");
 
@@ -144,7 +144,7 @@ describe("dist ingest / get / list / path / delete", () => {
     assert.match((await run(["content", "ls"], { root })).stdout, /b=2\n/);
     assert.equal((await run(["content", "ls", "-q", "--label", "b=3"], { root })).stdout, "");
     // an ingest left behind by an interrupted writer, then prune
-    const store = new LocalStore({ root });
+    const store = namespacedContentStore(root);
     const w = await store.writer({ ref: "stale" });
     await w.write(Buffer.from("partial"));
     await w.close();
@@ -245,7 +245,7 @@ describe("dist ingest under failure", () => {
     const file = join(tmp, `file${n++}`);
     writeFileSync(file, Buffer.concat([Buffer.from("HEADER"), data]));
     const d = digestOf(data);
-    const store = new LocalStore({ root });
+    const store = namespacedContentStore(root);
     const w = await store.writer({ ref: "from-file", expected: d });
     await w.write(data.subarray(0, 1234));
     await w.close();

@@ -5,13 +5,13 @@ import { join } from "node:path";
 import { Readable } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import { readBlob, writeBlob } from "../../src/content/helpers.ts";
-import { LocalStore } from "../../src/content/local/store.ts";
 import { digestOf } from "../../src/digest.ts";
+import { namespacedContentStore } from "../../src/metadata/content-labels.ts";
 import { closeAllDatabases } from "../../src/metadata/db.ts";
 
 let tmp: string;
 let n = 0;
-const newStore = () => new LocalStore({ root: join(tmp, `root${n++}`) });
+const newStore = () => namespacedContentStore(join(tmp, `root${n++}`));
 const hasCode = (code: string) => (e: Error & { code?: string }) => e.code === code;
 
 /** A source that fails the test if anything reads it. */

@@ -14,8 +14,9 @@ import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import type { Writer } from "../../src/content/content.ts";
-import { LocalStore } from "../../src/content/local/store.ts";
+import type { LocalStore } from "../../src/content/local/store.ts";
 import { type Digest, digestOf } from "../../src/digest.ts";
+import { namespacedContentStore } from "../../src/metadata/content-labels.ts";
 import { closeAllDatabases } from "../../src/metadata/db.ts";
 
 const hasCode = (code: string) => (e: Error & { code?: string }) => e.code === code;
@@ -24,7 +25,7 @@ let tmp: string;
 let n = 0;
 function newStore(opts: { lockTimeout?: number; namespace?: string; root?: string } = {}) {
   const root = opts.root ?? join(tmp, `root${n++}`);
-  return new LocalStore({ root, namespace: opts.namespace, lockTimeout: opts.lockTimeout });
+  return namespacedContentStore(root, opts.namespace, { lockTimeout: opts.lockTimeout });
 }
 
 async function put(store: LocalStore, data: string, ref = `ref-${data}`): Promise<Digest> {
@@ -414,7 +415,7 @@ describe("LocalStore ingests", () => {
 describe("LocalStore on a missing root", () => {
   it("lists nothing and creates nothing", async () => {
     const root = join(tmp, "never-created");
-    const s = new LocalStore({ root });
+    const s = namespacedContentStore(root);
     assert.deepEqual(await s.listStatuses(), []);
     let count = 0;
     await s.walk(() => {

@@ -8,8 +8,8 @@ import { Readable } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { writeBlob } from "../../src/content/helpers.ts";
-import { LocalStore } from "../../src/content/local/index.ts";
 import { hostPlatform } from "../../src/images/platforms.ts";
+import { namespacedContentStore } from "../../src/metadata/content-labels.ts";
 import { closeAllDatabases } from "../../src/metadata/db.ts";
 import { openSqliteImageStore } from "../../src/metadata/images.ts";
 import { addImage, addIndex, MemoryProvider } from "./memory.ts";
@@ -42,7 +42,7 @@ before(async () => {
     { ...theirs.manifest, platform: other },
   ]);
   const single = addImage(p, host, ["lonely layer"], { docker: true });
-  const store = new LocalStore({ root });
+  const store = namespacedContentStore(root);
   for (const [digest, bytes] of p.blobs) {
     if (digest === single.layers[0].digest) continue; // left out: `check` reports it missing
     await writeBlob(store, `seed-${digest}`, Readable.from([bytes]), {

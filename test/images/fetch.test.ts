@@ -10,11 +10,12 @@ import { join } from "node:path";
 import { Readable } from "node:stream";
 import { text } from "node:stream/consumers";
 import { after, describe, it } from "node:test";
-import { LocalStore } from "../../src/content/local/index.ts";
+import type { LocalStore } from "../../src/content/local/index.ts";
 import type { Descriptor } from "../../src/descriptor.ts";
 import { DataLossError, NotFoundError } from "../../src/errors.ts";
 import { fetchBlob, fetchImage } from "../../src/fetch.ts";
 import { allPlatforms, only } from "../../src/images/platforms.ts";
+import { namespacedContentStore } from "../../src/metadata/content-labels.ts";
 import { closeAllDatabases } from "../../src/metadata/db.ts";
 import { openSqliteImageStore } from "../../src/metadata/images.ts";
 import { ProgressTracker } from "../../src/progress/tracker.ts";
@@ -25,7 +26,7 @@ const roots: string[] = [];
 function store(): LocalStore {
   const root = mkdtempSync(join(tmpdir(), "dist-fetch-"));
   roots.push(root);
-  return new LocalStore({ root });
+  return namespacedContentStore(root);
 }
 after(() => {
   closeAllDatabases();

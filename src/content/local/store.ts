@@ -3,7 +3,7 @@
  *   blobs/<alg>/<hex>          committed blobs, read-only
  *   ingest/<sha256(ref)>/      writes in progress (see ingest.ts)
  *   locks/<sha256(ref)>        flock files of refs being written (see lock.ts)
- * Labels live in the metadata database, per namespace.
+ * Labels live outside, per namespace: in the LabelStore the store is given.
  */
 import { createHash } from "node:crypto";
 import { createReadStream, existsSync } from "node:fs";
@@ -29,16 +29,20 @@ import {
   PermissionDeniedError,
   UnavailableError,
 } from "../../errors.ts";
-import { ContentLabels } from "../../metadata/content-labels.ts";
 import type { Info, ReadOptions, Status, Store, WalkFilter, Writer, WriterOptions } from "../content.ts";
 import { CorruptIngest, createIngest, type IngestState, readIngest, toStatus } from "./ingest.ts";
+import type { LabelStore } from "./labels.ts";
 import { acquireRefLock, DEFAULT_LOCK_TIMEOUT, GaveUp, tryLock } from "./lock.ts";
 import { hashFile, LocalWriter, type WriterContext } from "./writer.ts";
 
 export interface LocalStoreOptions {
-  /** The dist root; content lives in `<root>/content`, labels in `<root>/metadata.db`. */
+  /** The dist root; content lives in `<root>/content`. */
   root: string;
-  namespace?: string;
+  /**
+   * The blobs' labels, bound to a namespace: blobs are shared by all, labels are
+   * not (metadata/content-labels.ts keeps them in `<root>/metadata.db`).
+   */
+  labels: LabelStore;
   /** How long writer() waits for a ref held by another writer (ms). Default 60 s. */
   lockTimeout?: number;
 }
@@ -54,16 +58,14 @@ function errno(err: unknown): string | undefined {
 export class LocalStore implements Store {
   readonly root: string;
   readonly contentRoot: string;
-  readonly namespace: string;
   readonly lockTimeout: number;
-  readonly #labels: ContentLabels;
+  readonly #labels: LabelStore;
 
   constructor(opts: LocalStoreOptions) {
     this.root = opts.root;
-    this.namespace = opts.namespace ?? "default";
     this.contentRoot = join(opts.root, "content");
     this.lockTimeout = opts.lockTimeout ?? DEFAULT_LOCK_TIMEOUT;
-    this.#labels = new ContentLabels(opts.root, this.namespace);
+    this.#labels = opts.labels;
   }
 
   get #blobsDir(): string {

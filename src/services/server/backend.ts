@@ -1,16 +1,18 @@
 /**
  * What the services serve: per-namespace views of the embedded stores under
- * one root, plus the daemon's own namespaces and leases. Stores are opened
- * once per namespace and reused for the life of the daemon.
+ * one root, its namespaces and leases. Stores are opened once per namespace
+ * and reused for the life of the daemon.
  */
 import type { Store } from "../../content/content.ts";
 import type { ImageStore } from "../../images/image.ts";
+import type { LeaseManager } from "../../metadata/leases.ts";
+import type { NamespaceStore } from "../../metadata/namespaces.ts";
 import type { Snapshotter } from "../../snapshots/snapshotter.ts";
-import type { DaemonMeta } from "./meta.ts";
 
 export interface Backend {
   readonly root: string;
-  readonly meta: DaemonMeta;
+  readonly namespaces: NamespaceStore;
+  leases(ns: string): LeaseManager;
   content(ns: string): Promise<Store>;
   images(ns: string): Promise<ImageStore>;
   /** A snapshotter by its containerd name ("overlayfs", "native"); NotFoundError when unknown. */

@@ -2,23 +2,21 @@
 
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { LocalStore } from "../../content/local/store.ts";
 import { InvalidArgumentError } from "../../errors.ts";
-import { openDatabase } from "../../metadata/db.ts";
-import { openSqliteImageStore } from "../../metadata/images.ts";
+import { namespacedContentStore } from "../../metadata/content-labels.ts";
+import { Metadata } from "../../metadata/metadata.ts";
 import { defaultSnapshotterName, openSnapshotterAt, overlaySupported } from "../../snapshots/open.ts";
 import type { Snapshotter } from "../../snapshots/snapshotter.ts";
 import { type Backend, perKey } from "./backend.ts";
-import { DaemonMeta } from "./meta.ts";
 
 /** containerd's snapshotter names → ours. */
 const ALIASES: Record<string, "overlay" | "native"> = { overlayfs: "overlay", overlay: "overlay", native: "native" };
 
 export function embeddedBackend(root: string): Backend {
-  const meta = new DaemonMeta(openDatabase(root));
+  const metadata = new Metadata(root);
   // The daemon answers a busy ref at once (Unavailable); containerd clients retry with backoff.
-  const content = perKey(async (ns) => new LocalStore({ root, namespace: ns, lockTimeout: 0 }));
-  const images = perKey(async (ns) => openSqliteImageStore(root, ns));
+  const content = perKey(async (ns) => namespacedContentStore(root, ns, { lockTimeout: 0 }));
+  const images = perKey(async (ns) => metadata.images(ns));
   const snapshotters = perKey(async (name): Promise<Snapshotter> => openSnapshotterAt(root, name));
   const overlay = () => {
     const dir = join(root, "snapshots");
@@ -27,7 +25,8 @@ export function embeddedBackend(root: string): Backend {
   };
   return {
     root,
-    meta,
+    namespaces: metadata.namespaces,
+    leases: (ns) => metadata.leases(ns),
     content: (ns) => content.get(ns),
     images: (ns) => images.get(ns),
     async snapshotter(_ns, name) {

@@ -1,10 +1,10 @@
-/** containerd.services.leases.v1.Leases over the daemon's lease tables. */
+/** containerd.services.leases.v1.Leases over the leases of each namespace. */
 import type * as grpc from "@grpc/grpc-js";
 import { InvalidArgumentError } from "../../errors.ts";
+import type { Lease, LeaseResource } from "../../metadata/leases.ts";
 import { adaptor, knownOnly, matchFilters, parseFilters } from "../filters.ts";
 import { toTimestamp } from "../proto.ts";
 import type { Backend } from "./backend.ts";
-import type { Lease, LeaseResource } from "./meta.ts";
 import { type RpcHost, unary } from "./rpc.ts";
 
 function leaseToWire(l: Lease) {
@@ -17,7 +17,6 @@ function resourceArg(r: LeaseResource | null): LeaseResource {
 }
 
 export function leasesService(host: RpcHost, backend: Backend): grpc.UntypedServiceImplementation {
-  const meta = backend.meta;
   const M = "leases.";
   const mutating = { mutating: true };
   return {
@@ -25,18 +24,19 @@ export function leasesService(host: RpcHost, backend: Backend): grpc.UntypedServ
       host,
       `${M}Create`,
       async (req: { id: string; labels: Record<string, string> }, ctx) => ({
-        lease: leaseToWire(meta.createLease(ctx.namespace, req.id, req.labels ?? {})),
+        lease: leaseToWire(backend.leases(ctx.namespace).create(req.id, req.labels ?? {})),
       }),
       mutating,
     ),
     Delete: unary(host, `${M}Delete`, async (req: { id: string; sync: boolean }, ctx) => {
-      meta.deleteLease(ctx.namespace, req.id);
+      backend.leases(ctx.namespace).delete(req.id);
       return {};
     }),
     List: unary(host, `${M}List`, async (req: { filters: string[] }, ctx) => {
       const filters = knownOnly(parseFilters(req.filters), ["id", "labels"], (m) => ctx.log.warn(m));
-      const leases = meta
-        .listLeases(ctx.namespace)
+      const leases = backend
+        .leases(ctx.namespace)
+        .list()
         .filter((l) => matchFilters(filters, adaptor({ id: l.id }, l.labels)))
         .map(leaseToWire);
       return { leases };
@@ -45,7 +45,7 @@ export function leasesService(host: RpcHost, backend: Backend): grpc.UntypedServ
       host,
       `${M}AddResource`,
       async (req: { id: string; resource: LeaseResource | null }, ctx) => {
-        meta.addResource(ctx.namespace, req.id, resourceArg(req.resource));
+        backend.leases(ctx.namespace).addResource(req.id, resourceArg(req.resource));
         return {};
       },
       mutating,
@@ -54,12 +54,12 @@ export function leasesService(host: RpcHost, backend: Backend): grpc.UntypedServ
       host,
       `${M}DeleteResource`,
       async (req: { id: string; resource: LeaseResource | null }, ctx) => {
-        meta.deleteResource(ctx.namespace, req.id, resourceArg(req.resource));
+        backend.leases(ctx.namespace).deleteResource(req.id, resourceArg(req.resource));
         return {};
       },
     ),
     ListResources: unary(host, `${M}ListResources`, async (req: { id: string }, ctx) => ({
-      resources: meta.listResources(ctx.namespace, req.id),
+      resources: backend.leases(ctx.namespace).listResources(req.id),
     })),
   };
 }

@@ -52,7 +52,7 @@ export function createServer(opts: { backend: Backend; log: Logger; loadApply: (
   const idle = new Set<AbortController>();
   const host: RpcHost = {
     log,
-    touchNamespace: (ns) => backend.meta.touchNamespace(ns),
+    touchNamespace: (ns) => backend.namespaces.ensure(ns),
     track(ctrl, waits) {
       const set = waits ? idle : calls;
       set.add(ctrl);
