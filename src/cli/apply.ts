@@ -3,9 +3,9 @@ import { closeSync, createReadStream, fstatSync, mkdirSync, openSync, readFileSy
 import { isatty } from "node:tty";
 import type { Command } from "commander";
 import type { LayerFile } from "../archive/apply.ts";
-import { InvalidArgumentError } from "../errors.ts";
-import { log } from "../log.ts";
+import { UsageError } from "./args.ts";
 import { commandSignal, globals } from "./globals.ts";
+import { log } from "./log.ts";
 
 export function register(program: Command): void {
   program
@@ -29,9 +29,7 @@ Examples:
     .action(async (dir: string, o: { printDiffid?: boolean; sameOwner: boolean }, cmd: Command) => {
       const g = globals(cmd);
       if (isatty(0)) {
-        throw Object.assign(new InvalidArgumentError("apply: expected a layer on stdin (dist apply DIR < layer.tar)"), {
-          usage: true,
-        });
+        throw new UsageError("apply: expected a layer on stdin (dist apply DIR < layer.tar)");
       }
       mkdirSync(dir, { recursive: true });
       // loaded here so that other commands do not pay for the archive modules at startup

@@ -13,28 +13,14 @@ import type { Info, Status, Store } from "../content/content.ts";
 import { validateDigest } from "../digest.ts";
 import { DistError, errorMessage, InvalidArgumentError, UnimplementedError } from "../errors.ts";
 import { formatAge, formatBytes } from "../format.ts";
-import { commandSignal, type GlobalOptions, globals, parseDuration, parseSize } from "./globals.ts";
-import { openContentStore } from "./open.ts";
+import { collect, forEachItem, parseLabels, reportItemError, UsageError } from "./args.ts";
+import { commandSignal, globals, parseDuration, parseSize } from "./globals.ts";
+import { withContentStore } from "./open.ts";
 import { outputFormat, printJson, printTable } from "./table.ts";
 
 type AddCommand = (parent: Command) => Command;
 
 const readAsync = promisify(read);
-
-async function withStore<T>(g: GlobalOptions, fn: (store: Store) => Promise<T>): Promise<T> {
-  const store = await openContentStore(g);
-  try {
-    return await fn(store);
-  } finally {
-    await store.close?.();
-  }
-}
-
-/** Reports one failed item of a multi-item command and marks the exit status. */
-function reportItemError(err: unknown): void {
-  process.stderr.write(`dist: ${errorMessage(err).replace(/\s*\n\s*/g, " ")}\n`);
-  process.exitCode = 1;
-}
 
 const ingest: AddCommand = (parent) =>
   parent
@@ -60,11 +46,11 @@ Examples:
       if (ref === "") throw new InvalidArgumentError("must specify a ref for the ingest");
       const expected = opts.expectedDigest ? validateDigest(opts.expectedDigest) : undefined;
       const size = opts.expectedSize === undefined ? undefined : parseSize(opts.expectedSize);
-      const labels = parseLabels(opts.label ?? [], false);
+      const labels = parseLabels(opts.label, false);
       if (isatty(0)) throw new InvalidArgumentError("refusing to ingest from a terminal: pipe the content into stdin");
       const signal = commandSignal(g);
       const { writeBlob } = await import("../content/helpers.ts");
-      await withStore(g, async (store) => {
+      await withContentStore(g, async (store) => {
         const stdin = stdinChunks(signal);
         try {
           await writeBlob(store, ref, stdin.chunks, { size, expected, labels, signal, reopen: stdin.reopen });
@@ -241,7 +227,7 @@ Examples:
     )
     .action(async (prefixes: string[], opts: { output?: string }, cmd) => {
       const format = outputFormat(opts.output);
-      const statuses = await withStore(globals(cmd), (s) => s.listStatuses({ refPrefixes: prefixes }));
+      const statuses = await withContentStore(globals(cmd), (s) => s.listStatuses({ refPrefixes: prefixes }));
       if (format === "json") return printJson(statuses.map(statusJson));
       const now = Date.now();
       printTable(
@@ -270,7 +256,7 @@ Examples:
     .action(async (prefixes: string[], opts: { quiet?: boolean; label?: string[]; output?: string }, cmd) => {
       const format = outputFormat(opts.output);
       const infos: Info[] = [];
-      await withStore(globals(cmd), (s) =>
+      await withContentStore(globals(cmd), (s) =>
         s.walk((info) => void infos.push(info), { digestPrefixes: prefixes, labels: opts.label }),
       );
       if (format === "json") return printJson(infos.map(infoJson));
@@ -314,31 +300,20 @@ Examples:
     )
     .action(async (digests: string[], opts: { quiet?: boolean; nameOnly?: boolean; output?: string }, cmd: Command) => {
       const g = globals(cmd);
-      let pathOnly = Boolean(opts.quiet || opts.nameOnly);
-      // `-n` is also the global --namespace, which commander parses first: take it back
-      const own = argsAfterCommand(cmd);
-      if (own) {
-        const parsed = parsePathArgs(own);
-        digests = parsed.digests;
-        pathOnly = pathOnly || parsed.pathOnly;
-      }
-      if (digests.length === 0) throw usage("path: expected at least one digest");
+      const pathOnly = Boolean(opts.quiet || opts.nameOnly);
+      if (digests.length === 0) throw new UsageError("path: expected at least one digest");
       const format = outputFormat(opts.output);
       const rows: { digest: string; path: string }[] = [];
-      await withStore(g, async (store) => {
+      await withContentStore(g, async (store) => {
         if (typeof (store as Partial<PathStore>).blobPath !== "function") {
           throw new UnimplementedError("path needs the embedded store (not --address)");
         }
-        for (const d of digests) {
-          try {
-            await store.info(validateDigest(d));
-            const p = (store as PathStore).blobPath(d);
-            rows.push({ digest: d, path: p });
-            if (format === "table") process.stdout.write(pathOnly ? `${p}\n` : `${d} ${p}\n`);
-          } catch (err) {
-            reportItemError(err);
-          }
-        }
+        await forEachItem(digests, async (d) => {
+          await store.info(validateDigest(d));
+          const p = (store as PathStore).blobPath(d);
+          rows.push({ digest: d, path: p });
+          if (format === "table") process.stdout.write(pathOnly ? `${p}\n` : `${d} ${p}\n`);
+        });
       });
       if (format === "json") printJson(rows);
     });
@@ -359,7 +334,7 @@ Examples:
       const g = globals(cmd);
       const d = validateDigest(digest);
       const signal = commandSignal(g);
-      await withStore(g, async (store) => {
+      await withContentStore(g, async (store) => {
         const stream = await store.openRead(d, { signal });
         try {
           await pipeline(stream, process.stdout, { signal });
@@ -369,20 +344,6 @@ Examples:
         }
       });
     });
-
-/** Deletes blobs, printing each one deleted; a failure is reported and the rest still go. */
-export async function deleteBlobs(g: GlobalOptions, digests: string[]): Promise<void> {
-  await withStore(g, async (store) => {
-    for (const d of digests) {
-      try {
-        await store.delete(validateDigest(d));
-        process.stdout.write(`${d}\n`);
-      } catch (err) {
-        reportItemError(err);
-      }
-    }
-  });
-}
 
 // at the top level `dist rm` is shared with containers (src/cli/run.ts sends digests here)
 const remove: AddCommand = (parent) =>
@@ -402,7 +363,13 @@ Examples:
   dist list -q | xargs dist delete`,
     )
     .action(async (digests: string[], _opts: unknown, cmd: Command) => {
-      await deleteBlobs(globals(cmd), digests);
+      const { deleteBlobs } = await import("../content/delete.ts");
+      await withContentStore(globals(cmd), (store) =>
+        deleteBlobs(store, digests, {
+          onDeleted: (d) => process.stdout.write(`${d}\n`),
+          onError: (_d, err) => reportItemError(err),
+        }),
+      );
     });
 
 const label: AddCommand = (parent) =>
@@ -423,7 +390,7 @@ Examples:
     .action(async (digest: string, pairs: string[], _opts: unknown, cmd: Command) => {
       const d = validateDigest(digest);
       const changes = parseLabels(pairs, true);
-      const info = await withStore(globals(cmd), async (store) => {
+      const info = await withContentStore(globals(cmd), async (store) => {
         const keys = Object.keys(changes);
         if (keys.length === 0) return store.info(d);
         return store.update(
@@ -458,7 +425,7 @@ Examples:
     )
     .action(async (opts: { olderThan: string }, cmd: Command) => {
       const age = parseDuration(opts.olderThan);
-      const removed = await withStore(globals(cmd), async (store) => {
+      const removed = await withContentStore(globals(cmd), async (store) => {
         if (typeof (store as Partial<PruningStore>).pruneIngests !== "function") {
           throw new UnimplementedError("prune needs the embedded store (not --address)");
         }
@@ -485,27 +452,6 @@ Examples:
 
 // ---- helpers
 
-function collect(value: string, previous: string[] | undefined): string[] {
-  return [...(previous ?? []), value];
-}
-
-function usage(message: string): InvalidArgumentError {
-  return Object.assign(new InvalidArgumentError(message), { usage: true });
-}
-
-/** `k=v` pairs; with allowEmpty, `k=` (an empty value) removes k. */
-function parseLabels(pairs: string[], allowEmpty: boolean): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const pair of pairs) {
-    const i = pair.indexOf("=");
-    if (i <= 0 || (!allowEmpty && i === pair.length - 1)) {
-      throw usage(`invalid label "${pair}": expected key=value`);
-    }
-    out[pair.slice(0, i)] = pair.slice(i + 1);
-  }
-  return out;
-}
-
 function formatLabels(labels: Record<string, string>): string {
   const entries = Object.entries(labels);
   return entries.length === 0 ? "-" : entries.map(([k, v]) => `${k}=${v}`).join(",");
@@ -530,49 +476,4 @@ function infoJson(i: Info): Record<string, unknown> {
     updatedAt: i.updatedAt.toISOString(),
     labels: i.labels,
   };
-}
-
-/** Global options that take a value, so their values are not mistaken for command names. */
-const GLOBAL_WITH_VALUE = new Set(["--root", "-n", "--namespace", "--timeout", "-a", "--address", "--connect-timeout"]);
-
-/**
- * The raw arguments after this command's name, when `-n` appears among them
- * (commander gave it to the global --namespace); undefined otherwise.
- */
-function argsAfterCommand(cmd: Command): string[] | undefined {
-  let root = cmd;
-  const chain: Command[] = [];
-  for (let c: Command | null = cmd; c; c = c.parent) chain.unshift(c);
-  root = chain[0];
-  const raw = (root as unknown as { rawArgs: string[] }).rawArgs.slice(2);
-  let i = 0;
-  for (const sub of chain.slice(1)) {
-    const names = [sub.name(), ...sub.aliases()];
-    while (i < raw.length && !names.includes(raw[i])) {
-      if (GLOBAL_WITH_VALUE.has(raw[i])) i++;
-      i++;
-    }
-    i++;
-  }
-  const own = raw.slice(i);
-  return own.some((a) => a === "-n" || /^-[a-zA-Z]*n[a-zA-Z]*$/.test(a)) ? own : undefined;
-}
-
-function parsePathArgs(args: string[]): { digests: string[]; pathOnly: boolean } {
-  const digests: string[] = [];
-  let pathOnly = false;
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    if (a === "--") {
-      digests.push(...args.slice(i + 1));
-      break;
-    }
-    if (a === "--output") i++;
-    else if (a.startsWith("--output=")) continue;
-    else if (/^-[nq]+$/.test(a) || a === "--quiet" || a === "--name-only") pathOnly = true;
-    else if (GLOBAL_WITH_VALUE.has(a)) i++;
-    else if (a.startsWith("-")) continue;
-    else digests.push(a);
-  }
-  return { digests, pathOnly };
 }

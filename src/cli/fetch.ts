@@ -8,18 +8,15 @@ import { pipeline } from "node:stream/promises";
 import type { Command } from "commander";
 import type { Descriptor } from "../descriptor.ts";
 import { type Digest, validateDigest } from "../digest.ts";
-import { InvalidArgumentError } from "../errors.ts";
-import { log } from "../log.ts";
 import type { Fetcher } from "../remotes/remotes.ts";
+import { UsageError } from "./args.ts";
 import { commandSignal, globals, parseSize } from "./globals.ts";
+import { log } from "./log.ts";
 import { openContentStore, openImageStore } from "./open.ts";
 import { addDownloadFlags, addPlatformFlags } from "./platform-flags.ts";
+import { withProgress } from "./progress.ts";
 import { addRegistryFlags, registryOptions } from "./registry-flags.ts";
 import { naming, transferFrom } from "./transfer.ts";
-
-function usage(message: string): InvalidArgumentError {
-  return Object.assign(new InvalidArgumentError(message), { usage: true });
-}
 
 /** `kind:value` hints, as the seed's remotes.HintValues read them. */
 export function parseHints(hints: string[]): Map<string, string[]> {
@@ -27,7 +24,7 @@ export function parseHints(hints: string[]): Map<string, string[]> {
   for (const h of hints) {
     const i = h.indexOf(":");
     if (i <= 0 || i === h.length - 1)
-      throw usage(
+      throw new UsageError(
         `invalid hint "${h}": expected kind:value, e.g. mediatype:application/vnd.oci.image.manifest.v1+json`,
       );
     const kind = h.slice(0, i).toLowerCase();
@@ -49,7 +46,7 @@ async function blobRequest(
   if (!mt || isManifest(mt) || isIndex(mt)) return undefined;
   const { parseReference } = await import("../reference/index.ts");
   const parsed = parseReference(ref, { defaultTag: false });
-  if (!parsed.digest) throw usage(`a ${mt} hint needs a reference by digest (name@sha256:…)`);
+  if (!parsed.digest) throw new UsageError(`a ${mt} hint needs a reference by digest (name@sha256:…)`);
   return {
     digest: validateDigest(parsed.digest),
     mediaType: mt,
@@ -109,7 +106,7 @@ Examples:
         } else if (canFetchByDigest(fetcher)) {
           stream = (await fetcher.fetchByDigest(blob.digest, { mediaType: blob.mediaType, signal })).stream;
         } else {
-          throw usage(`fetching the blob ${blob.digest} needs a size:<bytes> hint`);
+          throw new UsageError(`fetching the blob ${blob.digest} needs a size:<bytes> hint`);
         }
         log.debug(`fetching ${blob.digest}`);
         await pipeline(stream, process.stdout, { signal, end: false });
@@ -159,35 +156,26 @@ Examples:
     )
     .action(async (ref: string, opts: Record<string, unknown>, c: Command) => {
       const { g, name, platforms, limit, signal, resolver } = await transferFrom(ref, opts, c);
-      const [{ fetchImage }, { ProgressRenderer }, { ProgressTracker }] = await Promise.all([
-        import("../fetch.ts"),
-        import("../progress/render.ts"),
-        import("../progress/tracker.ts"),
-      ]);
+      const { fetchImage } = await import("../fetch.ts");
       const store = await openContentStore(g);
       const images = await openImageStore(g);
-      const tracker = new ProgressTracker();
-      const renderer = new ProgressRenderer(tracker).start();
-      // notes wait for the end: lines on the terminal would break the redrawn table
-      const notes: string[] = [];
       try {
-        await fetchImage({
-          resolver,
-          store,
-          ref: name,
-          platforms,
-          limit,
-          signal,
-          progress: tracker,
-          onNote: (_d, msg) => notes.push(msg),
-          images,
-        });
+        await withProgress((progress) =>
+          fetchImage({
+            resolver,
+            store,
+            ref: name,
+            platforms,
+            limit,
+            signal,
+            progress: progress.tracker,
+            onNote: progress.onNote,
+            images,
+          }),
+        );
       } catch (err) {
-        renderer.stop();
         throw naming(name, err);
       } finally {
-        renderer.stop();
-        for (const n of notes) log.info(n);
         await store.close?.();
       }
     });

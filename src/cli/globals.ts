@@ -39,8 +39,20 @@ export function parseSize(s: string): number {
   return n;
 }
 
+/**
+ * The options given to a command and its ancestors. One given at several
+ * levels (`dist --root A images ls --root B`) takes the value nearest the
+ * command, which is the last on the line: commander's optsWithGlobals prefers
+ * the outermost.
+ */
+export function effectiveOptions(cmd: Command): Record<string, unknown> {
+  const chain: Command[] = [];
+  for (let c: Command | null = cmd; c; c = c.parent) chain.unshift(c);
+  return Object.assign({}, ...chain.map((c) => c.opts()));
+}
+
 export function globals(cmd: Command): GlobalOptions {
-  const o = cmd.optsWithGlobals() as Record<string, unknown>;
+  const o = effectiveOptions(cmd);
   return {
     root: (o.root as string | undefined) ?? defaultRoot(),
     namespace: (o.namespace as string | undefined) ?? process.env.DIST_NAMESPACE ?? "default",

@@ -8,15 +8,11 @@ import { errorMessage, isNotFound } from "../errors.ts";
 import { formatBytes } from "../format.ts";
 import type { Image, ImageStore } from "../images/image.ts";
 import type { PlatformMatcher } from "../images/platforms.ts";
+import { forEachItem } from "./args.ts";
 import { commandSignal, type GlobalOptions, globals } from "./globals.ts";
-import { openContentStore, openImageStore } from "./open.ts";
+import { openImageStore, withContentStore } from "./open.ts";
 import { addPlatformFlags, platformMatcher } from "./platform-flags.ts";
 import { outputFormat, printJson, printTable } from "./table.ts";
-
-function reportItemError(err: unknown): void {
-  process.stderr.write(`dist: ${errorMessage(err).replace(/\s*\n\s*/g, " ")}\n`);
-  process.exitCode = 1;
-}
 
 /** The name as stored, else its normalised form (`redis` → docker.io/library/redis:latest). */
 async function resolveName(store: ImageStore, name: string): Promise<string> {
@@ -88,12 +84,7 @@ async function describe(provider: Provider, image: Image, matcher: PlatformMatch
 
 async function withStores<T>(g: GlobalOptions, fn: (images: ImageStore, content: Provider) => Promise<T>): Promise<T> {
   const images = await openImageStore(g);
-  const content = await openContentStore(g);
-  try {
-    return await fn(images, content);
-  } finally {
-    await content.close?.();
-  }
+  return withContentStore(g, (content) => fn(images, content));
 }
 
 function addList(parent: Command, name: string, isDefault: boolean): Command {
@@ -167,15 +158,11 @@ Examples:
 async function removeImages(c: Command, names: string[]): Promise<void> {
   const g = globals(c);
   const store = await openImageStore(g);
-  for (const name of names) {
-    try {
-      const n = await resolveName(store, name);
-      await store.delete(n);
-      process.stdout.write(`${n}\n`);
-    } catch (err) {
-      reportItemError(err);
-    }
-  }
+  await forEachItem(names, async (name) => {
+    const n = await resolveName(store, name);
+    await store.delete(n);
+    process.stdout.write(`${n}\n`);
+  });
 }
 
 function addRemove(parent: Command, name: string, aliases: string[]): Command {
@@ -263,13 +250,7 @@ Examples:
         await withStores(g, async (images, content) => {
           const list: Image[] = [];
           if (names.length === 0) list.push(...(await images.list()));
-          for (const n of names) {
-            try {
-              list.push(await images.get(await resolveName(images, n)));
-            } catch (err) {
-              reportItemError(err);
-            }
-          }
+          await forEachItem(names, async (n) => list.push(await images.get(await resolveName(images, n))));
           const results = [];
           for (const image of list) {
             try {

@@ -1,48 +1,17 @@
 /**
- * The dist command line: global options, command registration and the one
- * place where errors become `dist: <message>` and an exit code.
+ * The dist command line's entry: `--version`, then the command tree
+ * (program.ts), and the one place where errors become `dist: <message>` and
+ * an exit code.
  */
-import { Command, CommanderError } from "commander";
+import { CommanderError } from "commander";
 import { DistError, errorMessage } from "../errors.ts";
-import { setDebug } from "../log.ts";
 import { packageInfo, version } from "../version.ts";
-import { registerCommands } from "./commands.ts";
+import { UsageError } from "./args.ts";
+import { buildProgram } from "./program.ts";
 
 /** Exit codes: 1 for failures, 2 for usage errors (as the issue and POSIX tools do). */
 export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
-
-function buildProgram(): Command {
-  const program = new Command("dist");
-  program
-    .description("dist: container image distribution toolkit (content store, registries, layers, snapshots)")
-    .option("-v, --version", "print the version")
-    .option("--root <dir>", "root directory of the store (default /var/lib/dist as root, else $XDG_DATA_HOME/dist)")
-    .option("-n, --namespace <ns>", "namespace for images, labels and leases", undefined)
-    .option("--timeout <duration>", "overall deadline for the command (e.g. 30s, 5m)")
-    .option("-a, --address <socket>", "use the daemon on this unix socket instead of the embedded store")
-    .option("--connect-timeout <duration>", "how long to wait for the daemon socket")
-    .option("--debug", "print debug messages")
-    .showHelpAfterError()
-    .exitOverride()
-    .configureOutput({
-      outputError: (str, write) => write(`dist: ${str.replace(/^error: /, "")}`),
-    });
-  program.hook("preAction", (cmd) => setDebug(Boolean(cmd.optsWithGlobals().debug)));
-  registerCommands(program);
-  for (const cmd of allCommands(program)) {
-    cmd.exitOverride();
-    cmd.configureOutput({ outputError: (str, write) => write(`dist: ${str.replace(/^error: /, "")}`) });
-  }
-  return program;
-}
-
-function* allCommands(cmd: Command): Generator<Command> {
-  for (const sub of cmd.commands) {
-    yield sub;
-    yield* allCommands(sub);
-  }
-}
 
 export async function main(argv: string[]): Promise<number> {
   // a reader that stops early (`dist --help | head -1`) is not an error
@@ -73,9 +42,7 @@ export async function main(argv: string[]): Promise<number> {
     if (!(err instanceof DistError) && process.env.DIST_DEBUG_STACK && err instanceof Error) {
       process.stderr.write(`${err.stack}\n`);
     }
-    return err instanceof DistError && err.code === "InvalidArgument" && (err as { usage?: boolean }).usage
-      ? EXIT_USAGE
-      : EXIT_FAILURE;
+    return err instanceof UsageError ? EXIT_USAGE : EXIT_FAILURE;
   }
 }
 

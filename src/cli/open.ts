@@ -19,6 +19,16 @@ export async function openContentStore(g: GlobalOptions): Promise<Store> {
   return namespacedContentStore(g.root, g.namespace);
 }
 
+/** Runs fn with the content store, closed afterwards. */
+export async function withContentStore<T>(g: GlobalOptions, fn: (store: Store) => Promise<T>): Promise<T> {
+  const store = await openContentStore(g);
+  try {
+    return await fn(store);
+  } finally {
+    await store.close?.();
+  }
+}
+
 export async function openImageStore(g: GlobalOptions): Promise<ImageStore> {
   if (g.address) return (await import("../services/client/index.ts")).remoteImageStore(remote(g));
   const { openSqliteImageStore } = await import("../metadata/images.ts");

@@ -1,12 +1,8 @@
 /** Platform and download flags shared by fetch, pull and the image commands. */
 import type { Command } from "commander";
-import { InvalidArgumentError } from "../errors.ts";
 import { DEFAULT_MAX_CONCURRENT_DOWNLOADS } from "../images/handlers.ts";
 import type { PlatformMatcher } from "../images/platforms.ts";
-
-function collect(value: string, previous: string[] | undefined): string[] {
-  return [...(previous ?? []), value];
-}
+import { collect, UsageError } from "./args.ts";
 
 /** `--platform <p>` (repeatable) and `--all-platforms`. */
 export function addPlatformFlags(cmd: Command): Command {
@@ -33,9 +29,7 @@ export async function platformMatchers(opts: {
   allPlatforms?: boolean;
 }): Promise<PlatformMatcher[]> {
   if (opts.allPlatforms && opts.platform && opts.platform.length > 0) {
-    throw Object.assign(new InvalidArgumentError("--platform and --all-platforms cannot be used together"), {
-      usage: true,
-    });
+    throw new UsageError("--platform and --all-platforms cannot be used together");
   }
   const { allPlatforms, defaultMatcher, only, parsePlatform } = await import("../images/platforms.ts");
   if (opts.allPlatforms) return [allPlatforms()];
@@ -52,9 +46,7 @@ export function downloadLimit(opts: { maxConcurrentDownloads?: string }): number
   const v = opts.maxConcurrentDownloads;
   if (v === undefined) return DEFAULT_MAX_CONCURRENT_DOWNLOADS;
   if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > 1024) {
-    throw Object.assign(new InvalidArgumentError(`invalid --max-concurrent-downloads "${v}": expected 1 to 1024`), {
-      usage: true,
-    });
+    throw new UsageError(`invalid --max-concurrent-downloads "${v}": expected 1 to 1024`);
   }
   return Number(v);
 }

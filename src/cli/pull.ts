@@ -4,12 +4,11 @@
  * or exists), then `unpacking <platform> <digest>` per platform and `done`.
  */
 import type { Command } from "commander";
-import { log } from "../log.ts";
 import type { PullResult } from "../pull.ts";
 import { openContentStore, openImageStore } from "./open.ts";
 import { addDownloadFlags, addPlatformFlags } from "./platform-flags.ts";
+import { withProgress } from "./progress.ts";
 import { addRegistryFlags } from "./registry-flags.ts";
-import { reportWarnings } from "./rootfs.ts";
 import { addSnapshotterFlag, snapshotterFor } from "./snapshots.ts";
 import { naming, transferFrom } from "./transfer.ts";
 
@@ -39,43 +38,33 @@ Examples:
     )
     .action(async (ref: string, opts: Record<string, unknown>, c: Command) => {
       const { g, name, platforms, limit, signal, resolver } = await transferFrom(ref, opts, c);
-      const [{ pull }, { ProgressRenderer }, { ProgressTracker }] = await Promise.all([
-        import("../pull.ts"),
-        import("../progress/render.ts"),
-        import("../progress/tracker.ts"),
-      ]);
+      const { pull } = await import("../pull.ts");
       const content = await openContentStore(g);
       const images = await openImageStore(g);
       const snapshotter = await snapshotterFor(c);
       const started = Date.now();
-      const tracker = new ProgressTracker();
-      const renderer = new ProgressRenderer(tracker).start();
-      const notes: string[] = [];
-      const warnings: string[] = [];
       const unpacking: string[] = [];
       let result: PullResult;
       try {
-        result = await pull({
-          resolver,
-          content,
-          images,
-          ref: name,
-          snapshotter,
-          platforms,
-          limit,
-          signal,
-          progress: tracker,
-          onNote: (_d, msg) => notes.push(msg),
-          onWarning: (w) => warnings.push(w),
-          onUnpack: (platform, m) => unpacking.push(`unpacking ${platform} ${m.digest}...`),
-        });
+        result = await withProgress((progress) =>
+          pull({
+            resolver,
+            content,
+            images,
+            ref: name,
+            snapshotter,
+            platforms,
+            limit,
+            signal,
+            progress: progress.tracker,
+            onNote: progress.onNote,
+            onWarning: progress.onWarning,
+            onUnpack: (platform, m) => unpacking.push(`unpacking ${platform} ${m.digest}...`),
+          }),
+        );
       } catch (err) {
         throw naming(name, err);
       } finally {
-        // lines printed while the table redraws would break it: they wait for the end
-        renderer.stop();
-        for (const n of notes) log.info(n);
-        reportWarnings(warnings);
         await content.close?.();
       }
       for (const line of unpacking) process.stdout.write(`${line}\n`);

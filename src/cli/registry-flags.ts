@@ -1,13 +1,10 @@
 /** Registry flags shared by fetch-object, fetch, pull and push, and the options they make. */
 import type { Command } from "commander";
 import { InvalidArgumentError } from "../errors.ts";
-import { log } from "../log.ts";
 import type { RegistryOptions } from "../remotes/docker/options.ts";
+import { collect } from "./args.ts";
 import { parseDuration } from "./globals.ts";
-
-function collect(value: string, previous: string[] | undefined): string[] {
-  return [...(previous ?? []), value];
-}
+import { log } from "./log.ts";
 
 /** `--plain-http`, `-u/--user`, `--tlscacert` (repeatable), `-k/--skip-verify`, `--hosts-dir`, `--stall-timeout`. */
 export function addRegistryFlags(cmd: Command): Command {

@@ -5,10 +5,10 @@
  */
 import type { Command } from "commander";
 import { FailedPreconditionError, isAlreadyExists } from "../errors.ts";
-import { log } from "../log.ts";
 import { commandSignal, globals } from "./globals.ts";
 import { openContentStore } from "./open.ts";
 import { addPlatformFlags, platformMatcher } from "./platform-flags.ts";
+import { holdMessages } from "./progress.ts";
 import { addSnapshotterFlag, printMounts, snapshotterFor } from "./snapshots.ts";
 
 export function register(program: Command): void {
@@ -51,14 +51,14 @@ Examples:
         const sn = await snapshotterFor(c);
         const { desc, bytes } = await describeStored(content, digest);
         const { desc: mdesc, manifest } = await selectManifest(content, desc, bytes, await platformMatcher(opts));
-        const warnings: string[] = [];
+        const held = holdMessages();
         const r = await unpackManifest(mdesc, manifest, {
           content,
           snapshotter: sn,
           signal,
-          onWarning: (w) => warnings.push(w),
+          onWarning: held.onWarning,
         });
-        reportWarnings(warnings);
+        held.report();
         process.stdout.write(`${r.chainID}\n`);
       } finally {
         await content.close?.();
@@ -91,10 +91,4 @@ Examples:
         throw err;
       }
     });
-}
-
-/** Warnings of a non-root unpack (ownership, devices) can be many: a few, then a count. */
-export function reportWarnings(warnings: string[], max = 5): void {
-  for (const w of warnings.slice(0, max)) log.warn(w);
-  if (warnings.length > max) log.warn(`… and ${warnings.length - max} more warnings like these`);
 }

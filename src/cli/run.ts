@@ -3,17 +3,15 @@
  * images with runc. Thin: flags become SpecOptions and the work is in src/run.
  */
 import { randomBytes } from "node:crypto";
-import { existsSync } from "node:fs";
 import { constants } from "node:os";
-import { type Command, Option } from "commander";
-import { errorMessage, FailedPreconditionError, InvalidArgumentError, isNotFound } from "../errors.ts";
+import type { Command } from "commander";
+import { FailedPreconditionError } from "../errors.ts";
 import { formatAge } from "../format.ts";
-import { log } from "../log.ts";
 import type { SpecOptions } from "../oci/spec.ts";
-import type { ContainerRecord } from "../run/containers.ts";
-import { deleteBlobs } from "./content.ts";
+import { asUsage, collect, reportItemError, UsageError } from "./args.ts";
 import { globals } from "./globals.ts";
-import { openContentStore, openImageStore, openSnapshotter } from "./open.ts";
+import { log } from "./log.ts";
+import { openContentStore, openImageStore, openSnapshotter, withContentStore } from "./open.ts";
 import { addPlatformFlags, platformMatcher } from "./platform-flags.ts";
 import { addSnapshotterFlag, snapshotterFor } from "./snapshots.ts";
 import { outputFormat, printJson, printTable } from "./table.ts";
@@ -23,30 +21,10 @@ const runLib = () => import("../run/run.ts");
 const bundleLib = () => import("../run/bundle.ts");
 const containersLib = () => import("../run/containers.ts");
 
-function usage(message: string): InvalidArgumentError {
-  return Object.assign(new InvalidArgumentError(message), { usage: true });
-}
-
-function collect(value: string, previous: string[] | undefined): string[] {
-  return [...(previous ?? []), value];
-}
-
-/** Global options that take a value, so the command name can be found after them. */
-const GLOBAL_WITH_VALUE = new Set(["--root", "-n", "--namespace", "--timeout", "-a", "--address", "--connect-timeout"]);
-
-/** The subcommand named on the command line (the first operand after the global options). */
-function invokedCommand(argv: string[]): string | undefined {
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === "--") return argv[i + 1];
-    if (GLOBAL_WITH_VALUE.has(a)) {
-      i++;
-      continue;
-    }
-    if (a.startsWith("-")) continue;
-    return a;
-  }
-  return undefined;
+/** A container id as the user typed it: invalid is a usage error. */
+async function containerId(id: string): Promise<string> {
+  const { validateContainerId } = await containersLib();
+  return asUsage(() => validateContainerId(id));
 }
 
 interface SpecFlags {
@@ -78,7 +56,8 @@ function envEntries(entries: string[] = []): string[] {
   const out: string[] = [];
   for (const e of entries) {
     if (e.includes("=")) out.push(e);
-    else if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(e)) throw usage(`invalid --env "${e}": expected KEY=VALUE or KEY`);
+    else if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(e))
+      throw new UsageError(`invalid --env "${e}": expected KEY=VALUE or KEY`);
     else if (process.env[e] !== undefined) out.push(`${e}=${process.env[e]}`);
   }
   return out;
@@ -125,17 +104,18 @@ Examples:
       const g = globals(cmd);
       const { createBundle, readBundleRecord, removeBundle } = await bundleLib();
       if (o.remove) {
-        if (dir !== undefined) throw usage("bundle --remove takes only the bundle directory");
+        if (dir !== undefined) throw new UsageError("bundle --remove takes only the bundle directory");
         const rec = readBundleRecord(ref);
         const snapshotter = rec.snapshotKey ? await openSnapshotter(g, rec.snapshotter) : undefined;
         await removeBundle(ref, snapshotter);
         return;
       }
-      if (dir === undefined) throw usage("bundle needs an image reference and a directory");
+      if (dir === undefined) throw new UsageError("bundle needs an image reference and a directory");
       const deps = {
         content: await openContentStore(g),
         images: await openImageStore(g),
         snapshotter: await snapshotterFor(cmd),
+        log,
       };
       const r = await createBundle(deps, {
         ref,
@@ -147,7 +127,8 @@ Examples:
       });
       process.stdout.write(`${r.dir}\n`);
     });
-  passThroughAfterImage(program, cmd);
+  // options after the image belong to the container's command (`dist run IMAGE ls -a -n`), as with docker
+  cmd.passThroughOptions();
 }
 
 interface RunFlags extends SpecFlags {
@@ -190,21 +171,22 @@ Examples:
     )
     .action(async (ref: string, command: string[], o: RunFlags) => {
       const g = globals(cmd);
-      const { createContainer, defaultRuntimeRoot, releaseMount, removeContainer, startDetached, startForeground } =
-        await runLib();
+      const { createContainer, defaultRuntimeRoot, runDetached, runForeground } = await runLib();
       const { findRuntime } = await import("../run/runc.ts");
-      const { validateContainerId } = await containersLib();
       if (process.getuid?.() !== 0) {
         throw new FailedPreconditionError("dist run needs root (runc runs rootful containers here): use sudo");
       }
-      if (o.detach && o.tty) throw usage("--tty with --detach is not supported (no console socket): drop one of them");
-      if (o.detach && o.rm) throw usage("--rm with --detach is not supported: dist rm the container after it exits");
-      const id = validateContainerId(o.id ?? randomBytes(8).toString("hex"));
+      if (o.detach && o.tty)
+        throw new UsageError("--tty with --detach is not supported (no console socket): drop one of them");
+      if (o.detach && o.rm)
+        throw new UsageError("--rm with --detach is not supported: dist rm the container after it exits");
+      const id = await containerId(o.id ?? randomBytes(8).toString("hex"));
       const runtime = findRuntime(o.runtime);
       const deps = {
         content: await openContentStore(g),
         images: await openImageStore(g),
         snapshotter: await snapshotterFor(cmd),
+        log,
       };
       // until runc runs, a signal undoes the creation instead of leaving half a container
       const creating = new AbortController();
@@ -227,51 +209,14 @@ Examples:
         for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.off(sig, interrupt);
       });
       if (o.detach) {
-        try {
-          await startDetached(g.root, record);
-        } catch (err) {
-          await removeContainer(g.root, id, deps.snapshotter, { force: true }).catch((e) =>
-            log.warn(`cleanup of ${id}: ${errorMessage(e)}`),
-          );
-          throw err;
-        }
+        await runDetached(g.root, record, deps.snapshotter, log);
         process.stdout.write(`${id}\n`);
         return;
       }
-      let exitCode = 125;
-      let startError: string | undefined;
-      try {
-        ({ exitCode, startError } = await startForeground(g.root, record, { interactive: o.interactive }));
-      } finally {
-        try {
-          // a container that never started is of no use: it goes, --rm or not
-          if (o.rm || startError !== undefined || exitCode === 125) {
-            await removeContainer(g.root, id, deps.snapshotter, { force: true });
-          } else releaseMount(g.root, record);
-        } catch (err) {
-          log.warn(`cleanup of ${id}: ${errorMessage(err)}`);
-        }
-      }
-      process.exitCode = exitCode;
+      process.exitCode = await runForeground(g.root, record, deps.snapshotter, { interactive: o.interactive, log });
     });
-  passThroughAfterImage(program, cmd);
-}
-
-/**
- * Options after the image belong to the container's command (`dist run IMAGE ls -a -n`),
- * so when this command is the one invoked, parsing stops at its first operand and
- * global options must come before the command name (as with docker).
- */
-function passThroughAfterImage(program: Command, cmd: Command): void {
-  if (invokedCommand(process.argv.slice(2)) !== cmd.name()) return;
-  program.enablePositionalOptions();
+  // options after the image belong to the container's command (`dist run IMAGE ls -a -n`), as with docker
   cmd.passThroughOptions();
-  // the global options still work between the command name and the image
-  for (const o of program.options) {
-    const copy = new Option(o.flags, o.description).hideHelp();
-    if (o.negate || o.long === "--version" || o.long === "--help") continue;
-    cmd.addOption(copy);
-  }
 }
 
 function registerPs(program: Command): void {
@@ -336,7 +281,7 @@ function parseSignal(s: string): string {
   if (/^\d{1,2}$/.test(s) && Number(s) >= 1 && Number(s) <= 64) return s;
   const name = s.toUpperCase().replace(/^SIG/, "");
   if (isSignal(name)) return `SIG${name}`;
-  throw usage(`invalid signal "${s}": expected a name like SIGTERM, TERM or KILL, or a number`);
+  throw new UsageError(`invalid signal "${s}": expected a name like SIGTERM, TERM or KILL, or a number`);
 }
 
 function isSignal(name: string): boolean {
@@ -362,9 +307,9 @@ Examples:
       const g = globals(cmd);
       const explicit = o.signal === undefined ? undefined : parseSignal(o.signal);
       const { killContainer } = await runLib();
-      const { readRecord, validateContainerId } = await containersLib();
+      const { readRecord } = await containersLib();
       for (const id of ids) {
-        const rec = readRecord(g.root, validateContainerId(id));
+        const rec = readRecord(g.root, await containerId(id));
         const sig = explicit ?? (rec.stopSignal ? parseSignal(rec.stopSignal) : "SIGTERM");
         await killContainer(g.root, id, sig, { all: o.all });
       }
@@ -394,23 +339,21 @@ Examples:
       const g = globals(cmd);
       // the seed's `dist rm DIGEST...` deletes blobs; a container id never contains ":"
       const digests = ids.filter((id) => id.includes(":"));
-      if (digests.length === ids.length) return deleteBlobs(g, ids);
-      if (digests.length > 0) throw usage("dist rm takes either container ids or blob digests, not both");
-      const { removeContainer, removeIncomplete } = await runLib();
-      const { containerDir, readRecord, validateContainerId } = await containersLib();
+      if (digests.length === ids.length) {
+        const { deleteBlobs } = await import("../content/delete.ts");
+        return withContentStore(g, (store) =>
+          deleteBlobs(store, ids, {
+            onDeleted: (d) => process.stdout.write(`${d}\n`),
+            onError: (_d, err) => reportItemError(err),
+          }),
+        );
+      }
+      if (digests.length > 0) throw new UsageError("dist rm takes either container ids or blob digests, not both");
+      const { removeContainerOrRemains } = await runLib();
       for (const id of ids) {
-        let rec: ContainerRecord;
-        try {
-          rec = readRecord(g.root, validateContainerId(id));
-        } catch (err) {
-          // a creation that was killed leaves a directory without a record: clean that up too
-          if (!isNotFound(err) || !existsSync(containerDir(g.root, id))) throw err;
-          await removeIncomplete(g.root, id, await openSnapshotter(g));
-          process.stdout.write(`${id}\n`);
-          continue;
-        }
-        const snapshotter = await openSnapshotter(g, rec.snapshotter);
-        await removeContainer(g.root, id, snapshotter, { force: o.force });
+        await removeContainerOrRemains(g.root, await containerId(id), (name) => openSnapshotter(g, name), {
+          force: o.force,
+        });
         process.stdout.write(`${id}\n`);
       }
     });

@@ -4,10 +4,10 @@
  * command that touches snapshots.
  */
 import type { Command } from "commander";
-import { errorMessage, InvalidArgumentError } from "../errors.ts";
 import { formatBytes } from "../format.ts";
 import type { Mount, SnapshotInfo, Snapshotter } from "../snapshots/snapshotter.ts";
-import { globals } from "./globals.ts";
+import { forEachItem, parseLabels } from "./args.ts";
+import { effectiveOptions, globals } from "./globals.ts";
 import { openSnapshotter } from "./open.ts";
 import { outputFormat, printJson, printTable } from "./table.ts";
 
@@ -20,7 +20,7 @@ export function addSnapshotterFlag(cmd: Command): Command {
 }
 
 export function snapshotterFor(c: Command): Promise<Snapshotter> {
-  const o = c.optsWithGlobals() as { snapshotter?: string };
+  const o = effectiveOptions(c) as { snapshotter?: string };
   return openSnapshotter(globals(c), o.snapshotter);
 }
 
@@ -31,11 +31,6 @@ export async function printMounts(mounts: Mount[], target: string): Promise<void
 
 function kindName(i: SnapshotInfo): string {
   return i.kind === "committed" ? "Committed" : i.kind === "view" ? "View" : "Active";
-}
-
-function reportItemError(err: unknown): void {
-  process.stderr.write(`dist: ${errorMessage(err)}\n`);
-  process.exitCode = 1;
 }
 
 export function register(program: Command): void {
@@ -95,7 +90,7 @@ Examples:
     .addHelpText("after", "\nExamples:\n  dist snapshots rm my-rootfs\n  dist snapshots --snapshotter native rm a b c")
     .action(async (keys: string[], _o: unknown, c: Command) => {
       const sn = await snapshotterFor(c);
-      for (const k of keys) await sn.remove(k).catch(reportItemError);
+      await forEachItem(keys, (k) => sn.remove(k));
     });
 
   snapshots
@@ -162,14 +157,7 @@ Examples:
         });
       }
       const rows: { key: string; size: number; inodes: number }[] = [];
-      for (const k of names) {
-        try {
-          const u = await sn.usage(k);
-          rows.push({ key: k, ...u });
-        } catch (err) {
-          reportItemError(err);
-        }
-      }
+      await forEachItem(names, async (k) => rows.push({ key: k, ...(await sn.usage(k)) }));
       if (fmt === "json") {
         printJson(rows);
         return;
@@ -218,16 +206,4 @@ Examples:
       const sn = await snapshotterFor(c);
       await sn.commit(name, key, { labels: parseLabels(opts.label) });
     });
-}
-
-function parseLabels(pairs: string[] | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const p of pairs ?? []) {
-    const i = p.indexOf("=");
-    if (i <= 0) {
-      throw Object.assign(new InvalidArgumentError(`invalid label "${p}": expected key=value`), { usage: true });
-    }
-    out[p.slice(0, i)] = p.slice(i + 1);
-  }
-  return out;
 }

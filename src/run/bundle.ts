@@ -67,7 +67,7 @@ export async function createBundle(
     if ((err as { code?: string }).code !== "ENOENT") throw err;
     existed = false;
   }
-  const undo = new Undo();
+  const undo = new Undo(deps.log);
   try {
     mkdirSync(dir, { recursive: true, mode: 0o711 });
     undo.push(`remove ${dir}`, async () => {

@@ -36,11 +36,8 @@ const ID = /^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$/;
 
 export function validateContainerId(id: string): string {
   if (id.length === 0 || id.length > 76 || !ID.test(id)) {
-    throw Object.assign(
-      new InvalidArgumentError(
-        `invalid container id "${id}": letters and digits joined by single ".", "_" or "-", at most 76 characters`,
-      ),
-      { usage: true },
+    throw new InvalidArgumentError(
+      `invalid container id "${id}": letters and digits joined by single ".", "_" or "-", at most 76 characters`,
     );
   }
   return id;

@@ -7,7 +7,7 @@
  */
 
 import { createHash } from "node:crypto";
-import { closeSync, openSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { constants } from "node:os";
 import { join, resolve } from "node:path";
@@ -23,7 +23,6 @@ import {
 import type { ImageStore } from "../images/image.ts";
 import { type Manifest, readSmallBlob } from "../images/manifest.ts";
 import type { PlatformMatcher } from "../images/platforms.ts";
-import { log } from "../log.ts";
 import { type ImageConfig, parseImageConfig, parseImageRootfs } from "../oci/image-config.ts";
 import { readUserFiles } from "../oci/rootfs.ts";
 import { buildSpec, processArgs, type Spec, type SpecOptions } from "../oci/spec.ts";
@@ -49,6 +48,14 @@ export interface RunDeps {
   content: ContentAccess;
   images: ImageStore;
   snapshotter: Snapshotter;
+  /** Where debug notes and warnings (a cleanup that failed) go; nowhere when absent. */
+  log?: RunLog;
+}
+
+/** What the run library says that is not an error. */
+export interface RunLog {
+  debug(msg: string): void;
+  warn(msg: string): void;
 }
 
 export interface ResolvedImage {
@@ -93,7 +100,7 @@ export async function ensureUnpacked(deps: RunDeps, image: ResolvedImage, signal
   } catch (err) {
     if (!(err instanceof NotFoundError)) throw err;
   }
-  log.debug(`unpacking ${image.name} into the ${deps.snapshotter.name} snapshotter`);
+  deps.log?.debug(`unpacking ${image.name} into the ${deps.snapshotter.name} snapshotter`);
   await unpackManifest(image.manifestDesc, image.manifest, {
     content: deps.content,
     snapshotter: deps.snapshotter,
@@ -104,6 +111,10 @@ export async function ensureUnpacked(deps: RunDeps, image: ResolvedImage, signal
 /** Steps to undo, last first; the failure of one is reported and the rest still run. */
 export class Undo {
   #steps: { what: string; fn: () => unknown }[] = [];
+  readonly #log: RunLog | undefined;
+  constructor(log?: RunLog) {
+    this.#log = log;
+  }
   push(what: string, fn: () => unknown): void {
     this.#steps.push({ what, fn });
   }
@@ -114,7 +125,7 @@ export class Undo {
       try {
         await s.fn();
       } catch (err) {
-        log.warn(`cleanup: ${s.what}: ${errorMessage(err)}`);
+        this.#log?.warn(`cleanup: ${s.what}: ${errorMessage(err)}`);
       }
     }
   }
@@ -241,7 +252,7 @@ export async function createContainer(
       `image "${image.name}" has no command (no Entrypoint or Cmd): give one after the image name`,
     );
   }
-  const undo = new Undo();
+  const undo = new Undo(deps.log);
   try {
     const dir = reserveContainer(opts.root, id);
     undo.push(`remove ${dir}`, () => removeTree(dir));
@@ -322,6 +333,7 @@ function startFailureCode(msg: string): number {
 export interface StartOptions {
   /** Keep stdin attached (docker -i); a TTY implies it. */
   interactive?: boolean;
+  log?: RunLog;
 }
 
 export interface StartResult {
@@ -363,7 +375,7 @@ export async function startForeground(
       if (sameGroup && (sig === "SIGINT" || sig === "SIGQUIT")) return; // the terminal sent it to runc too
       // a process 1 without a handler ignores SIGINT: the third one kills the container, as docker's CLI does
       const send = sig === "SIGINT" && ++interrupts >= 3 ? "SIGKILL" : sig;
-      if (send === "SIGKILL") log.warn(`third interrupt: killing container ${record.id}`);
+      if (send === "SIGKILL") opts.log?.warn(`third interrupt: killing container ${record.id}`);
       runc.kill(record.id, send, { all: send === "SIGKILL" }).catch(() => {
         // not created yet (or gone): runc itself forwards what it receives
         child.kill(sig); // never SIGKILL runc itself: its container would be orphaned
@@ -387,6 +399,50 @@ export async function startForeground(
     return { exitCode: 128 + (signal ? (constants.signals[signal] ?? 0) : 0) };
   } finally {
     for (const [sig, h] of handlers) process.off(sig, h);
+  }
+}
+
+/**
+ * Runs a created container in the foreground (startForeground), then removes it
+ * when it was created to be removed or never started (of no use then), else
+ * only unmounts its rootfs (docker keeps stopped containers). Returns its exit status.
+ */
+export async function runForeground(
+  root: string,
+  record: ContainerRecord,
+  snapshotter: Snapshotter,
+  opts: StartOptions = {},
+): Promise<number> {
+  let exitCode = 125;
+  let startError: string | undefined;
+  try {
+    ({ exitCode, startError } = await startForeground(root, record, opts));
+  } finally {
+    try {
+      if (record.autoRemove || startError !== undefined || exitCode === 125) {
+        await removeContainer(root, record.id, snapshotter, { force: true });
+      } else releaseMount(root, record);
+    } catch (err) {
+      opts.log?.warn(`cleanup of ${record.id}: ${errorMessage(err)}`);
+    }
+  }
+  return exitCode;
+}
+
+/** Starts a created container detached (startDetached); one that does not start is removed. */
+export async function runDetached(
+  root: string,
+  record: ContainerRecord,
+  snapshotter: Snapshotter,
+  log?: RunLog,
+): Promise<void> {
+  try {
+    await startDetached(root, record);
+  } catch (err) {
+    await removeContainer(root, record.id, snapshotter, { force: true }).catch((e) =>
+      log?.warn(`cleanup of ${record.id}: ${errorMessage(e)}`),
+    );
+    throw err;
   }
 }
 
@@ -480,6 +536,27 @@ export async function removeContainer(
   }
   await removeTree(containerDir(root, id));
   pruneCgroupParents(cgroupsPathFor(root, record.namespace, id));
+}
+
+/**
+ * Removes container `id` (removeContainer) or, where a creation was killed before
+ * its record was written, what it left (removeIncomplete). The snapshotter is
+ * opened by the name in the record (the default one for such remains).
+ */
+export async function removeContainerOrRemains(
+  root: string,
+  id: string,
+  openSnapshotter: (name?: string) => Promise<Snapshotter>,
+  opts: { force?: boolean } = {},
+): Promise<void> {
+  let record: ContainerRecord;
+  try {
+    record = readRecord(root, id);
+  } catch (err) {
+    if (!(err instanceof NotFoundError) || !existsSync(containerDir(root, id))) throw err;
+    return removeIncomplete(root, id, await openSnapshotter());
+  }
+  await removeContainer(root, id, await openSnapshotter(record.snapshotter), opts);
 }
 
 /**

@@ -1,4 +1,8 @@
-/** The CLI's logger: plain lines on stderr, debug lines only with --debug. */
+/**
+ * The CLI's logger: plain lines on stderr, debug lines only with --debug. The
+ * library never writes there itself: it reports through what it is given
+ * (onWarning, onNote, a RunLog), and the commands pass this logger on.
+ */
 let debugEnabled = false;
 
 export function setDebug(on: boolean): void {
