@@ -4,7 +4,7 @@
  */
 import type { Command } from "commander";
 import type { Provider } from "../content/content.ts";
-import { errorMessage, isNotFound } from "../errors.ts";
+import { errorMessage } from "../errors.ts";
 import { formatBytes } from "../format.ts";
 import type { Image, ImageStore } from "../images/image.ts";
 import type { PlatformMatcher } from "../images/platforms.ts";
@@ -14,41 +14,6 @@ import { openImageStore, withContentStore } from "./open.ts";
 import { addPlatformFlags, platformMatcher } from "./platform-flags.ts";
 import { outputFormat, printJson, printTable } from "./table.ts";
 
-/** The name as stored, else its normalised form (`redis` → docker.io/library/redis:latest). */
-async function resolveName(store: ImageStore, name: string): Promise<string> {
-  try {
-    await store.get(name);
-    return name;
-  } catch (err) {
-    if (!isNotFound(err)) throw err;
-    const { normalize } = await import("../reference/index.ts");
-    let n: string;
-    try {
-      n = normalize(name);
-    } catch {
-      throw err;
-    }
-    if (n === name) throw err;
-    try {
-      await store.get(n);
-    } catch (err2) {
-      // name what the user typed, not its normalised form
-      if (isNotFound(err2)) throw err;
-      throw err2;
-    }
-    return n;
-  }
-}
-
-async function normalizeOrKeep(name: string): Promise<string> {
-  const { normalize } = await import("../reference/index.ts");
-  try {
-    return normalize(name);
-  } catch {
-    return name;
-  }
-}
-
 interface Row {
   image: Image;
   platforms: string[];
@@ -57,25 +22,18 @@ interface Row {
   error?: string;
 }
 
-/** Size for the host platform (what a pull here uses); for images without it, what is present. */
+/** Platforms and sizes (for the host platform, or --platform), or why they could not be read. */
 async function describe(provider: Provider, image: Image, matcher: PlatformMatcher, signal: AbortSignal): Promise<Row> {
   const row: Row = { image, platforms: [] };
-  const [{ check, imagePlatforms }, { allPlatforms, formatPlatform }] = await Promise.all([
+  const [{ imagePlatforms, imageSizes }, { formatPlatform }] = await Promise.all([
     import("../images/check.ts"),
     import("../images/platforms.ts"),
   ]);
   try {
     row.platforms = (await imagePlatforms(provider, image.target, { signal })).map(formatPlatform);
-    const all = await check(provider, image.target, allPlatforms(), { signal });
-    row.sizeAll = all.presentSize;
-    try {
-      const mine = await check(provider, image.target, matcher, { signal });
-      // the platform's manifest was never fetched: its size is unknown here
-      row.size = mine.known ? mine.requiredSize : all.presentSize;
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
-      row.size = all.presentSize;
-    }
+    const { size, presentSize } = await imageSizes(provider, image.target, matcher, { signal });
+    row.size = size;
+    row.sizeAll = presentSize;
   } catch (err) {
     row.error = errorMessage(err);
   }
@@ -158,8 +116,9 @@ Examples:
 async function removeImages(c: Command, names: string[]): Promise<void> {
   const g = globals(c);
   const store = await openImageStore(g);
+  const { storedName } = await import("../images/names.ts");
   await forEachItem(names, async (name) => {
-    const n = await resolveName(store, name);
+    const n = await storedName(store, name);
     await store.delete(n);
     process.stdout.write(`${n}\n`);
   });
@@ -201,10 +160,13 @@ Examples:
     .action(async (source: string, targets: string[], opts: { force?: boolean }, c: Command) => {
       const g = globals(c);
       const store = await openImageStore(g);
-      const src = await resolveName(store, source);
-      const { tagImage } = await import("../images/tag.ts");
+      const [{ newImageName, storedName }, { tagImage }] = await Promise.all([
+        import("../images/names.ts"),
+        import("../images/tag.ts"),
+      ]);
+      const src = await storedName(store, source);
       for (const t of targets) {
-        const dst = await normalizeOrKeep(t);
+        const dst = newImageName(t);
         await tagImage(store, src, dst, { force: opts.force });
         process.stdout.write(`${dst}\n`);
       }
@@ -243,14 +205,15 @@ Examples:
         const format = outputFormat(opts.output);
         const matcher = await platformMatcher(opts);
         const signal = commandSignal(g);
-        const [{ check }, { refKey }] = await Promise.all([
+        const [{ check }, { refKey }, { storedName }] = await Promise.all([
           import("../images/check.ts"),
           import("../images/mediatypes.ts"),
+          import("../images/names.ts"),
         ]);
         await withStores(g, async (images, content) => {
           const list: Image[] = [];
           if (names.length === 0) list.push(...(await images.list()));
-          await forEachItem(names, async (n) => list.push(await images.get(await resolveName(images, n))));
+          await forEachItem(names, async (n) => list.push(await images.get(await storedName(images, n))));
           const results = [];
           for (const image of list) {
             try {

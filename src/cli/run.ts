@@ -3,7 +3,6 @@
  * images with runc. Thin: flags become SpecOptions and the work is in src/run.
  */
 import { randomBytes } from "node:crypto";
-import { constants } from "node:os";
 import type { Command } from "commander";
 import { FailedPreconditionError } from "../errors.ts";
 import { formatAge } from "../format.ts";
@@ -276,18 +275,6 @@ Examples:
     });
 }
 
-/** SIGTERM, TERM, 15 → what runc kill accepts; anything else is refused here with a clear message. */
-function parseSignal(s: string): string {
-  if (/^\d{1,2}$/.test(s) && Number(s) >= 1 && Number(s) <= 64) return s;
-  const name = s.toUpperCase().replace(/^SIG/, "");
-  if (isSignal(name)) return `SIG${name}`;
-  throw new UsageError(`invalid signal "${s}": expected a name like SIGTERM, TERM or KILL, or a number`);
-}
-
-function isSignal(name: string): boolean {
-  return Object.hasOwn(constants.signals, `SIG${name}`);
-}
-
 function registerKill(program: Command): void {
   const cmd = program
     .command("kill")
@@ -305,14 +292,9 @@ Examples:
     )
     .action(async (ids: string[], o: { signal?: string; all?: boolean }) => {
       const g = globals(cmd);
-      const explicit = o.signal === undefined ? undefined : parseSignal(o.signal);
-      const { killContainer } = await runLib();
-      const { readRecord } = await containersLib();
-      for (const id of ids) {
-        const rec = readRecord(g.root, await containerId(id));
-        const sig = explicit ?? (rec.stopSignal ? parseSignal(rec.stopSignal) : "SIGTERM");
-        await killContainer(g.root, id, sig, { all: o.all });
-      }
+      const { killContainer, signalName } = await runLib();
+      const signal = o.signal === undefined ? undefined : asUsage(() => signalName(o.signal as string));
+      for (const id of ids) await killContainer(g.root, await containerId(id), signal, { all: o.all });
     });
 }
 

@@ -10,7 +10,7 @@ import { childrenHandler, filterPlatforms } from "./children.ts";
 import { walk } from "./handlers.ts";
 import { readSmallBlob } from "./manifest.ts";
 import { isAttestationManifest, isConfig, isIndex, isManifest } from "./mediatypes.ts";
-import { formatPlatform, type PlatformMatcher } from "./platforms.ts";
+import { allPlatforms, formatPlatform, type PlatformMatcher } from "./platforms.ts";
 
 export interface CheckResult {
   /** Every required blob is present (and the walk could see them all). */
@@ -81,6 +81,29 @@ export async function imageSize(
 ): Promise<number> {
   const r = await check(provider, target, platform, opts);
   return r.requiredSize;
+}
+
+/**
+ * What `dist images` shows of an image's size: `size`, the packed size for
+ * `platform` (what a pull here stores), and `presentSize`, all of its content
+ * present here. For an image without that platform, or whose manifest for it
+ * was never fetched, `size` is the present size.
+ */
+export async function imageSizes(
+  provider: Provider,
+  target: Descriptor,
+  platform: PlatformMatcher,
+  opts: { signal?: AbortSignal } = {},
+): Promise<{ size: number; presentSize: number }> {
+  const { presentSize } = await check(provider, target, allPlatforms(), opts);
+  try {
+    const mine = await check(provider, target, platform, opts);
+    return { size: mine.known ? mine.requiredSize : presentSize, presentSize };
+  } catch (err) {
+    // no manifest for the platform
+    if (!isNotFound(err)) throw err;
+    return { size: presentSize, presentSize };
+  }
 }
 
 /** The platforms an image offers as declared: those its index names (attestations left out), or its config's. */

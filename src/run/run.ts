@@ -493,9 +493,26 @@ export async function containerStatus(record: ContainerRecord): Promise<{ status
   };
 }
 
-/** Sends a signal to a container's process (all of its processes with `all`). */
-export async function killContainer(root: string, id: string, signal: string, opts: { all?: boolean } = {}) {
+/** SIGTERM, TERM, 15 → what runc kill accepts; anything else is InvalidArgument. */
+export function signalName(s: string): string {
+  if (/^\d{1,2}$/.test(s) && Number(s) >= 1 && Number(s) <= 64) return s;
+  const name = s.toUpperCase().replace(/^SIG/, "");
+  if (Object.hasOwn(constants.signals, `SIG${name}`)) return `SIG${name}`;
+  throw new InvalidArgumentError(`invalid signal "${s}": expected a name like SIGTERM, TERM or KILL, or a number`);
+}
+
+/**
+ * Sends a signal (signalName) to a container's process, all of its processes
+ * with `all`; by default the image's StopSignal, else SIGTERM, as docker does.
+ */
+export async function killContainer(
+  root: string,
+  id: string,
+  signal: string | undefined,
+  opts: { all?: boolean } = {},
+): Promise<void> {
   const record = readRecord(root, id);
+  signal = signalName(signal ?? record.stopSignal ?? "SIGTERM");
   const { status } = await containerStatus(record);
   if (status !== "running" && status !== "paused" && status !== "created") {
     throw new FailedPreconditionError(`container ${id} is not running (it is ${status})`);

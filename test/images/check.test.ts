@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { check, imagePlatforms, imageSize } from "../../src/images/check.ts";
+import { check, imagePlatforms, imageSize, imageSizes } from "../../src/images/check.ts";
 import { childrenHandler, filterPlatforms } from "../../src/images/children.ts";
 import { MediaType } from "../../src/images/mediatypes.ts";
 import { allPlatforms, only } from "../../src/images/platforms.ts";
@@ -93,6 +93,21 @@ describe("check and size", () => {
     r = await check(p, index, amd64);
     assert.equal(r.known, false);
     assert.equal(r.complete, false);
+  });
+
+  it("sizes for a platform, else what is present", async () => {
+    const { p, index, amd } = multi();
+    const amd64 = only({ os: "linux", architecture: "amd64" });
+    const all = await check(p, index, allPlatforms());
+    const one = await imageSizes(p, index, amd64);
+    assert.deepEqual(one, { size: await imageSize(p, index, amd64), presentSize: all.presentSize });
+    const none = await imageSizes(p, index, only({ os: "windows", architecture: "amd64" }));
+    assert.deepEqual(none, { size: all.presentSize, presentSize: all.presentSize }, "a platform it does not offer");
+    p.blobs.delete(amd.manifest.digest);
+    const present = (await check(p, index, allPlatforms())).presentSize;
+    assert.ok(present < all.presentSize);
+    const gone = await imageSizes(p, index, amd64);
+    assert.deepEqual(gone, { size: present, presentSize: present }, "its manifest was never fetched");
   });
 
   it("counts a blob shared between platforms once for all platforms", async () => {

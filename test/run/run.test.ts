@@ -18,7 +18,14 @@ import {
   writeRecord,
 } from "../../src/run/containers.ts";
 import { removeTree } from "../../src/run/mounts.ts";
-import { cgroupsPathFor, defaultRuntimeRoot, pruneCgroupParents, startForeground, Undo } from "../../src/run/run.ts";
+import {
+  cgroupsPathFor,
+  defaultRuntimeRoot,
+  pruneCgroupParents,
+  signalName,
+  startForeground,
+  Undo,
+} from "../../src/run/run.ts";
 import { findRuntime, Runc } from "../../src/run/runc.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "dist-run-"));
@@ -116,6 +123,21 @@ describe("pruneCgroupParents", () => {
     assert.deepEqual(readdirSync(join(base, "memory", "dist-x", "default")), ["other"]);
     assert.deepEqual(readdirSync(base).sort(), ["cpu", "memory"]);
   });
+});
+
+describe("signal names", () => {
+  for (const [given, want] of [
+    ["SIGTERM", "SIGTERM"],
+    ["term", "SIGTERM"],
+    ["KILL", "SIGKILL"],
+    ["9", "9"],
+  ]) {
+    test(`${given} → ${want}`, () => assert.equal(signalName(given), want));
+  }
+  for (const bad of ["SIGNOPE", "0", "65", "-1", ""]) {
+    test(`refuses ${JSON.stringify(bad)}`, () =>
+      assert.throws(() => signalName(bad), { code: "InvalidArgument", message: /invalid signal/ }));
+  }
 });
 
 describe("Undo", () => {
