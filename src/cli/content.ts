@@ -16,7 +16,7 @@ import { formatAge, formatBytes } from "../format.ts";
 import { collect, forEachItem, parseLabels, reportItemError, UsageError } from "./args.ts";
 import { commandSignal, globals, parseDuration, parseSize } from "./globals.ts";
 import { withContentStore } from "./open.ts";
-import { outputFormat, printJson, printTable } from "./table.ts";
+import { outputFormat, outputOption, printJson, printTable } from "./table.ts";
 
 type AddCommand = (parent: Command) => Command;
 
@@ -216,7 +216,7 @@ const active: AddCommand = (parent) =>
     .command("active")
     .description("list ingests in progress (REF SIZE AGE)")
     .argument("[prefix...]", "only refs starting with one of these")
-    .option("--output <format>", "table or json", "table")
+    .addOption(outputOption())
     .addHelpText(
       "after",
       `
@@ -244,7 +244,7 @@ const list: AddCommand = (parent) =>
     .argument("[prefix...]", "only digests starting with one of these (sha256:ab, or just ab)")
     .option("-q, --quiet", "print digests only")
     .option("--label <key[=value]>", "only blobs with this label (repeatable)", collect)
-    .option("--output <format>", "table or json", "table")
+    .addOption(outputOption())
     .addHelpText(
       "after",
       `
@@ -287,7 +287,7 @@ const path: AddCommand = (parent) =>
     .argument("[digest...]", "blob digests")
     .option("-q, --quiet", "print only the path")
     .option("-n, --name-only", "print only the path (as the seed's apply example uses it)")
-    .option("--output <format>", "table or json", "table")
+    .addOption(outputOption())
     .addHelpText(
       "after",
       `

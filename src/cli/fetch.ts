@@ -13,10 +13,9 @@ import { UsageError } from "./args.ts";
 import { commandSignal, globals, parseSize } from "./globals.ts";
 import { log } from "./log.ts";
 import { openContentStore, openImageStore } from "./open.ts";
-import { addDownloadFlags, addPlatformFlags } from "./platform-flags.ts";
 import { withProgress } from "./progress.ts";
 import { addRegistryFlags, registryOptions } from "./registry-flags.ts";
-import { naming, transferFrom } from "./transfer.ts";
+import { addTransferFlags, naming, transferFrom } from "./transfer.ts";
 
 /** `kind:value` hints, as the seed's remotes.HintValues read them. */
 export function parseHints(hints: string[]): Map<string, string[]> {
@@ -136,9 +135,7 @@ function registerFetch(program: Command): void {
     .command("fetch")
     .description("fetch every blob of an image (for the selected platforms) into the content store and record its name")
     .argument("<ref>", "image reference, e.g. docker.io/library/redis:latest or 127.0.0.1:5000/app@sha256:…");
-  addRegistryFlags(cmd);
-  addPlatformFlags(cmd);
-  addDownloadFlags(cmd);
+  addTransferFlags(cmd);
   cmd
     .addHelpText(
       "after",

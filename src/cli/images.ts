@@ -12,7 +12,7 @@ import { forEachItem } from "./args.ts";
 import { commandSignal, type GlobalOptions, globals } from "./globals.ts";
 import { openImageStore, withContentStore } from "./open.ts";
 import { addPlatformFlags, platformMatcher } from "./platform-flags.ts";
-import { outputFormat, printJson, printTable } from "./table.ts";
+import { outputFormat, outputOption, printJson, printTable } from "./table.ts";
 
 interface Row {
   image: Image;
@@ -50,7 +50,7 @@ function addList(parent: Command, name: string, isDefault: boolean): Command {
     .command(name, { isDefault })
     .description("list images: name, media type, digest, platforms and size")
     .option("-q, --quiet", "print only image names")
-    .option("--output <format>", "table or json", "table");
+    .addOption(outputOption());
   addPlatformFlags(cmd);
   return cmd
     .addHelpText(
@@ -179,7 +179,7 @@ function addCheck(parent: Command): Command {
     .description("check that the content of images is present: what is there, what is missing")
     .argument("[name...]", "image names (default: every image)")
     .option("-q, --quiet", "print only the names of complete images")
-    .option("--output <format>", "table or json", "table");
+    .addOption(outputOption());
   addPlatformFlags(cmd);
   return cmd
     .addHelpText(

@@ -6,20 +6,16 @@
 import type { Command } from "commander";
 import type { PullResult } from "../pull.ts";
 import { openContentStore, openImageStore } from "./open.ts";
-import { addDownloadFlags, addPlatformFlags } from "./platform-flags.ts";
 import { withProgress } from "./progress.ts";
-import { addRegistryFlags } from "./registry-flags.ts";
 import { addSnapshotterFlag, snapshotterFor } from "./snapshots.ts";
-import { naming, transferFrom } from "./transfer.ts";
+import { addTransferFlags, naming, transferFrom } from "./transfer.ts";
 
 export function register(program: Command): void {
   const cmd = program
     .command("pull")
     .description("fetch an image into the content store, record its name and unpack it into snapshots")
     .argument("<ref>", "image reference, e.g. docker.io/library/redis:latest");
-  addRegistryFlags(cmd);
-  addPlatformFlags(cmd);
-  addDownloadFlags(cmd);
+  addTransferFlags(cmd);
   addSnapshotterFlag(cmd);
   cmd
     .option("--print-chainid", "print the image's ChainID (the top snapshot) after unpacking")

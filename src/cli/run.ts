@@ -13,7 +13,7 @@ import { log } from "./log.ts";
 import { openContentStore, openImageStore, openSnapshotter, withContentStore } from "./open.ts";
 import { addPlatformFlags, platformMatcher } from "./platform-flags.ts";
 import { addSnapshotterFlag, snapshotterFor } from "./snapshots.ts";
-import { outputFormat, printJson, printTable } from "./table.ts";
+import { outputFormat, outputOption, printJson, printTable } from "./table.ts";
 
 // the run library pulls in unpacking and mounting: loaded only by the commands that use it
 const runLib = () => import("../run/run.ts");
@@ -37,10 +37,18 @@ interface SpecFlags {
   platform?: string[];
 }
 
-function addSpecFlags(cmd: Command): Command {
+/**
+ * A command that makes a container's process from an image (`bundle`, `run`):
+ * its operands, the flags that shape the process, and options after the image
+ * left to the container's command (`dist run IMAGE ls -a -n`), as with docker.
+ */
+function imageCommand(program: Command, name: string, description: string, operands: string[][]): Command {
+  const cmd = program.command(name).description(description);
+  for (const [operand, about] of operands) cmd.argument(operand, about);
   addPlatformFlags(cmd);
   addSnapshotterFlag(cmd);
   return cmd
+    .passThroughOptions()
     .option("-e, --env <KEY=VALUE>", "set an environment variable (repeatable; KEY alone takes our own value)", collect)
     .option("-w, --cwd <dir>", "working directory inside the container (default: the image's)")
     .option("-u, --user <user>", "name, uid, name:group or uid:gid, looked up in the image (default: the image's)")
@@ -76,13 +84,17 @@ function specOptions(o: SpecFlags, command: string[]): SpecOptions {
 }
 
 function registerBundle(program: Command): void {
-  const cmd = program
-    .command("bundle")
-    .description("write an OCI runtime bundle (config.json and rootfs/) for an image, for runc or any OCI runtime")
-    .argument("<ref>", "image reference (pulled already), or the bundle directory with --remove")
-    .argument("[dir]", "bundle directory (created; must be empty if it exists)")
-    .argument("[command...]", "command and arguments replacing the image's Cmd");
-  addSpecFlags(cmd)
+  const cmd = imageCommand(
+    program,
+    "bundle",
+    "write an OCI runtime bundle (config.json and rootfs/) for an image, for runc or any OCI runtime",
+    [
+      ["<ref>", "image reference (pulled already), or the bundle directory with --remove"],
+      ["[dir]", "bundle directory (created; must be empty if it exists)"],
+      ["[command...]", "command and arguments replacing the image's Cmd"],
+    ],
+  );
+  cmd
     .option("--copy", "copy the snapshot into rootfs/ instead of mounting it (the default without root)")
     .option("--remove", "remove the bundle at <ref>: unmount rootfs/, drop its snapshot, delete the directory")
     .addHelpText(
@@ -126,8 +138,6 @@ Examples:
       });
       process.stdout.write(`${r.dir}\n`);
     });
-  // options after the image belong to the container's command (`dist run IMAGE ls -a -n`), as with docker
-  cmd.passThroughOptions();
 }
 
 interface RunFlags extends SpecFlags {
@@ -140,12 +150,11 @@ interface RunFlags extends SpecFlags {
 }
 
 function registerRun(program: Command): void {
-  const cmd = program
-    .command("run")
-    .description("run a pulled image's command in a container with runc")
-    .argument("<ref>", "image reference (pulled already)")
-    .argument("[command...]", "command and arguments: replace the image's Cmd (its Entrypoint stays)");
-  addSpecFlags(cmd)
+  const cmd = imageCommand(program, "run", "run a pulled image's command in a container with runc", [
+    ["<ref>", "image reference (pulled already)"],
+    ["[command...]", "command and arguments: replace the image's Cmd (its Entrypoint stays)"],
+  ]);
+  cmd
     .option("--id <id>", "container id (default: random)")
     .option("--rm", "remove the container (snapshot, bundle, state) when it exits")
     .option("-d, --detach", "start it in the background and print its id (output goes to a log file)")
@@ -214,8 +223,6 @@ Examples:
       }
       process.exitCode = await runForeground(g.root, record, deps.snapshotter, { interactive: o.interactive, log });
     });
-  // options after the image belong to the container's command (`dist run IMAGE ls -a -n`), as with docker
-  cmd.passThroughOptions();
 }
 
 function registerPs(program: Command): void {
@@ -223,7 +230,7 @@ function registerPs(program: Command): void {
     .command("ps")
     .description("list containers made by dist run, with their status")
     .option("-q, --quiet", "print only the ids")
-    .option("--output <format>", "table or json", "table")
+    .addOption(outputOption())
     .addHelpText(
       "after",
       `

@@ -9,7 +9,7 @@ import type { Mount, SnapshotInfo, Snapshotter } from "../snapshots/snapshotter.
 import { forEachItem, parseLabels } from "./args.ts";
 import { effectiveOptions, globals } from "./globals.ts";
 import { openSnapshotter } from "./open.ts";
-import { outputFormat, printJson, printTable } from "./table.ts";
+import { outputFormat, outputOption, printJson, printTable } from "./table.ts";
 
 /** `--snapshotter <name>`, for every command that touches snapshots. */
 export function addSnapshotterFlag(cmd: Command): Command {
@@ -53,7 +53,7 @@ Examples:
     .command("ls")
     .alias("list")
     .description("list snapshots: key, parent and kind")
-    .option("--output <format>", "table or json", "table")
+    .addOption(outputOption())
     .addHelpText("after", "\nExamples:\n  dist snapshots ls\n  dist snapshots --snapshotter native ls --output json")
     .action(async (opts: { output?: string }, c: Command) => {
       const fmt = outputFormat(opts.output);
@@ -98,7 +98,7 @@ Examples:
     .description("print the mount commands that mount an active snapshot or view at TARGET")
     .argument("<target>", "where the mount would go")
     .argument("<key>", "active snapshot or view")
-    .option("--output <format>", "table (mount commands) or json", "table")
+    .addOption(outputOption("table (mount commands) or json"))
     .addHelpText(
       "after",
       '\nExamples:\n  dist snapshots mounts /mnt/rootfs my-rootfs\n  sudo sh -c "$(dist snapshots mounts /mnt/rootfs my-rootfs)"',
@@ -144,7 +144,7 @@ Examples:
     .description("disk usage of snapshots: own bytes and inodes (all snapshots without KEY)")
     .argument("[keys...]", "snapshot keys or names")
     .option("-b, --bytes", "sizes in bytes")
-    .option("--output <format>", "table or json", "table")
+    .addOption(outputOption())
     .addHelpText("after", "\nExamples:\n  dist snapshots usage\n  dist snapshots usage -b sha256:<chainid>")
     .action(async (keys: string[], opts: { bytes?: boolean; output?: string }, c: Command) => {
       const fmt = outputFormat(opts.output);

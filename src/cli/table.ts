@@ -1,3 +1,4 @@
+import { Option } from "commander";
 import { InvalidArgumentError } from "../errors.ts";
 
 /** Aligned columns for listings (tabwriter-like) and the `--output json` alternative. */
@@ -17,6 +18,11 @@ export function printTable(header: string[], rows: string[][]): void {
 
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+/** `--output <format>` of a listing command; outputFormat reads it. */
+export function outputOption(description = "table or json"): Option {
+  return new Option("--output <format>", description).default("table");
 }
 
 /** Validates an --output value. */

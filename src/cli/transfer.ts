@@ -4,8 +4,8 @@ import { DistError, errorMessage } from "../errors.ts";
 import type { PlatformMatcher } from "../images/platforms.ts";
 import type { Resolver } from "../remotes/remotes.ts";
 import { commandSignal, type GlobalOptions, globals } from "./globals.ts";
-import { downloadLimit, platformMatchers } from "./platform-flags.ts";
-import { registryOptions } from "./registry-flags.ts";
+import { addDownloadFlags, addPlatformFlags, downloadLimit, platformMatchers } from "./platform-flags.ts";
+import { addRegistryFlags, registryOptions } from "./registry-flags.ts";
 
 export interface Transfer {
   g: GlobalOptions;
@@ -17,7 +17,14 @@ export interface Transfer {
   resolver: Resolver;
 }
 
-/** The settings of a download of `ref`, from the flags of addRegistryFlags, addPlatformFlags and addDownloadFlags. */
+/** The flags of a command that downloads an image (fetch, pull): registry, platforms and concurrency. */
+export function addTransferFlags(cmd: Command): Command {
+  addRegistryFlags(cmd);
+  addPlatformFlags(cmd);
+  return addDownloadFlags(cmd);
+}
+
+/** The settings of a download of `ref`, from the flags of addTransferFlags. */
 export async function transferFrom(ref: string, opts: Record<string, unknown>, c: Command): Promise<Transfer> {
   const g = globals(c);
   const { normalize } = await import("../reference/index.ts");
