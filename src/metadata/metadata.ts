@@ -1,10 +1,10 @@
 /**
  * The metadata of a root, as containerd's metadata.DB: one database
  * (`<root>/metadata.db`) for every namespaced record (images, leases; content
- * labels: content-labels.ts) and the namespaces themselves, so that what spans several stores
- * (deleting a namespace only when it is empty; later, garbage collection from
- * the images and leases to the content and snapshots they hold) reads them in
- * one transaction.
+ * labels in content-labels.ts) and the namespaces themselves, so that what
+ * spans several stores (deleting a namespace only when it is empty; later,
+ * garbage collection from the images and leases to the content and snapshots
+ * they hold) reads them in one transaction.
  */
 import { type Database, openDatabase } from "./db.ts";
 import { imagesIn, SqliteImageStore } from "./images.ts";
