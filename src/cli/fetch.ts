@@ -94,7 +94,7 @@ Examples:
       const [{ normalize, parseReference }, { createResolver }, { fetchObject }] = await Promise.all([
         import("../reference/index.ts"),
         import("../remotes/docker/index.ts"),
-        import("../fetch.ts"),
+        import("../remotes/handlers.ts"),
       ]);
       const name = normalize(ref);
       const signal = commandSignal(g);
@@ -160,7 +160,7 @@ Examples:
     .action(async (ref: string, opts: Record<string, unknown>, c: Command) => {
       const { g, name, platforms, limit, signal, resolver } = await transferFrom(ref, opts, c);
       const [{ fetchImage }, { ProgressRenderer }, { ProgressTracker }] = await Promise.all([
-        import("../fetch.ts"),
+        import("../remotes/handlers.ts"),
         import("../progress/render.ts"),
         import("../progress/tracker.ts"),
       ]);

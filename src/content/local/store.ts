@@ -30,7 +30,7 @@ import {
   UnavailableError,
 } from "../../errors.ts";
 import { ContentLabels } from "../../metadata/content-labels.ts";
-import type { Info, ReadOptions, Status, Store, WalkFilter, Writer, WriterOptions } from "../content.ts";
+import type { BlobFiles, Info, ReadOptions, Status, Store, WalkFilter, Writer, WriterOptions } from "../content.ts";
 import { CorruptIngest, createIngest, type IngestState, readIngest, toStatus } from "./ingest.ts";
 import { acquireRefLock, DEFAULT_LOCK_TIMEOUT, GaveUp, tryLock } from "./lock.ts";
 import { hashFile, LocalWriter, type WriterContext } from "./writer.ts";
@@ -51,7 +51,7 @@ function errno(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException | undefined)?.code;
 }
 
-export class LocalStore implements Store {
+export class LocalStore implements Store, BlobFiles {
   readonly root: string;
   readonly contentRoot: string;
   readonly namespace: string;
