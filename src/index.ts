@@ -20,9 +20,12 @@ export { compressStream, decompressStream, detectCompression } from "./archive/c
 export { writeDiff } from "./archive/diff.ts";
 export { readTar, TarWriter } from "./archive/tar/index.ts";
 export type * from "./content/content.ts";
+export { hasBlobFiles } from "./content/content.ts";
 export { copyToWriter, MAX_MANIFEST_SIZE, readBlob, readVerified, writeBlob } from "./content/helpers.ts";
 export { LocalStore } from "./content/local/index.ts";
 export type { Descriptor, Platform } from "./descriptor.ts";
+export type { AppliedDiff, Applier, ApplyConfig } from "./diff/applier.ts";
+export { FileSystemApplier } from "./diff/filesystem.ts";
 export type { Digest } from "./digest.ts";
 export { Digester, digestOf, parseDigest, VerifyingStream, validateDigest } from "./digest.ts";
 export * from "./errors.ts";
@@ -35,7 +38,7 @@ export { defaultMatcher, hostPlatform, parsePlatform } from "./images/platforms.
 export { openSqliteImageStore } from "./metadata/images.ts";
 export { ProgressRenderer } from "./progress/render.ts";
 export { ProgressTracker } from "./progress/tracker.ts";
-export { pull } from "./pull.ts";
+export { type PullOptions, type PullResult, pull } from "./pull.ts";
 export { familiar, normalize, parseReference } from "./reference/index.ts";
 export type { RegistryOptions } from "./remotes/docker/index.ts";
 export { createResolver } from "./remotes/docker/index.ts";
@@ -44,3 +47,10 @@ export type { Fetcher, Pusher, Resolved, Resolver } from "./remotes/remotes.ts";
 export { openSnapshotterAt } from "./snapshots/open.ts";
 export type { Mount, Snapshotter } from "./snapshots/snapshotter.ts";
 export { chainID, chainIDs } from "./unpack/chainid.ts";
+export {
+  type UnpackEvent,
+  type UnpackedManifest,
+  Unpacker,
+  type UnpackerOptions,
+  unpackManifest,
+} from "./unpack/unpacker.ts";
