@@ -70,15 +70,21 @@ function makeTar(name: string, files: Record<string, string>): { bytes: Buffer; 
 /** In-memory content with labels; counts the reads of each blob. */
 function memoryContent(
   blobs: Buffer[],
-): UnpackContent & { labels: Map<string, Record<string, string>>; reads(d: Digest): number; add(b: Buffer): void } {
+): UnpackContent & {
+  labels: Map<string, Record<string, string>>;
+  reads(d: Digest): number;
+  add(b: Buffer, mediaType: string): Descriptor;
+} {
   const byDigest = new Map(blobs.map((b) => [digestOf(b), b]));
   const labels = new Map<string, Record<string, string>>();
   const reads = new Map<string, number>();
   const c = {
     labels,
     reads: (d: Digest) => reads.get(d) ?? 0,
-    add(b: Buffer) {
-      byDigest.set(digestOf(b), b);
+    add(b: Buffer, mediaType: string): Descriptor {
+      const digest = digestOf(b);
+      byDigest.set(digest, b);
+      return { mediaType, digest, size: b.length };
     },
     async info(d: Digest): Promise<Info> {
       const b = byDigest.get(d);
@@ -145,12 +151,7 @@ async function unpackImage(
   const cfg = Buffer.from(
     JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: diffIDs } }),
   );
-  content.add(cfg);
-  const config: Descriptor = {
-    mediaType: "application/vnd.oci.image.config.v1+json",
-    digest: digestOf(cfg),
-    size: cfg.length,
-  };
+  const config = content.add(cfg, "application/vnd.oci.image.config.v1+json");
   const manifest: Descriptor = {
     mediaType: "application/vnd.oci.image.manifest.v1+json",
     digest: digestOf(JSON.stringify([config, ...layers])),
