@@ -68,9 +68,7 @@ function makeTar(name: string, files: Record<string, string>): { bytes: Buffer; 
 }
 
 /** In-memory content with labels; counts the reads of each blob. */
-function memoryContent(
-  blobs: Buffer[],
-): UnpackContent & {
+function memoryContent(blobs: Buffer[]): UnpackContent & {
   labels: Map<string, Record<string, string>>;
   reads(d: Digest): number;
   add(b: Buffer, mediaType: string): Descriptor;
