@@ -256,7 +256,12 @@ export async function unpackManifest(
   if (manifest.layers.length === 0) throw new InvalidArgumentError(`manifest ${desc.digest} has no layers to unpack`);
   const unpacker = new Unpacker(opts);
   const stored: Handler = async (d) => (d.digest === desc.digest ? [manifest.config, ...manifest.layers] : []);
-  await dispatch(unpacker.unpack(stored), [desc], { signal: opts.signal });
+  let walkFailure: { err: unknown } | undefined;
+  await dispatch(unpacker.unpack(stored), [desc], { signal: opts.signal }).catch((err: unknown) => {
+    walkFailure = { err };
+  });
+  // a failed walk (an abort) has stopped the unpacker: wait() reports the first failure once cleaned up
   const [unpacked] = await unpacker.wait();
+  if (walkFailure) throw walkFailure.err;
   return unpacked;
 }

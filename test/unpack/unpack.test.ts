@@ -12,7 +12,7 @@ import type { AppliedDiff, Applier } from "../../src/diff/applier.ts";
 import { applyTarget } from "../../src/diff/mounts.ts";
 import { type Digest, digestOf } from "../../src/digest.ts";
 import { NotFoundError } from "../../src/errors.ts";
-import { dispatch, type Handler } from "../../src/images/handlers.ts";
+import { dispatch, type Handler, SKIP } from "../../src/images/handlers.ts";
 import { closeAllDatabases } from "../../src/metadata/db.ts";
 import { openSnapshotterAt } from "../../src/snapshots/open.ts";
 import { chainID, chainIDs } from "../../src/unpack/chainid.ts";
@@ -160,8 +160,13 @@ async function unpackImage(
     await fetch(d);
     return [];
   };
-  await dispatch(u.unpack(fetchHandler), [manifest]);
+  // as pull does: a failed walk has stopped the unpacker, which reports the first failure once cleaned up
+  let walkFailure: { err: unknown } | undefined;
+  await dispatch(u.unpack(fetchHandler), [manifest]).catch((err: unknown) => {
+    walkFailure = { err };
+  });
   const [r] = await u.wait();
+  if (walkFailure) throw walkFailure.err;
   return r.chainID;
 }
 
@@ -279,6 +284,58 @@ describe("Unpacker (native)", () => {
     assert.equal(top, big.diffID);
     assert.equal(calls, 2);
     assert.equal(c.reads(big.desc.digest), 1, "the retry reads the blob from the store");
+  });
+
+  test("a layer whose fetch fails stops the unpacking: its error, nothing committed, no temporary snapshot", async () => {
+    const sn6 = openSnapshotterAt(join(tmp, "root6"), "native");
+    const l3 = makeTar("l3f", { "e.txt": "five" });
+    const c = memoryContent([l1.bytes, l3.bytes]);
+    const u = new Unpacker({ snapshotter: sn6, content: c, applier: tarApplier(c) });
+    const lost = new Error(`layer-${l3.desc.digest}: connection lost`);
+    await assert.rejects(
+      unpackImage(u, c, [l1.desc, l3.desc], [l1.diffID, l3.diffID], async (d) => {
+        if (d.digest === l3.desc.digest) throw lost;
+      }),
+      (err) => err === lost,
+    );
+    const names: string[] = [];
+    await sn6.walk((i) => {
+      names.push(i.name);
+    });
+    assert.ok(!names.includes(chainID([l1.diffID, l3.diffID])!), names.join(","));
+    assert.ok(!names.some((n) => n.startsWith("extract-")), names.join(","));
+  });
+
+  test("a layer the fetch skips (non-distributable) fails the unpacking naming it", async () => {
+    const sn7 = openSnapshotterAt(join(tmp, "root7"), "native");
+    const c = memoryContent([l1.bytes, l2.bytes]);
+    const u = new Unpacker({ snapshotter: sn7, content: c, applier: tarApplier(c) });
+    await assert.rejects(
+      unpackImage(u, c, [l1.desc, l2.desc], [l1.diffID, l2.diffID], async (d) => {
+        if (d.digest === l2.desc.digest) throw SKIP;
+      }),
+      new RegExp(`layer ${l2.desc.digest} was not fetched \\(non-distributable\\)`),
+    );
+  });
+
+  test("the caller's abort stops the unpacking and is what wait() reports", async () => {
+    const sn8 = openSnapshotterAt(join(tmp, "root8"), "native");
+    const c = memoryContent([l1.bytes]);
+    const ctrl = new AbortController();
+    const u = new Unpacker({ snapshotter: sn8, content: c, applier: tarApplier(c), signal: ctrl.signal });
+    const why = new Error("interrupted");
+    await assert.rejects(
+      unpackImage(u, c, [l1.desc], [l1.diffID], async () => {
+        ctrl.abort(why);
+        await new Promise((r) => setTimeout(r, 10));
+      }),
+      (err) => err === why,
+    );
+    const names: string[] = [];
+    await sn8.walk((i) => {
+      names.push(i.name);
+    });
+    assert.deepEqual(names, []);
   });
 
   test("config/manifest layer count mismatch is refused", async () => {
