@@ -1,23 +1,20 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createReadStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { after, describe, it } from "node:test";
 import { gzipSync } from "node:zlib";
-import { hasBlobFiles, type Provider } from "../../src/content/content.ts";
-import { writeBlob } from "../../src/content/helpers.ts";
-import { LocalStore } from "../../src/content/local/store.ts";
+import { type BlobFiles, hasBlobFiles, type Info, type Provider } from "../../src/content/content.ts";
 import type { Descriptor } from "../../src/descriptor.ts";
 import { FileSystemApplier } from "../../src/diff/filesystem.ts";
-import { digestOf } from "../../src/digest.ts";
-import { closeAllDatabases } from "../../src/metadata/db.ts";
+import { type Digest, digestOf } from "../../src/digest.ts";
+import { NotFoundError } from "../../src/errors.ts";
 import type { Mount } from "../../src/snapshots/snapshotter.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "dist-diff-test-"));
 after(() => {
-  closeAllDatabases();
   rmSync(tmp, { recursive: true, force: true });
 });
 
@@ -43,24 +40,41 @@ function target(name: string): { dir: string; mounts: Mount[] } {
   return { dir, mounts: [{ type: "bind", source: dir, options: ["rw", "rbind"] }] };
 }
 
-/** The local store, counting the streams it opens. */
-async function storeWith(...blobs: { bytes: Buffer; desc: Descriptor }[]) {
-  const store = new LocalStore({ root: mkdtempSync(join(tmp, "root-")) });
-  for (const b of blobs)
-    await writeBlob(store, `layer-${b.desc.digest}`, Readable.from([b.bytes]), { expected: b.desc.digest });
+/**
+ * Blobs in the files of a directory, counting the streams it opens; with
+ * `files`, it declares the BlobFiles capability (as the local store does).
+ */
+function storeWith(files: boolean, ...blobs: { bytes: Buffer; desc: Descriptor }[]) {
+  const dir = mkdtempSync(join(tmp, "blobs-"));
+  const sizes = new Map<string, number>();
+  for (const b of blobs) {
+    writeFileSync(join(dir, b.desc.digest), b.bytes);
+    sizes.set(b.desc.digest, b.bytes.length);
+  }
   let streams = 0;
-  const openRead = store.openRead.bind(store);
-  store.openRead = (...args) => {
-    streams++;
-    return openRead(...args);
+  const provider: Provider & Partial<BlobFiles> = {
+    async info(d: Digest): Promise<Info> {
+      const size = sizes.get(d);
+      if (size === undefined) throw new NotFoundError(`blob ${d} not found`);
+      return { digest: d, size, createdAt: new Date(), updatedAt: new Date(), labels: {} };
+    },
+    async openRead(d: Digest): Promise<Readable> {
+      await provider.info(d);
+      streams++;
+      return createReadStream(join(dir, d));
+    },
+    async readAt(): Promise<number> {
+      return 0;
+    },
   };
-  return { store, streams: () => streams };
+  if (files) provider.blobPath = (d) => join(dir, d);
+  return { store: provider, streams: () => streams };
 }
 
 describe("FileSystemApplier", () => {
-  it("applies a stored blob from its file when the store has blob files", async () => {
+  it("applies a stored blob from its file when the provider has blob files", async () => {
     const l = layer("a", "from the file");
-    const { store, streams } = await storeWith(l);
+    const { store, streams } = storeWith(true, l);
     assert.ok(hasBlobFiles(store));
     const t = target("file");
     const r = await new FileSystemApplier(store).apply(l.desc, t.mounts);
@@ -71,12 +85,7 @@ describe("FileSystemApplier", () => {
 
   it("streams the blob from a provider without blob files", async () => {
     const l = layer("b", "from a stream");
-    const { store, streams } = await storeWith(l);
-    const provider: Provider = {
-      info: (d) => store.info(d),
-      openRead: (d, o) => store.openRead(d, o),
-      readAt: (d, b, p) => store.readAt(d, b, p),
-    };
+    const { store: provider, streams } = storeWith(false, l);
     assert.ok(!hasBlobFiles(provider));
     const t = target("stream");
     const r = await new FileSystemApplier(provider).apply(l.desc, t.mounts);
@@ -87,7 +96,7 @@ describe("FileSystemApplier", () => {
 
   it("applies a download teed in instead of the stored blob", async () => {
     const l = layer("c", "from the download");
-    const { store } = await storeWith();
+    const { store } = storeWith(true);
     const t = target("teed");
     const r = await new FileSystemApplier(store).apply(l.desc, t.mounts, { stream: Readable.from([l.bytes]) });
     assert.equal(r.diffID, l.diffID);
@@ -96,7 +105,7 @@ describe("FileSystemApplier", () => {
 
   it("refuses a descriptor whose size is not the blob's, and a missing blob", async () => {
     const l = layer("d", "sized");
-    const { store } = await storeWith(l);
+    const { store } = storeWith(true, l);
     const t = target("sizes");
     await assert.rejects(new FileSystemApplier(store).apply({ ...l.desc, size: l.desc.size + 1 }, t.mounts), {
       code: "InvalidArgument",
@@ -107,7 +116,7 @@ describe("FileSystemApplier", () => {
 
   it("refuses mounts it cannot apply to", async () => {
     const l = layer("f", "x");
-    const { store } = await storeWith(l);
+    const { store } = storeWith(true, l);
     const ro: Mount[] = [{ type: "bind", source: target("ro").dir, options: ["ro", "rbind"] }];
     await assert.rejects(new FileSystemApplier(store).apply(l.desc, ro), /mounted read-only/);
     await assert.rejects(new FileSystemApplier(store).apply(l.desc, []), /exactly one mount/);
