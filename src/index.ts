@@ -20,13 +20,15 @@ export { compressStream, decompressStream, detectCompression } from "./archive/c
 export { writeDiff } from "./archive/diff.ts";
 export { readTar, TarWriter } from "./archive/tar/index.ts";
 export type * from "./content/content.ts";
-export { readBlob, writeBlob } from "./content/helpers.ts";
+export { hasBlobFiles } from "./content/content.ts";
+export { copyToWriter, MAX_MANIFEST_SIZE, readBlob, readVerified, writeBlob } from "./content/helpers.ts";
 export { type LabelStore, LocalStore } from "./content/local/index.ts";
 export type { Descriptor, Platform } from "./descriptor.ts";
+export type { AppliedDiff, Applier, ApplyConfig } from "./diff/applier.ts";
+export { FileSystemApplier } from "./diff/filesystem.ts";
 export type { Digest } from "./digest.ts";
 export { Digester, digestOf, parseDigest, VerifyingStream, validateDigest } from "./digest.ts";
 export * from "./errors.ts";
-export { fetchBlob, fetchHandler, fetchImage, fetchObject } from "./fetch.ts";
 export { check, imageSize } from "./images/check.ts";
 export { childrenHandler, filterPlatforms } from "./images/children.ts";
 export type { Handler } from "./images/handlers.ts";
@@ -40,11 +42,19 @@ export { Metadata } from "./metadata/metadata.ts";
 export type { Namespace, NamespaceStore } from "./metadata/namespaces.ts";
 export { ProgressRenderer } from "./progress/render.ts";
 export { ProgressTracker } from "./progress/tracker.ts";
-export { pull } from "./pull.ts";
+export { type PullOptions, type PullResult, pull } from "./pull.ts";
 export { familiar, normalize, parseReference } from "./reference/index.ts";
 export type { RegistryOptions } from "./remotes/docker/index.ts";
 export { createResolver } from "./remotes/docker/index.ts";
+export { fetchBlob, fetchHandler, fetchImage, fetchObject, type Tee } from "./remotes/handlers.ts";
 export type { Fetcher, Pusher, Resolved, Resolver } from "./remotes/remotes.ts";
 export { openSnapshotterAt } from "./snapshots/open.ts";
 export type { Mount, Snapshotter } from "./snapshots/snapshotter.ts";
 export { chainID, chainIDs } from "./unpack/chainid.ts";
+export {
+  type UnpackEvent,
+  type UnpackedManifest,
+  Unpacker,
+  type UnpackerOptions,
+  unpackManifest,
+} from "./unpack/unpacker.ts";

@@ -90,7 +90,7 @@ Examples:
       const [{ normalize, parseReference }, { createResolver }, { fetchObject }] = await Promise.all([
         import("../reference/index.ts"),
         import("../remotes/docker/index.ts"),
-        import("../fetch.ts"),
+        import("../remotes/handlers.ts"),
       ]);
       const name = normalize(ref);
       const signal = commandSignal(g);
@@ -153,7 +153,7 @@ Examples:
     )
     .action(async (ref: string, opts: Record<string, unknown>, c: Command) => {
       const { g, name, platforms, limit, signal, resolver } = await transferFrom(ref, opts, c);
-      const { fetchImage } = await import("../fetch.ts");
+      const { fetchImage } = await import("../remotes/handlers.ts");
       const store = await openContentStore(g);
       const images = await openImageStore(g);
       try {

@@ -45,7 +45,10 @@ Examples:
     .action(async (digest: string, opts: { platform?: string[]; allPlatforms?: boolean }, c: Command) => {
       const g = globals(c);
       const signal = commandSignal(g);
-      const { describeStored, selectManifest, unpackManifest } = await import("../unpack/image.ts");
+      const [{ describeStored, selectManifest }, { unpackManifest }] = await Promise.all([
+        import("../images/lookup.ts"),
+        import("../unpack/unpacker.ts"),
+      ]);
       const content = await openContentStore(g);
       try {
         const sn = await snapshotterFor(c);

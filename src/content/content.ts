@@ -39,6 +39,21 @@ export interface Provider {
   readAt(digest: Digest, buf: Uint8Array, position: number): Promise<number>;
 }
 
+/**
+ * A capability of a provider whose committed blobs are files on this machine
+ * (the local store): a reader may open one itself, e.g. the layer applier's
+ * decompression worker, which leaves the main thread free to make the files.
+ */
+export interface BlobFiles {
+  /** The file holding a committed blob (whether or not it exists). */
+  blobPath(digest: Digest): string;
+}
+
+/** Whether a provider declares the BlobFiles capability. */
+export function hasBlobFiles<T extends object>(provider: T): provider is T & BlobFiles {
+  return typeof (provider as Partial<BlobFiles>).blobPath === "function";
+}
+
 export interface WalkFilter {
   /** Digest prefixes, e.g. "sha256:ab". */
   digestPrefixes?: string[];

@@ -1,15 +1,163 @@
 /**
- * Helpers over any content store: copy a stream into an ingest (resuming
- * where it stopped) and read small blobs such as manifests and configs.
+ * Helpers over any content store (containerd's content/helpers.go): the one
+ * copy of a stream into a writer (resume, batching, verification on commit,
+ * an optional tee) and the one reader of a small blob read whole (one size
+ * check, its size and digest verified).
  */
-import type { Readable } from "node:stream";
+import type { Readable, Writable } from "node:stream";
 import type { Descriptor } from "../descriptor.ts";
 import { algorithmOf, type Digest, Digester } from "../digest.ts";
-import { DataLossError, FailedPreconditionError, isAlreadyExists } from "../errors.ts";
+import { DataLossError, errorMessage, InvalidArgumentError, isAlreadyExists, isErrorCode } from "../errors.ts";
+import { chunksHandled } from "../memory.ts";
+import { WriteBatcher } from "./batch.ts";
 import type { Ingester, Provider, Writer } from "./content.ts";
 
-/** Writes are gathered into buffers of at least this size: fewer syscalls. */
-const WRITE_CHUNK = 1 << 20;
+export type Source = Readable | AsyncIterable<Uint8Array>;
+
+/** Opens the source at a byte offset (an HTTP Range request, a file position). */
+export type OpenAt = (offset: number) => Promise<Source>;
+
+export interface CopyOptions {
+  /** Names the blob in errors (`layer-sha256:…`, `ref my-ref`). */
+  what: string;
+  /** Expected size: a source sending more is stopped at once; the commit verifies it. */
+  size?: number;
+  /** Expected digest, verified on commit. */
+  expected?: Digest;
+  labels?: Record<string, string>;
+  signal?: AbortSignal;
+  /**
+   * Asked when the copy starts from byte 0: a stream that receives the bytes as
+   * they are written (one pass over them). It ends only after the commit, and is
+   * destroyed with the error when the copy fails. A full one is waited for; one
+   * that was closed is skipped.
+   */
+  tee?: () => Writable | undefined;
+  /** Before the first byte: where the copy starts (an earlier ingest's offset). */
+  onStart?: (offset: number) => void;
+  /** After each chunk: bytes of the blob written so far, counted from its start. */
+  onData?: (offset: number) => void;
+  /** Every byte is in; the commit (sync, verification, rename) starts. */
+  onCommit?: () => void;
+}
+
+export interface CopyResult {
+  /** The digest of the bytes committed. */
+  digest: Digest;
+  size: number;
+  /** Where the copy started: bytes an earlier, interrupted ingest had written. */
+  startOffset: number;
+}
+
+/**
+ * Copies a source into an open writer and commits it (containerd's content.Copy).
+ * The copy resumes at the writer's offset through `open(offset)`, and starts over
+ * from 0 when that fails. Chunks are gathered into 1 MiB writes. A source that
+ * fails leaves what arrived for a later resume; bytes known to be wrong (more or
+ * fewer than `size`, a wrong digest, a DataLossError of the source) never are:
+ * the commit, which verifies, discards them. Mismatches are DataLossErrors.
+ */
+export async function copyToWriter(w: Writer, open: OpenAt, opts: CopyOptions): Promise<CopyResult> {
+  const { size, what, signal } = opts;
+  let tee: Writable | undefined;
+  let committing = false;
+  try {
+    let offset = w.status().offset;
+    if (size !== undefined && offset > size) {
+      await w.truncate(0);
+      offset = 0;
+    }
+    let source: Source;
+    try {
+      source = await open(offset);
+    } catch (err) {
+      // a source that cannot resume there (a registry refusing the range): from the beginning
+      if (offset === 0 || signal?.aborted) throw err;
+      await w.truncate(0);
+      offset = 0;
+      source = await open(0);
+    }
+    if (offset === 0) tee = opts.tee?.();
+    opts.onStart?.(offset);
+    let n = offset;
+    let overflow = false;
+    const batch = new WriteBatcher(w);
+    try {
+      for await (const data of source) {
+        signal?.throwIfAborted();
+        const chunk = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+        n += chunk.length;
+        const wait = batch.add(chunk);
+        if (wait) await wait;
+        if (size !== undefined && n > size) {
+          // a hostile source must not stream forever; what it sent fails the commit's size check
+          overflow = true;
+          break;
+        }
+        if (tee && !tee.destroyed && !tee.write(chunk)) await drained(tee, signal);
+        opts.onData?.(n);
+        chunksHandled(chunk.length);
+      }
+      signal?.throwIfAborted();
+      await batch.flush();
+    } catch (err) {
+      // keep the bytes that arrived for a resume; bytes known to be bad are dropped below
+      if (!(err instanceof DataLossError)) await batch.flush().catch(() => {});
+      throw err;
+    } finally {
+      await batch.settle().catch(() => {});
+      batch.release();
+    }
+    const mismatch =
+      overflow || (size !== undefined && n !== size)
+        ? overflow
+          ? `more than the expected ${size} bytes`
+          : `got ${n} bytes, expected ${size}`
+        : undefined;
+    opts.onCommit?.();
+    const digest = w.digest();
+    committing = true;
+    try {
+      // a commit that fails its verification discards the ingest (Writer.commit)
+      await w.commit(size, opts.expected, { labels: opts.labels });
+    } catch (err) {
+      if (isErrorCode(err, "FailedPrecondition")) {
+        throw new DataLossError(`${what}: ${mismatch ?? `digest mismatch: ${errorMessage(err)}`}`, { cause: err });
+      }
+      if (!isAlreadyExists(err)) throw err;
+    }
+    if (mismatch) throw new DataLossError(`${what}: ${mismatch}`);
+    tee?.end();
+    return { digest: opts.expected ?? digest, size: n, startOffset: offset };
+  } catch (err) {
+    tee?.destroy(err instanceof Error ? err : new Error(errorMessage(err)));
+    if (!committing) {
+      // bytes that failed a verification of the source must not be resumed later
+      if (err instanceof DataLossError) await w.truncate(0).catch(() => {});
+      await w.close().catch(() => {});
+    }
+    throw err;
+  }
+}
+
+/** Resolves when the tee takes more, or went away (a consumer that left must not stall the copy). */
+function drained(s: Writable, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const done = () => {
+      s.off("drain", done);
+      s.off("close", done);
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    };
+    const onAbort = () => {
+      done();
+      reject(signal?.reason);
+    };
+    s.once("drain", done);
+    s.once("close", done);
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
 
 export interface WriteBlobOptions {
   /** Expected size in bytes (verified at commit). */
@@ -22,7 +170,7 @@ export interface WriteBlobOptions {
    * Reopens the source at a byte offset (e.g. an HTTP Range request), used to
    * resume an interrupted ingest without reading its first bytes again.
    */
-  reopen?: (offset: number) => Promise<Readable | AsyncIterable<Uint8Array>>;
+  reopen?: (offset: number) => Promise<Source>;
 }
 
 export interface WriteBlobResult {
@@ -44,7 +192,7 @@ export interface WriteBlobResult {
 export async function writeBlob(
   ingester: Ingester,
   ref: string,
-  source: Readable | AsyncIterable<Uint8Array>,
+  source: Source,
   opts: WriteBlobOptions = {},
 ): Promise<WriteBlobResult> {
   let writer: Writer;
@@ -56,92 +204,107 @@ export async function writeBlob(
     }
     throw err;
   }
-  let committed = false;
-  try {
-    const resumedAt = writer.status().offset;
-    let input = source;
-    let skip = 0;
-    if (resumedAt > 0) {
-      if (opts.size !== undefined && resumedAt > opts.size) await writer.truncate(0);
-      else if (opts.reopen) input = await opts.reopen(resumedAt);
-      else if (opts.expected) skip = resumedAt;
-      else await writer.truncate(0);
+  const what = `ref ${ref}`;
+  const open: OpenAt = async (offset) => {
+    if (offset === 0) return source;
+    if (opts.reopen) return opts.reopen(offset);
+    if (opts.expected) return skipping(source, offset, what);
+    throw new Error("nothing can verify the bytes already ingested");
+  };
+  const r = await copyToWriter(writer, open, {
+    what,
+    size: opts.size,
+    expected: opts.expected,
+    labels: opts.labels,
+    signal: opts.signal,
+  });
+  return { digest: r.digest, size: r.size, existed: false, resumedAt: r.startOffset };
+}
+
+/** The source without its first `count` bytes (an ingest holds them); the digest verifies they were the same. */
+async function* skipping(source: Source, count: number, what: string): AsyncGenerator<Uint8Array> {
+  let skip = count;
+  for await (const data of source) {
+    const chunk = data as Uint8Array;
+    if (skip === 0) yield chunk;
+    else if (chunk.length <= skip) skip -= chunk.length;
+    else {
+      yield chunk.subarray(skip);
+      skip = 0;
     }
-    const limit = opts.size;
-    let pending: Buffer[] = [];
-    let pendingBytes = 0;
-    const flush = async () => {
-      if (pendingBytes === 0) return;
-      const buf = pending.length === 1 ? pending[0] : Buffer.concat(pending, pendingBytes);
-      pending = [];
-      pendingBytes = 0;
-      await writer.write(buf);
-    };
-    for await (const data of input) {
-      opts.signal?.throwIfAborted();
-      let chunk = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-      if (skip > 0) {
-        const n = Math.min(skip, chunk.length);
-        skip -= n;
-        chunk = chunk.subarray(n);
-        if (chunk.length === 0) continue;
-      }
-      pending.push(chunk);
-      pendingBytes += chunk.length;
-      if (pendingBytes >= WRITE_CHUNK) await flush();
-      // more than promised: stop reading; commit below fails and discards the ingest
-      if (limit !== undefined && writer.status().offset + pendingBytes > limit) break;
-    }
-    opts.signal?.throwIfAborted();
-    await flush();
-    if (skip > 0) {
-      await writer.truncate(0); // those bytes came from other content: start over next time
-      throw new DataLossError(
-        `ref ${ref}: the source ended before the ${resumedAt} bytes already ingested (the ingest was reset)`,
-      );
-    }
-    const digest = writer.digest();
-    const size = writer.status().offset;
-    try {
-      await writer.commit(opts.size, opts.expected, { labels: opts.labels });
-    } catch (err) {
-      committed = true; // commit released the writer either way
-      if (!isAlreadyExists(err)) throw err;
-    }
-    committed = true;
-    return { digest: opts.expected ?? digest, size, existed: false, resumedAt };
-  } finally {
-    if (!committed) await writer.close();
+  }
+  if (skip > 0) {
+    throw new DataLossError(
+      `${what}: the source ended before the ${count} bytes already ingested (the ingest was reset)`,
+    );
   }
 }
 
-/** Default cap for readBlob: manifests and configs are small. */
-export const DEFAULT_MAX_BLOB = 4 << 20;
-
 /**
- * Reads a small blob (manifest, index, config) whole, refusing anything larger
- * than `maxSize`, and verifies its size and digest against the descriptor.
+ * Manifests and indexes larger than this are refused before they are read, as
+ * registries cap them; readBlob's default cap.
  */
-export async function readBlob(provider: Provider, desc: Descriptor, maxSize = DEFAULT_MAX_BLOB): Promise<Buffer> {
-  if (desc.size > maxSize) {
-    throw new FailedPreconditionError(`blob ${desc.digest} is ${desc.size} bytes, more than the ${maxSize} allowed`);
-  }
-  const stream = await provider.openRead(desc.digest);
+export const MAX_MANIFEST_SIZE = 4 << 20;
+
+/** The one refusal of an object over a size limit (InvalidArgument), naming it and the limit. */
+export function tooLarge(what: string, size: number | undefined, max: number): InvalidArgumentError {
+  const of = size === undefined ? "" : ` of ${size} bytes`;
+  return new InvalidArgumentError(`${what}${of} exceeds the ${max}-byte limit`);
+}
+
+/** Refuses `size` over `max` before anything is read. */
+export function checkSize(what: string, size: number, max: number): void {
+  if (size > max) throw tooLarge(what, size, max);
+}
+
+/** Reads a body of unknown size whole, refusing more than `max` bytes (tooLarge). */
+export async function readAtMost(source: Source, max: number, what: string): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let n = 0;
-  const digester = new Digester(algorithmOf(desc.digest));
-  for await (const chunk of stream) {
-    const buf = chunk as Buffer;
-    n += buf.length;
-    if (n > desc.size) {
-      stream.destroy();
-      throw new DataLossError(`blob ${desc.digest}: more than the expected ${desc.size} bytes`);
-    }
-    digester.update(buf);
-    chunks.push(buf);
+  for await (const data of source) {
+    const b = data as Buffer;
+    n += b.length;
+    // leaving the loop destroys the stream
+    if (n > max) throw tooLarge(what, undefined, max);
+    chunks.push(b);
   }
-  if (n !== desc.size) throw new DataLossError(`blob ${desc.digest}: got ${n} bytes, expected ${desc.size}`);
-  const actual = digester.digest();
-  if (actual !== desc.digest) throw new DataLossError(`blob ${desc.digest}: digest mismatch: got ${actual}`);
   return Buffer.concat(chunks, n);
+}
+
+/**
+ * The verifying reader: reads a stream holding `desc` whole, refusing a byte
+ * more than its size, and checks size and digest at the end (DataLossError
+ * naming `what`).
+ */
+export async function readVerified(source: Source, desc: Descriptor, what: string): Promise<Buffer> {
+  const digester = new Digester(algorithmOf(desc.digest));
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const data of source) {
+    const b = data as Buffer;
+    n += b.length;
+    if (n > desc.size) throw new DataLossError(`${what}: more than the expected ${desc.size} bytes`);
+    digester.update(b);
+    chunks.push(b);
+  }
+  if (n !== desc.size) throw new DataLossError(`${what}: got ${n} bytes, expected ${desc.size}`);
+  const actual = digester.digest();
+  if (actual !== desc.digest)
+    throw new DataLossError(`${what}: digest mismatch: got ${actual}, expected ${desc.digest}`);
+  return Buffer.concat(chunks, n);
+}
+
+/**
+ * Reads a small blob (a manifest, an index, a config) whole from a provider:
+ * refused before reading when its descriptor is over `max` (default
+ * MAX_MANIFEST_SIZE), then read through the verifying reader.
+ */
+export async function readBlob(
+  provider: Provider,
+  desc: Descriptor,
+  opts: { max?: number; signal?: AbortSignal } = {},
+): Promise<Buffer> {
+  const what = `blob ${desc.digest}`;
+  checkSize(what, desc.size, opts.max ?? MAX_MANIFEST_SIZE);
+  return readVerified(await provider.openRead(desc.digest, { signal: opts.signal }), desc, what);
 }

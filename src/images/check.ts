@@ -4,11 +4,12 @@
  * Each is a walk with the children handler and the platform filter.
  */
 import type { Provider } from "../content/content.ts";
+import { readBlob } from "../content/helpers.ts";
 import type { Descriptor, Platform } from "../descriptor.ts";
 import { isNotFound } from "../errors.ts";
+import { MAX_CONFIG_SIZE } from "../oci/image-config.ts";
 import { childrenHandler, filterPlatforms } from "./children.ts";
 import { walk } from "./handlers.ts";
-import { readSmallBlob } from "./manifest.ts";
 import { isAttestationManifest, isConfig, isIndex, isManifest } from "./mediatypes.ts";
 import { allPlatforms, formatPlatform, type PlatformMatcher } from "./platforms.ts";
 
@@ -145,10 +146,9 @@ export async function imagePlatforms(
       }
       if (isConfig(desc.mediaType)) {
         try {
-          const config = JSON.parse((await readSmallBlob(provider, desc, { signal })).toString("utf8")) as Record<
-            string,
-            unknown
-          >;
+          const config = JSON.parse(
+            (await readBlob(provider, desc, { max: MAX_CONFIG_SIZE, signal })).toString("utf8"),
+          ) as Record<string, unknown>;
           if (typeof config.os === "string" && typeof config.architecture === "string") {
             const p: Platform = { os: config.os, architecture: config.architecture };
             if (typeof config.variant === "string" && config.variant !== "") p.variant = config.variant;

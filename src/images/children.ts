@@ -4,10 +4,11 @@
  * only the manifests wanted, noting what it leaves out instead of failing.
  */
 import type { Provider } from "../content/content.ts";
+import { readBlob } from "../content/helpers.ts";
 import type { Descriptor, Platform } from "../descriptor.ts";
 import { NotFoundError } from "../errors.ts";
 import type { Handler } from "./handlers.ts";
-import { childrenOf, readSmallBlob, refuseSchema1 } from "./manifest.ts";
+import { childrenOf, refuseSchema1 } from "./manifest.ts";
 import { isAttestationManifest, isIndex, isManifest } from "./mediatypes.ts";
 import { formatPlatform, normalize, type PlatformMatcher } from "./platforms.ts";
 
@@ -19,7 +20,7 @@ export function childrenHandler(provider: Provider): Handler {
   return async (desc, signal) => {
     refuseSchema1(desc);
     if (!isManifest(desc.mediaType) && !isIndex(desc.mediaType)) return [];
-    const bytes = await readSmallBlob(provider, desc, { signal });
+    const bytes = await readBlob(provider, desc, { signal });
     return childrenOf(desc, bytes);
   };
 }

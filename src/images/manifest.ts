@@ -1,17 +1,13 @@
 /**
  * Reading and validating manifests and indexes. Their bytes come from a
  * registry, so every field is checked before a walk trusts it: digests are
- * validated, sizes are non-negative safe integers, the body is capped.
+ * validated, sizes are non-negative safe integers. (They are read whole, capped
+ * and verified, by content/helpers.ts readBlob.)
  */
-
-import type { Provider } from "../content/content.ts";
 import type { Descriptor, Platform } from "../descriptor.ts";
-import { digestOf, validateDigest } from "../digest.ts";
-import { DataLossError, errorMessage, InvalidArgumentError } from "../errors.ts";
+import { validateDigest } from "../digest.ts";
+import { errorMessage, InvalidArgumentError } from "../errors.ts";
 import { baseMediaType, isIndex, isManifest, isSchema1 } from "./mediatypes.ts";
-
-/** Manifests and indexes larger than this are refused before they are read (as registries cap them). */
-export const MAX_MANIFEST_SIZE = 4 << 20;
 
 export interface Manifest {
   schemaVersion: number;
@@ -132,6 +128,17 @@ function wrap<T>(desc: Descriptor, fn: () => T): T {
   }
 }
 
+/** The optional fields manifests and indexes share. */
+function commonFields(v: Json): Pick<Manifest, "mediaType" | "artifactType" | "subject" | "annotations"> {
+  const f: Pick<Manifest, "mediaType" | "artifactType" | "subject" | "annotations"> = {};
+  if (typeof v.mediaType === "string") f.mediaType = v.mediaType;
+  if (typeof v.artifactType === "string") f.artifactType = v.artifactType;
+  if (v.subject !== undefined) f.subject = parseDescriptor(v.subject, "subject");
+  const annotations = stringMap(v.annotations, "annotations");
+  if (annotations) f.annotations = annotations;
+  return f;
+}
+
 /** Parses an image manifest (OCI or Docker schema 2). */
 export function parseManifest(bytes: Uint8Array, desc: Descriptor): Manifest {
   const v = parseBody(bytes, desc);
@@ -141,13 +148,7 @@ export function parseManifest(bytes: Uint8Array, desc: Descriptor): Manifest {
     const config = parseDescriptor(v.config, "config");
     if (!Array.isArray(v.layers)) throw new Error("layers: expected an array");
     const layers = v.layers.map((l, i) => parseDescriptor(l, `layers[${i}]`));
-    const m: Manifest = { schemaVersion: 2, config, layers };
-    if (typeof v.mediaType === "string") m.mediaType = v.mediaType;
-    if (typeof v.artifactType === "string") m.artifactType = v.artifactType;
-    if (v.subject !== undefined) m.subject = parseDescriptor(v.subject, "subject");
-    const annotations = stringMap(v.annotations, "annotations");
-    if (annotations) m.annotations = annotations;
-    return m;
+    return { schemaVersion: 2, ...commonFields(v), config, layers };
   });
 }
 
@@ -159,47 +160,8 @@ export function parseIndex(bytes: Uint8Array, desc: Descriptor): Index {
     if (v.schemaVersion !== 2) throw new Error(`schemaVersion ${JSON.stringify(v.schemaVersion)}, expected 2`);
     if (!Array.isArray(v.manifests)) throw new Error("manifests: expected an array");
     const manifests = v.manifests.map((m, i) => parseDescriptor(m, `manifests[${i}]`));
-    const idx: Index = { schemaVersion: 2, manifests };
-    if (typeof v.mediaType === "string") idx.mediaType = v.mediaType;
-    if (typeof v.artifactType === "string") idx.artifactType = v.artifactType;
-    if (v.subject !== undefined) idx.subject = parseDescriptor(v.subject, "subject");
-    const annotations = stringMap(v.annotations, "annotations");
-    if (annotations) idx.annotations = annotations;
-    return idx;
+    return { schemaVersion: 2, ...commonFields(v), manifests };
   });
-}
-
-/**
- * Reads a small blob (a manifest, an index, a config) whole, refusing it when
- * the descriptor is over `max`, and verifying size and digest of what was read.
- */
-export async function readSmallBlob(
-  provider: Provider,
-  desc: Descriptor,
-  opts: { max?: number; signal?: AbortSignal } = {},
-): Promise<Buffer> {
-  const max = opts.max ?? MAX_MANIFEST_SIZE;
-  if (desc.size > max) {
-    throw new InvalidArgumentError(
-      `${desc.mediaType} ${desc.digest} is ${desc.size} bytes, over the ${max}-byte limit`,
-    );
-  }
-  const chunks: Buffer[] = [];
-  let n = 0;
-  const stream = await provider.openRead(desc.digest, { signal: opts.signal });
-  for await (const chunk of stream as AsyncIterable<Buffer>) {
-    n += chunk.length;
-    if (n > desc.size) {
-      stream.destroy();
-      break;
-    }
-    chunks.push(chunk);
-  }
-  const buf = Buffer.concat(chunks, Math.min(n, desc.size));
-  if (n !== desc.size) throw new DataLossError(`${desc.digest}: read ${n} bytes, expected ${desc.size}`);
-  const actual = digestOf(buf, desc.digest.startsWith("sha512:") ? "sha512" : "sha256");
-  if (actual !== desc.digest) throw new DataLossError(`${desc.digest}: content digest is ${actual}`);
-  return buf;
 }
 
 /** The children a manifest or index names; nothing for other kinds. Schema 1 is refused. */

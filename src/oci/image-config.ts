@@ -8,6 +8,9 @@ import type { Platform } from "../descriptor.ts";
 import { type Digest, validateDigest } from "../digest.ts";
 import { errorMessage, InvalidArgumentError } from "../errors.ts";
 
+/** Image configs larger than this are refused before they are read (they are read whole). */
+export const MAX_CONFIG_SIZE = 8 << 20;
+
 /** The `config` object of an image config: the defaults for a container's process. */
 export interface ExecConfig {
   User?: string;

@@ -11,6 +11,7 @@ import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmdirSync, 
 import { mkdir } from "node:fs/promises";
 import { constants } from "node:os";
 import { join, resolve } from "node:path";
+import { readBlob } from "../content/helpers.ts";
 import type { Descriptor } from "../descriptor.ts";
 import type { Digest } from "../digest.ts";
 import {
@@ -21,9 +22,10 @@ import {
   NotFoundError,
 } from "../errors.ts";
 import type { ImageStore } from "../images/image.ts";
-import { type Manifest, readSmallBlob } from "../images/manifest.ts";
+import { selectManifest } from "../images/lookup.ts";
+import type { Manifest } from "../images/manifest.ts";
 import type { PlatformMatcher } from "../images/platforms.ts";
-import { type ImageConfig, parseImageConfig, parseImageRootfs } from "../oci/image-config.ts";
+import { type ImageConfig, MAX_CONFIG_SIZE, parseImageConfig, parseImageRootfs } from "../oci/image-config.ts";
 import { readUserFiles } from "../oci/rootfs.ts";
 import { buildSpec, processArgs, type Spec, type SpecOptions } from "../oci/spec.ts";
 import { resolveUser } from "../oci/user.ts";
@@ -31,8 +33,7 @@ import { normalize } from "../reference/index.ts";
 import { mountAll, unmount } from "../snapshots/mount.ts";
 import type { Mount, Snapshotter } from "../snapshots/snapshotter.ts";
 import { chainID as chainIDOf } from "../unpack/chainid.ts";
-import { selectManifest, unpackManifest } from "../unpack/image.ts";
-import type { ContentAccess } from "../unpack/unpacker.ts";
+import { type UnpackContent, unpackManifest } from "../unpack/unpacker.ts";
 import {
   type ContainerRecord,
   containerDir,
@@ -45,7 +46,7 @@ import { isMountPoint, removeTree } from "./mounts.ts";
 import { Runc } from "./runc.ts";
 
 export interface RunDeps {
-  content: ContentAccess;
+  content: UnpackContent;
   images: ImageStore;
   snapshotter: Snapshotter;
   /** Where debug notes and warnings (a cleanup that failed) go; nowhere when absent. */
@@ -66,8 +67,6 @@ export interface ResolvedImage {
   chainID: Digest;
 }
 
-const MAX_CONFIG = 8 << 20;
-
 /** The image record, its manifest for the platform, its config and the ChainID of its layers. */
 export async function resolveImage(
   deps: Pick<RunDeps, "content" | "images">,
@@ -83,9 +82,9 @@ export async function resolveImage(
       throw new NotFoundError(`image "${name}" not found: pull it first (dist pull ${ref})`);
     throw err;
   }
-  const bytes = await readSmallBlob(deps.content, target);
+  const bytes = await readBlob(deps.content, target);
   const { desc, manifest } = await selectManifest(deps.content, target, bytes, matcher);
-  const cbytes = await readSmallBlob(deps.content, manifest.config, { max: MAX_CONFIG });
+  const cbytes = await readBlob(deps.content, manifest.config, { max: MAX_CONFIG_SIZE });
   const config = parseImageConfig(cbytes, manifest.config.digest);
   const chainID = chainIDOf(parseImageRootfs(cbytes, manifest.config.digest).diffIDs);
   if (!chainID) throw new InvalidArgumentError(`image "${name}" has no layers: nothing to run`);

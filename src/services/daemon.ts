@@ -12,6 +12,8 @@ import { connect } from "node:net";
 import { dirname, join, resolve } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import pino, { type Logger } from "pino";
+import type { Provider } from "../content/content.ts";
+import type { Applier } from "../diff/applier.ts";
 import {
   errorMessage,
   FailedPreconditionError,
@@ -21,7 +23,6 @@ import {
 } from "../errors.ts";
 import { closeAllDatabases } from "../metadata/db.ts";
 import { flock, LOCK_EX, LOCK_NB, LOCK_UN } from "../sys/index.ts";
-import type { ApplyFn } from "../unpack/target.ts";
 import type { Backend } from "./server/backend.ts";
 import { embeddedBackend } from "./server/embedded.ts";
 import { createServer, type DaemonServer } from "./server/server.ts";
@@ -41,7 +42,8 @@ export interface DaemonOptions {
   /** How long in-flight calls may run after a shutdown request (ms). */
   grace?: number;
   backend?: Backend;
-  loadApply?: () => Promise<ApplyFn>;
+  /** The Diff service's Applier over a store (default: FileSystemApplier, loaded when first needed). */
+  loadApplier?: (content: Provider) => Promise<Applier>;
 }
 
 export interface Daemon {
@@ -143,7 +145,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   try {
     await prepareSocket(address);
     backend = opts.backend ?? embeddedBackend(root);
-    ds = createServer({ backend, log, loadApply: opts.loadApply ?? defaultApply });
+    ds = createServer({ backend, log, loadApplier: opts.loadApplier ?? defaultApplier });
     const server = ds.server;
     const old = process.umask(0o177);
     try {
@@ -199,8 +201,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   return { address, root, log, stop, stopped };
 }
 
-async function defaultApply(): Promise<ApplyFn> {
-  return (await import("../archive/apply.ts")).applyLayer;
+async function defaultApplier(content: Provider): Promise<Applier> {
+  return new (await import("../diff/filesystem.ts")).FileSystemApplier(content);
 }
 
 /** Runs the daemon until SIGTERM/SIGINT (the CLI's entry). */

@@ -12,7 +12,15 @@ import { chmod, lstat, mkdir, opendir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { DatabaseSync } from "node:sqlite";
 import { FailedPreconditionError } from "../errors.ts";
-import type { Kind, Mount, SnapshotInfo, SnapshotOptions, Snapshotter, Usage } from "./snapshotter.ts";
+import type {
+  Kind,
+  LocalSnapshotter,
+  Mount,
+  SnapshotInfo,
+  SnapshotOptions,
+  Snapshotter,
+  Usage,
+} from "./snapshotter.ts";
 import { MetaStore, type SnapshotRecord, validateLabels } from "./storage.ts";
 import { treeUsage } from "./usage.ts";
 
@@ -55,7 +63,7 @@ function info(r: SnapshotRecord): SnapshotInfo {
 
 const STALE_NEW_MS = 3_600_000;
 
-export class FsSnapshotter implements Snapshotter {
+export class FsSnapshotter implements Snapshotter, LocalSnapshotter {
   readonly name: string;
   /** `<dist root>/snapshots/<name>` */
   readonly root: string;

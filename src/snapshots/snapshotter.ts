@@ -36,6 +36,21 @@ export interface SnapshotOptions {
   applyOnly?: boolean;
 }
 
+/**
+ * A capability of a snapshotter whose snapshots live under a directory on this
+ * machine: what must be shared with other processes using it (the unpacker's
+ * per-ChainID locks) goes there.
+ */
+export interface LocalSnapshotter {
+  readonly root: string;
+}
+
+/** The root of a snapshotter that declares the LocalSnapshotter capability. */
+export function localRoot(sn: Snapshotter): string | undefined {
+  const root = (sn as Partial<LocalSnapshotter>).root;
+  return typeof root === "string" ? root : undefined;
+}
+
 export interface Snapshotter {
   readonly name: string;
   stat(key: string): Promise<SnapshotInfo>;

@@ -1,64 +1,44 @@
 /**
- * Layers → snapshots keyed by ChainID, as the layers arrive.
+ * The Unpacker (containerd's pkg/unpack): it wraps a fetch handler and is
+ * waited on. The wrapper sees every descriptor of the walk after its handler:
+ * a manifest (its children: the config, then the layers) starts a job, its
+ * config starts the job's layer loop (layers.ts), each layer tells the job its
+ * blob is in the store. So layers unpack in order as soon as they and their
+ * parents are there, while later layers still download; `tee` hands the loop a
+ * layer's bytes while they download when it is at that layer (one pass).
  *
- * One loop walks the layers in manifest order. For each: if the snapshot of
- * its chain exists it is skipped (`exists`); otherwise, under a cross-process
- * lock on the ChainID, a temporary active snapshot is prepared on the parent
- * chain, the layer is applied into it (the snapshot's own directory: the tree
- * itself for native, the upperdir for overlay), the diffID computed while
- * applying is checked against the config, the filesystem is flushed (in the
- * background as the layer is written, then once more: flusher.ts) and the
- * snapshot committed as the ChainID. Any failure removes the temporary
- * snapshot, so a partial tree is never committed.
- *
- * Bytes come from one of two places: when the loop is already waiting for a
- * layer as its download starts, the fetch flow tees the downloaded bytes into
- * the applier (one pass over the network bytes); otherwise the blob is read
- * back from the content store once it is there.
+ * The first failure (of a job, of the walk, or the caller's abort) stops every
+ * job and, through the signal handed to the wrapped handler, the walk; wait()
+ * reports it once every job has removed its temporary snapshot.
  */
-import { randomBytes } from "node:crypto";
-import { readdir, statfs } from "node:fs/promises";
 import { join } from "node:path";
-import type { Readable } from "node:stream";
-import { Transform, type TransformCallback } from "node:stream";
-import { type ApplyOptions, applyLayer, type LayerFile } from "../archive/apply.ts";
-import { decompressStream } from "../archive/compression.ts";
-import type { Info, Provider } from "../content/content.ts";
+import type { Writable } from "node:stream";
+import type { Manager, Provider } from "../content/content.ts";
 import type { Descriptor } from "../descriptor.ts";
+import type { Applier } from "../diff/applier.ts";
+import { FileSystemApplier } from "../diff/filesystem.ts";
 import type { Digest } from "../digest.ts";
-import { DataLossError, errorMessage, FailedPreconditionError, InvalidArgumentError, isNotFound } from "../errors.ts";
-import { removeTree } from "../snapshots/fs-snapshotter.ts";
-import type { Snapshotter } from "../snapshots/snapshotter.ts";
-import { chainIDs } from "./chainid.ts";
-import { Flusher } from "./flusher.ts";
-import { acquireLock, type Lock } from "./lock.ts";
-import { type ApplyFn, applyTarget } from "./target.ts";
+import { InvalidArgumentError } from "../errors.ts";
+import type { NoteFn } from "../images/children.ts";
+import { platformLabel, readImageConfig } from "../images/config.ts";
+import { dispatch, type Handler, isSkip } from "../images/handlers.ts";
+import type { Manifest } from "../images/manifest.ts";
+import { isAttestationManifest, isManifest } from "../images/mediatypes.ts";
+import { localRoot, type Snapshotter } from "../snapshots/snapshotter.ts";
+import { type UnpackEvent, unpackLayers } from "./layers.ts";
+import { LayerSlot } from "./slot.ts";
 
-export type { ApplyFn } from "./target.ts";
+export type { UnpackEvent, UnpackStatus } from "./layers.ts";
 
-export type UnpackStatus = "waiting" | "extracting" | "extracted" | "exists";
-
-export interface UnpackEvent {
-  layer: Descriptor;
-  index: number;
-  chainID: Digest;
-  status: UnpackStatus;
-  /** Compressed bytes consumed so far (extracting). */
-  offset?: number;
-}
-
-export interface ContentAccess extends Provider {
-  update?(digest: Digest, labels: Record<string, string>, fieldpaths?: string[]): Promise<Info>;
-  /** The local file holding a committed blob, where the store has one (LocalStore does). */
-  blobPath?(digest: Digest): string;
-}
+/** The content store as unpacking uses it: blobs to read, labels to set (containerd's GC references). */
+export type UnpackContent = Provider & Pick<Manager, "update">;
 
 export interface UnpackerOptions {
   snapshotter: Snapshotter;
-  content: ContentAccess;
-  /** The applier (src/archive/apply.ts by default). */
-  apply?: ApplyFn;
-  /** Where the per-ChainID lock files live; defaults to `<snapshotter root>/locks`. */
+  content: UnpackContent;
+  /** Default: FileSystemApplier over `content`. */
+  applier?: Applier;
+  /** Where the per-ChainID lock files live; default `<snapshotter root>/locks` for a local snapshotter. */
   lockDir?: string;
   signal?: AbortSignal;
   /** Apply ownership from the tar (default: when root). */
@@ -67,368 +47,221 @@ export interface UnpackerOptions {
   sync?: boolean;
   onEvent?: (e: UnpackEvent) => void;
   onWarning?: (message: string) => void;
+  /** About a manifest left alone (no layers). */
+  onNote?: NoteFn;
+  /** As the unpacking of one platform's manifest starts. */
+  onUnpack?: (platform: string, manifest: Descriptor) => void;
 }
 
-interface Deferred<T> {
-  promise: Promise<T>;
-  resolve(v: T): void;
-  reject(e: unknown): void;
-  settled: boolean;
-}
-function deferred<T>(): Deferred<T> {
-  let resolve!: (v: T) => void;
-  let reject!: (e: unknown) => void;
-  const d = {
-    promise: new Promise<T>((res, rej) => {
-      resolve = res;
-      reject = rej;
-    }),
-    settled: false,
-  } as Deferred<T>;
-  d.resolve = (v) => {
-    d.settled = true;
-    resolve(v);
-  };
-  d.reject = (e) => {
-    d.settled = true;
-    reject(e);
-  };
-  d.promise.catch(() => {});
-  return d;
+export interface UnpackedManifest {
+  manifest: Descriptor;
+  platform: string;
+  chainID: Digest;
 }
 
-interface Slot {
-  desc: Descriptor;
-  index: number;
-  /** Settles when the blob is committed in the content store (or its fetch failed). */
-  available: Deferred<void>;
-  /** A download of this layer offered while the loop is at it (or about to be). */
-  offered?: Readable;
-  /** Set while the loop waits for this layer's bytes. */
-  wanted?: Deferred<Readable>;
-}
+/** The unpacking of one manifest. */
+class Job {
+  readonly manifest: Descriptor;
+  readonly config: Descriptor;
+  readonly slots: LayerSlot[];
+  /** The layer the loop works on next: a download of it is worth teeing (the first, until the loop starts). */
+  cursor = 0;
+  #started = false;
+  readonly #done = Promise.withResolvers<UnpackedManifest>();
 
-/** Counts bytes flowing through, for progress. */
-class Counter extends Transform {
-  bytes = 0;
-  readonly #on: (n: number) => void;
-  constructor(on: (n: number) => void) {
-    super({ highWaterMark: 1 << 20 });
-    this.#on = on;
+  constructor(manifest: Descriptor, config: Descriptor, layers: Descriptor[]) {
+    this.manifest = manifest;
+    this.config = config;
+    this.slots = layers.map((l) => new LayerSlot(l));
   }
-  override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
-    this.bytes += chunk.length;
-    this.#on(this.bytes);
-    cb(null, chunk);
+
+  get done(): Promise<UnpackedManifest> {
+    return this.#done.promise;
+  }
+
+  /** Runs the job once. */
+  start(run: () => Promise<UnpackedManifest>): void {
+    if (this.#started) return;
+    this.#started = true;
+    run().then(this.#done.resolve, (err: unknown) => {
+      for (const s of this.slots) s.release();
+      this.#done.reject(err);
+    });
+  }
+
+  /** Stops the job: before it starts, or (its blobs will not come) while its loop runs. */
+  stop(err: unknown): void {
+    if (!this.#started) {
+      this.#started = true;
+      this.#done.reject(err);
+    }
+    for (const s of this.slots) s.failed(err);
+  }
+
+  tee(desc: Descriptor): Writable | undefined {
+    const slot = this.slots[this.cursor];
+    return slot?.desc.digest === desc.digest ? slot.tee() : undefined;
   }
 }
 
 export class Unpacker {
   readonly #opts: UnpackerOptions;
-  readonly #slots: Slot[];
-  readonly #done = deferred<Digest>();
-  #started = false;
-  /** The layer the loop works on next: downloads of it are worth teeing. */
-  #cursor = 0;
+  readonly #applier: Applier;
+  readonly #lockDir: string | undefined;
+  /** Aborted at the first failure: stops the jobs and the walk. */
+  readonly #stop = new AbortController();
+  readonly #signal: AbortSignal;
+  readonly #jobs = new Map<string, Job>();
+  readonly #walks = new WeakSet<AbortSignal>();
+  #failure: { err: unknown } | undefined;
 
-  constructor(layers: Descriptor[], opts: UnpackerOptions) {
+  constructor(opts: UnpackerOptions) {
     this.#opts = opts;
-    this.#slots = layers.map((desc, index) => ({ desc, index, available: deferred<void>() }));
+    this.#applier = opts.applier ?? new FileSystemApplier(opts.content);
+    const root = localRoot(opts.snapshotter);
+    this.#lockDir = opts.lockDir ?? (root ? join(root, "locks") : undefined);
+    this.#signal = opts.signal ? AbortSignal.any([opts.signal, this.#stop.signal]) : this.#stop.signal;
+    this.#watch(this.#signal);
   }
 
-  /** Starts the loop once the config's diffIDs are known. */
-  start(diffIDs: readonly string[]): void {
-    if (this.#started) return;
-    this.#started = true;
-    if (diffIDs.length !== this.#slots.length) {
-      this.#done.reject(
-        new InvalidArgumentError(
-          `image config has ${diffIDs.length} rootfs.diff_ids but the manifest has ${this.#slots.length} layers`,
-        ),
-      );
+  /** Wraps the walk's handler (containerd's Unpack): see the module comment. */
+  unpack(h: Handler): Handler {
+    return async (desc, signal) => {
+      this.#watch(signal);
+      let children: Descriptor[];
+      try {
+        children = await h(desc, AbortSignal.any([signal, this.#stop.signal]));
+      } catch (err) {
+        this.#notFetched(desc, err);
+        throw err;
+      }
+      if (isManifest(desc.mediaType) && !isAttestationManifest(desc)) this.#add(desc, children);
+      else this.#fetched(desc);
+      return children;
+    };
+  }
+
+  /**
+   * For the fetch, as a fresh download of `desc` starts: a stream for its bytes
+   * when a job's loop is at that layer, else undefined (see remotes/handlers.ts Tee).
+   */
+  tee(desc: Descriptor): Writable | undefined {
+    for (const job of this.#jobs.values()) {
+      const stream = job.tee(desc);
+      if (stream) return stream;
+    }
+    return undefined;
+  }
+
+  /**
+   * After the walk: every manifest unpacked, in the order they were met. The
+   * first failure is thrown once every job has cleaned up.
+   */
+  async wait(): Promise<UnpackedManifest[]> {
+    const settled = await Promise.allSettled([...this.#jobs.values()].map((j) => j.done));
+    if (this.#failure) throw this.#failure.err;
+    return settled.map((r) => {
+      if (r.status === "rejected") throw r.reason;
+      return r.value;
+    });
+  }
+
+  /** Once the walk (or the caller) aborts, no blob will come: the jobs stop. */
+  #watch(signal: AbortSignal): void {
+    if (this.#walks.has(signal)) return;
+    this.#walks.add(signal);
+    if (signal.aborted) this.#fail(signal.reason);
+    else signal.addEventListener("abort", () => this.#fail(signal.reason), { once: true });
+  }
+
+  #fail(err: unknown): void {
+    if (this.#failure) return;
+    this.#failure = { err };
+    this.#stop.abort(err);
+    for (const job of this.#jobs.values()) job.stop(err);
+  }
+
+  /** A manifest and its children as the handler returned them: the config, then the layers. */
+  #add(desc: Descriptor, children: Descriptor[]): void {
+    if (this.#jobs.has(desc.digest)) return;
+    const [config, ...layers] = children;
+    if (!config || layers.length === 0) {
+      this.#opts.onNote?.(desc, `manifest ${desc.digest} has no layers: nothing to unpack`);
       return;
     }
-    let chains: Digest[];
-    try {
-      chains = chainIDs(diffIDs);
-    } catch (err) {
-      this.#done.reject(new InvalidArgumentError(`image config: bad rootfs.diff_ids: ${errorMessage(err)}`));
-      return;
+    const job = new Job(desc, config, layers);
+    this.#jobs.set(desc.digest, job);
+    job.done.catch((err: unknown) => this.#fail(err));
+    if (this.#failure) job.stop(this.#failure.err);
+  }
+
+  /** A blob is in the store: a job's config (its loop starts) or layer. */
+  #fetched(desc: Descriptor): void {
+    for (const job of this.#jobs.values()) {
+      if (job.config.digest === desc.digest) job.start(() => this.#run(job));
+      for (const s of job.slots) if (s.desc.digest === desc.digest) s.stored();
     }
-    this.#run(diffIDs as Digest[], chains).then(
-      (top) => this.#done.resolve(top),
-      (err) => {
-        for (const s of this.#slots) this.#release(s);
-        this.#done.reject(err);
+  }
+
+  #notFetched(desc: Descriptor, err: unknown): void {
+    for (const job of this.#jobs.values()) {
+      for (const s of job.slots) {
+        if (s.desc.digest !== desc.digest) continue;
+        s.failed(isSkip(err) ? new Error(`layer ${desc.digest} was not fetched (non-distributable)`) : err);
+      }
+      if (job.config.digest === desc.digest) job.stop(err);
+    }
+  }
+
+  async #run(job: Job): Promise<UnpackedManifest> {
+    const o = this.#opts;
+    const config = await readImageConfig(o.content, job.config, this.#signal);
+    const platform = platformLabel(job.manifest, config);
+    o.onUnpack?.(platform, job.manifest);
+    const chainID = await unpackLayers(
+      job.slots,
+      config.diffIDs,
+      {
+        snapshotter: o.snapshotter,
+        applier: this.#applier,
+        content: o.content,
+        lockDir: this.#lockDir,
+        signal: this.#signal,
+        sameOwner: o.sameOwner,
+        sync: o.sync,
+        onEvent: o.onEvent,
+        onWarning: o.onWarning,
+      },
+      (i) => {
+        job.cursor = i;
       },
     );
-  }
-
-  /** Stops the loop before it starts (e.g. the config could not be read). */
-  fail(err: unknown): void {
-    if (!this.#started) {
-      this.#started = true;
-      this.#done.reject(err);
-    }
-    for (const s of this.#slots) {
-      if (!s.available.settled) s.available.reject(err);
-      // a held download must not wait for a reader that will never come
-      this.#release(s);
-    }
-  }
-
-  /** The top ChainID once every layer is committed (or existed). */
-  wait(): Promise<Digest> {
-    return this.#done.promise;
-  }
-
-  /** The fetch flow: this blob is now in the content store (committed or already there). */
-  available(digest: string): void {
-    for (const s of this.#slots) if (s.desc.digest === digest && !s.available.settled) s.available.resolve();
-  }
-
-  /** The fetch flow: fetching this blob failed for good. */
-  fetchFailed(digest: string, err: unknown): void {
-    for (const s of this.#slots) if (s.desc.digest === digest && !s.available.settled) s.available.reject(err);
-  }
-
-  /**
-   * The fetch flow, as a fresh download of a blob starts: its bytes as they are
-   * written to the store (ending after the blob is committed). Kept and applied
-   * when the loop is at this layer; otherwise released at once (returns false)
-   * so the download runs at full speed and the blob is read back later.
-   */
-  offer(digest: string, stream: Readable): boolean {
-    const slot = this.#slots.find((s) => s.desc.digest === digest && s.index === this.#cursor && !s.offered);
-    if (!slot || slot.available.settled) {
-      stream.destroy();
-      return false;
-    }
-    stream.on("error", () => {});
-    if (slot.wanted && !slot.wanted.settled) slot.wanted.resolve(stream);
-    else slot.offered = stream;
-    return true;
-  }
-
-  #release(slot: Slot): void {
-    slot.offered?.destroy();
-    slot.offered = undefined;
-  }
-
-  #emit(e: UnpackEvent): void {
-    this.#opts.onEvent?.(e);
-  }
-
-  async #exists(chain: Digest): Promise<boolean> {
-    try {
-      const i = await this.#opts.snapshotter.stat(chain);
-      return i.kind === "committed";
-    } catch (err) {
-      if (isNotFound(err)) return false;
-      throw err;
-    }
-  }
-
-  async #run(diffIDs: Digest[], chains: Digest[]): Promise<Digest> {
-    const o = this.#opts;
-    const root = (o.snapshotter as { root?: string }).root;
-    const lockDir = o.lockDir ?? (root ? join(root, "locks") : undefined);
-    for (const s of this.#slots)
-      this.#emit({ layer: s.desc, index: s.index, chainID: chains[s.index], status: "waiting" });
-    let parent: Digest | undefined;
-    for (const slot of this.#slots) {
-      o.signal?.throwIfAborted();
-      const chain = chains[slot.index];
-      const diffID = diffIDs[slot.index];
-      this.#cursor = slot.index;
-      let status: UnpackStatus = "exists";
-      if (!(await this.#exists(chain))) {
-        const lock: Lock | undefined = lockDir ? await acquireLock(lockDir, chain, o.signal) : undefined;
-        try {
-          // whoever held the lock may have just committed it
-          if (!(await this.#exists(chain))) {
-            await this.#extract(slot, diffID, chain, parent);
-            status = "extracted";
-          }
-        } finally {
-          lock?.release();
-        }
-      }
-      this.#release(slot);
-      this.#emit({ layer: slot.desc, index: slot.index, chainID: chain, status });
-      await this.#label(slot.desc.digest, { "containerd.io/uncompressed": diffID });
-      parent = chain;
-    }
-    this.#cursor = this.#slots.length;
-    return chains[chains.length - 1];
-  }
-
-  async #label(digest: Digest, labels: Record<string, string>): Promise<void> {
-    const update = this.#opts.content.update;
-    if (!update) return;
-    try {
-      await update.call(
-        this.#opts.content,
-        digest,
-        labels,
-        Object.keys(labels).map((k) => `labels.${k}`),
-      );
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
-    }
-  }
-
-  /**
-   * The layer's compressed bytes: the download itself when offered, else the
-   * stored blob: its file, for the built-in applier on a local store (the
-   * decompression worker reads it: the main thread is left to make the files),
-   * or a stream.
-   */
-  async #source(slot: Slot, wantFile: boolean): Promise<{ stream?: Readable; file?: LayerFile; teed: boolean }> {
-    const offered = slot.offered;
-    if (offered) {
-      slot.offered = undefined;
-      return { stream: offered, teed: true };
-    }
-    if (!slot.available.settled) {
-      const want = deferred<Readable>();
-      slot.wanted = want;
-      const got = await Promise.race([want.promise, slot.available.promise.then(() => undefined)]);
-      slot.wanted = undefined;
-      if (got) return { stream: got, teed: true };
-    }
-    await slot.available.promise;
-    const content = this.#opts.content;
-    if (wantFile && content.blobPath) {
-      // info() first: a missing blob is a NotFound error here as with openRead
-      await content.info(slot.desc.digest);
-      return { file: { path: content.blobPath(slot.desc.digest), length: slot.desc.size }, teed: false };
-    }
-    return { stream: await content.openRead(slot.desc.digest, { signal: this.#opts.signal }), teed: false };
-  }
-
-  async #extract(slot: Slot, diffID: Digest, chain: Digest, parent: Digest | undefined): Promise<void> {
-    const o = this.#opts;
-    const sn = o.snapshotter;
-    for (let attempt = 0; ; attempt++) {
-      const key = `extract-${randomBytes(6).toString("hex")} ${chain}`;
-      const target = applyTarget(
-        await sn.prepare(key, parent, { labels: { "containerd.io/snapshot.ref": chain }, applyOnly: true }),
-      );
-      let teed = false;
-      let source: Readable | undefined;
-      const flusher = o.sync !== false ? new Flusher(target.dir) : undefined;
-      try {
-        const src = await this.#source(slot, !o.apply);
-        teed = src.teed;
-        source = src.stream;
-        this.#emit({ layer: slot.desc, index: slot.index, chainID: chain, status: "extracting", offset: 0 });
-        const progress = (n: number) => {
-          flusher?.progress(n);
-          this.#emit({ layer: slot.desc, index: slot.index, chainID: chain, status: "extracting", offset: n });
-        };
-        const what = `layer ${slot.desc.digest}`;
-        const applyOpts: ApplyOptions = {
-          // the blob was verified (by the fetch, or by the store at its commit): no second hash
-          verified: true,
-          what,
-          signal: o.signal,
-          sameOwner: o.sameOwner ?? process.getuid?.() === 0,
-          convertWhiteout: target.overlay ? "overlay" : undefined,
-          lowerDirs: target.overlay ? target.lowerDirs : undefined,
-          onWarning: o.onWarning,
-        };
-        let result: { diffID: Digest; size: number };
-        if (!o.apply) {
-          // the built-in applier decompresses off the main thread and counts what it consumes
-          result = await applyLayer(target.dir, src.file ?? src.stream!, { ...applyOpts, onProgress: progress });
-        } else {
-          // another applier gets the plain tar
-          const counter = new Counter(progress);
-          src.stream!.on("error", (err) => counter.destroy(err));
-          const tar = (await decompressStream(src.stream!.pipe(counter), { what })).stream;
-          result = await o.apply(target.dir, tar, applyOpts);
-        }
-        if (result.diffID !== diffID) {
-          throw new DataLossError(
-            `layer ${slot.desc.digest}: uncompressed digest ${result.diffID} does not match the config's diff_id ${diffID}`,
-          );
-        }
-        // the blob itself must have been verified too before the tree is kept
-        await slot.available.promise;
-        await flusher?.flush();
-        await flusher?.close();
-        await sn.commit(chain, key);
-        return;
-      } catch (err) {
-        // an applier that failed stops reading (its pipe from the source is undone): a teed
-        // download would wait for a reader forever, and a retry waits for that download
-        source?.destroy();
-        await flusher?.close();
-        const full = await diskFull(target.dir);
-        await discard(sn, key, target.dir);
-        if (full) {
-          throw new FailedPreconditionError(
-            `unpacking layer ${slot.desc.digest}: no space left on device under ${target.dir} (the blobs fetched so far are kept; free space and pull again)`,
-            { cause: err },
-          );
-        }
-        o.signal?.throwIfAborted();
-        // a teed download that broke is retried once from the store, if the blob made it there
-        const retry = teed && attempt === 0 && !(err instanceof DataLossError);
-        if (!retry) throw wrap(err, slot.desc);
-        await slot.available.promise.catch(() => {
-          throw wrap(err, slot.desc);
-        });
-      }
-    }
-  }
-}
-
-/** After a failed apply: is the filesystem full (ENOSPC), whatever error the applier reported? */
-async function diskFull(dir: string): Promise<boolean> {
-  try {
-    const st = await statfs(dir);
-    return st.bavail * st.bsize < 64 * 1024 || st.ffree === 0;
-  } catch {
-    return false;
+    // containerd's GC edge from the config to the image's top snapshot
+    const key = `containerd.io/gc.ref.snapshot.${o.snapshotter.name}`;
+    await o.content.update(job.config.digest, { [key]: chainID }, [`labels.${key}`]);
+    return { manifest: job.manifest, platform, chainID };
   }
 }
 
 /**
- * Removes a failed temporary snapshot. Its files go first: on a full disk the
- * metadata update itself needs the space they hold.
+ * Unpacks a manifest whose config and layers are all in the content store
+ * (`dist rootfs unpack`, `dist run`): the Unpacker over a walk that only names
+ * the manifest's children.
  */
-async function discard(sn: Snapshotter, key: string, dir: string): Promise<void> {
-  try {
-    for (const name of await readdir(dir)) await removeTree(join(dir, name));
-  } catch {}
-  for (let i = 0; i < 3; i++) {
-    try {
-      await sn.remove(key);
-      return;
-    } catch (err) {
-      if (isNotFound(err)) return;
-    }
-  }
-}
-
-function wrap(err: unknown, desc: Descriptor): unknown {
-  if (err instanceof Error && err.message.includes(desc.digest)) return err;
-  if (err instanceof Error && "code" in err && typeof (err as { code: unknown }).code === "string") {
-    const e = err as Error & { code: string };
-    if (e.code === "ENOSPC") {
-      return new FailedPreconditionError(
-        `unpacking layer ${desc.digest}: no space left on device (the fetched blobs are kept)`,
-        {
-          cause: err,
-        },
-      );
-    }
-  }
-  if (err instanceof Error) {
-    err.message = `unpacking layer ${desc.digest}: ${err.message}`;
-    return err;
-  }
-  return new Error(`unpacking layer ${desc.digest}: ${String(err)}`);
+export async function unpackManifest(
+  desc: Descriptor,
+  manifest: Manifest,
+  opts: UnpackerOptions,
+): Promise<UnpackedManifest> {
+  if (manifest.layers.length === 0) throw new InvalidArgumentError(`manifest ${desc.digest} has no layers to unpack`);
+  const unpacker = new Unpacker(opts);
+  const stored: Handler = async (d) => (d.digest === desc.digest ? [manifest.config, ...manifest.layers] : []);
+  let walkFailure: { err: unknown } | undefined;
+  await dispatch(unpacker.unpack(stored), [desc], { signal: opts.signal }).catch((err: unknown) => {
+    walkFailure = { err };
+  });
+  // a failed walk (an abort) has stopped the unpacker: wait() reports the first failure once cleaned up
+  const [unpacked] = await unpacker.wait();
+  if (walkFailure) throw walkFailure.err;
+  return unpacked;
 }

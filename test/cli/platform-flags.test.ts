@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { it } from "node:test";
 import { downloadLimit } from "../../src/cli/platform-flags.ts";
-import { DEFAULT_MAX_CONCURRENT_DOWNLOADS as lib } from "../../src/fetch.ts";
+import { DEFAULT_MAX_CONCURRENT_DOWNLOADS as lib } from "../../src/remotes/handlers.ts";
 
 it("--max-concurrent-downloads defaults to the library's limit", () => {
   assert.equal(downloadLimit({}), lib);

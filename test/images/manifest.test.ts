@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { MAX_MANIFEST_SIZE, readBlob } from "../../src/content/helpers.ts";
 import { digestOf } from "../../src/digest.ts";
 import { childrenHandler } from "../../src/images/children.ts";
-import { MAX_MANIFEST_SIZE, readSmallBlob } from "../../src/images/manifest.ts";
 import { MediaType, refKey } from "../../src/images/mediatypes.ts";
 import { addImage, addIndex, MemoryProvider } from "./memory.ts";
 
@@ -105,15 +105,15 @@ describe("childrenHandler", () => {
     const m = p.addJson({ schemaVersion: 2, config: good, layers: [] }, MediaType.OciManifest);
     await assert.rejects(
       childrenHandler(p)({ ...m, size: MAX_MANIFEST_SIZE + 1 }, signal),
-      /over the 4194304-byte limit/,
+      /exceeds the 4194304-byte limit/,
     );
-    await assert.rejects(readSmallBlob(p, { ...m, size: m.size + 1 }), /expected/);
-    await assert.rejects(readSmallBlob(p, { ...m, size: m.size - 1 }), /expected/);
+    await assert.rejects(readBlob(p, { ...m, size: m.size + 1 }), /expected/);
+    await assert.rejects(readBlob(p, { ...m, size: m.size - 1 }), /expected/);
     p.blobs.set(
       m.digest,
       Buffer.from(JSON.stringify({ schemaVersion: 2, config: good, layers: [good] }).slice(0, m.size)),
     );
-    await assert.rejects(readSmallBlob(p, m), /digest/);
+    await assert.rejects(readBlob(p, m), /digest/);
   });
 });
 

@@ -112,28 +112,29 @@ describe("dist pull of tiny images", () => {
     r = await tb.dist(["rootfs", "--snapshotter", "native", "unpack", digest], { root });
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout.trim(), expectedChain("tiny/busybox:oci"));
-    r = await tb.dist(["rootfs", "--snapshotter", "native", "prepare", r.stdout.trim(), "/tmp/dist-test-rootfs"], {
+    // the target names the snapshot and where the printed command mounts it: a directory of this test's own
+    const target = join(tb.tempDir("rootfs"), "rootfs");
+    r = await tb.dist(["rootfs", "--snapshotter", "native", "prepare", r.stdout.trim(), target], { root });
+    assert.equal(r.code, 0, r.stderr);
+    const m = /^mount -t bind (\S+) (\S+) -o rw,rbind$/.exec(r.stdout.trim());
+    assert.ok(m, r.stdout);
+    assert.equal(m[2], target);
+    assert.ok(existsSync(join(m[1], "bin/busybox")), "the prepared snapshot holds the image's files");
+    r = await tb.dist(["rootfs", "--snapshotter", "native", "prepare", expectedChain("tiny/busybox:oci"), target], {
       root,
     });
-    assert.equal(r.code, 0, r.stderr);
-    const m = /^mount -t bind (\S+) \/tmp\/dist-test-rootfs -o rw,rbind$/.exec(r.stdout.trim());
-    assert.ok(m, r.stdout);
-    assert.ok(existsSync(join(m[1], "bin/busybox")), "the prepared snapshot holds the image's files");
-    r = await tb.dist(
-      ["rootfs", "--snapshotter", "native", "prepare", expectedChain("tiny/busybox:oci"), "/tmp/dist-test-rootfs"],
-      {
-        root,
-      },
-    );
     assert.equal(r.code, 1);
     assert.match(r.stderr, /already exists/);
-    r = await tb.dist(["snapshots", "--snapshotter", "native", "usage", "-b", "/tmp/dist-test-rootfs"], { root });
+    r = await tb.dist(["snapshots", "--snapshotter", "native", "usage", "-b", target], { root });
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /\/tmp\/dist-test-rootfs\s+\d+\s+\d+/);
+    assert.ok(
+      r.stdout.split("\n").some((l) => /^(\S+)\s+\d+\s+\d+/.exec(l)?.[1] === target),
+      `no usage line for ${target}:\n${r.stdout}`,
+    );
     r = await tb.dist(["snapshots", "--snapshotter", "native", "rm", expectedChain("tiny/busybox:oci")], { root });
     assert.equal(r.code, 1, "a parent with a child is not removed");
     assert.match(r.stderr, /child/);
-    r = await tb.dist(["snapshots", "--snapshotter", "native", "rm", "/tmp/dist-test-rootfs"], { root });
+    r = await tb.dist(["snapshots", "--snapshotter", "native", "rm", target], { root });
     assert.equal(r.code, 0, r.stderr);
   });
 

@@ -4,16 +4,19 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { PassThrough, Readable } from "node:stream";
+import { Readable } from "node:stream";
 import { after, describe, test } from "node:test";
 import type { Info } from "../../src/content/content.ts";
 import type { Descriptor } from "../../src/descriptor.ts";
+import type { AppliedDiff, Applier } from "../../src/diff/applier.ts";
+import { applyTarget } from "../../src/diff/mounts.ts";
 import { type Digest, digestOf } from "../../src/digest.ts";
 import { NotFoundError } from "../../src/errors.ts";
+import { dispatch, type Handler, SKIP } from "../../src/images/handlers.ts";
 import { closeAllDatabases } from "../../src/metadata/db.ts";
 import { openSnapshotterAt } from "../../src/snapshots/open.ts";
 import { chainID, chainIDs } from "../../src/unpack/chainid.ts";
-import { type ApplyFn, type ContentAccess, Unpacker } from "../../src/unpack/unpacker.ts";
+import { type UnpackContent, Unpacker } from "../../src/unpack/unpacker.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "dist-unpack-test-"));
 after(() => {
@@ -64,15 +67,23 @@ function makeTar(name: string, files: Record<string, string>): { bytes: Buffer; 
   };
 }
 
-/** In-memory content with labels. */
-function memoryContent(
-  blobs: Buffer[],
-): ContentAccess & { labels: Map<string, Record<string, string>>; reads: number } {
+/** In-memory content with labels; counts the reads of each blob. */
+function memoryContent(blobs: Buffer[]): UnpackContent & {
+  labels: Map<string, Record<string, string>>;
+  reads(d: Digest): number;
+  add(b: Buffer, mediaType: string): Descriptor;
+} {
   const byDigest = new Map(blobs.map((b) => [digestOf(b), b]));
   const labels = new Map<string, Record<string, string>>();
+  const reads = new Map<string, number>();
   const c = {
     labels,
-    reads: 0,
+    reads: (d: Digest) => reads.get(d) ?? 0,
+    add(b: Buffer, mediaType: string): Descriptor {
+      const digest = digestOf(b);
+      byDigest.set(digest, b);
+      return { mediaType, digest, size: b.length };
+    },
     async info(d: Digest): Promise<Info> {
       const b = byDigest.get(d);
       if (!b) throw new NotFoundError(`blob ${d} not found`);
@@ -81,7 +92,7 @@ function memoryContent(
     async openRead(d: Digest): Promise<Readable> {
       const b = byDigest.get(d);
       if (!b) throw new NotFoundError(`blob ${d} not found`);
-      c.reads++;
+      reads.set(d, (reads.get(d) ?? 0) + 1);
       return Readable.from([b]);
     },
     async readAt(): Promise<number> {
@@ -97,8 +108,8 @@ function memoryContent(
 
 /** A stand-in applier (GNU tar -x) so these tests do not depend on src/archive. */
 let applied = 0;
-const tarApply: ApplyFn = (root, stream) =>
-  new Promise((resolve, reject) => {
+function tarApply(root: string, stream: Readable): Promise<AppliedDiff> {
+  return new Promise((resolve, reject) => {
     applied++;
     const h = createHash("sha256");
     let size = 0;
@@ -114,6 +125,50 @@ const tarApply: ApplyFn = (root, stream) =>
       else reject(new Error(`tar exited ${code}`));
     });
   });
+}
+function tarApplier(content: UnpackContent): Applier {
+  return {
+    async apply(desc, mounts, config = {}) {
+      return tarApply(applyTarget(mounts).dir, config.stream ?? (await content.openRead(desc.digest)));
+    },
+  };
+}
+
+/**
+ * Walks an image through the unpacker's handler wrapper, as a pull does: the
+ * manifest, then its config and layers, each "fetched" by `fetch` (default: it
+ * is in the store already). Adds the config (with these diffIDs) to `content`.
+ */
+async function unpackImage(
+  u: Unpacker,
+  content: ReturnType<typeof memoryContent>,
+  layers: Descriptor[],
+  diffIDs: Digest[],
+  fetch: (desc: Descriptor) => Promise<void> = async () => {},
+): Promise<Digest> {
+  const cfg = Buffer.from(
+    JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: diffIDs } }),
+  );
+  const config = content.add(cfg, "application/vnd.oci.image.config.v1+json");
+  const manifest: Descriptor = {
+    mediaType: "application/vnd.oci.image.manifest.v1+json",
+    digest: digestOf(JSON.stringify([config, ...layers])),
+    size: 1,
+  };
+  const fetchHandler: Handler = async (d) => {
+    if (d.digest === manifest.digest) return [config, ...layers];
+    await fetch(d);
+    return [];
+  };
+  // as pull does: a failed walk has stopped the unpacker, which reports the first failure once cleaned up
+  let walkFailure: { err: unknown } | undefined;
+  await dispatch(u.unpack(fetchHandler), [manifest]).catch((err: unknown) => {
+    walkFailure = { err };
+  });
+  const [r] = await u.wait();
+  if (walkFailure) throw walkFailure.err;
+  return r.chainID;
+}
 
 describe("Unpacker (native)", () => {
   const l1 = makeTar("l1", { "a.txt": "one", "dir/b.txt": "two" });
@@ -122,11 +177,8 @@ describe("Unpacker (native)", () => {
   const sn = openSnapshotterAt(join(tmp, "root"), "native");
 
   test("unpacks layers by ChainID and labels the blobs", async () => {
-    const u = new Unpacker([l1.desc, l2.desc], { snapshotter: sn, content, apply: tarApply });
-    u.available(l1.desc.digest);
-    u.available(l2.desc.digest);
-    u.start([l1.diffID, l2.diffID]);
-    const top = await u.wait();
+    const u = new Unpacker({ snapshotter: sn, content, applier: tarApplier(content) });
+    const top = await unpackImage(u, content, [l1.desc, l2.desc], [l1.diffID, l2.diffID]);
     assert.equal(top, chainID([l1.diffID, l2.diffID]));
     const names: string[] = [];
     await sn.walk((i) => {
@@ -145,16 +197,15 @@ describe("Unpacker (native)", () => {
   test("an existing chain is never extracted again", async () => {
     const before = applied;
     const events: string[] = [];
-    const u = new Unpacker([l1.desc, l2.desc], {
+    const u = new Unpacker({
       snapshotter: sn,
       content,
-      apply: tarApply,
+      applier: tarApplier(content),
       onEvent: (e) => {
         if (e.status !== "waiting") events.push(`${e.index}:${e.status}`);
       },
     });
-    u.start([l1.diffID, l2.diffID]);
-    await u.wait();
+    await unpackImage(u, content, [l1.desc, l2.desc], [l1.diffID, l2.diffID]);
     assert.equal(applied, before);
     assert.deepEqual(events, ["0:exists", "1:exists"]);
   });
@@ -163,16 +214,16 @@ describe("Unpacker (native)", () => {
     const l3 = makeTar("l3", { "d.txt": "four" });
     const c = memoryContent([l1.bytes, l3.bytes]);
     const wrong = digestOf("not the layer");
-    const u = new Unpacker([l1.desc, l3.desc], { snapshotter: sn, content: c, apply: tarApply });
-    u.available(l1.desc.digest);
-    u.available(l3.desc.digest);
-    u.start([l1.diffID, wrong]);
-    await assert.rejects(u.wait(), (err: Error & { code?: string }) => {
-      assert.equal(err.code, "DataLoss");
-      assert.match(err.message, /does not match the config's diff_id/);
-      assert.ok(err.message.includes(l3.desc.digest));
-      return true;
-    });
+    const u = new Unpacker({ snapshotter: sn, content: c, applier: tarApplier(c) });
+    await assert.rejects(
+      unpackImage(u, c, [l1.desc, l3.desc], [l1.diffID, wrong]),
+      (err: Error & { code?: string }) => {
+        assert.equal(err.code, "DataLoss");
+        assert.match(err.message, /does not match the config's diff_id/);
+        assert.ok(err.message.includes(l3.desc.digest));
+        return true;
+      },
+    );
     const names: string[] = [];
     await sn.walk((i) => {
       names.push(i.name);
@@ -184,17 +235,16 @@ describe("Unpacker (native)", () => {
   test("bytes teed from a download are applied without reading the store", async () => {
     const sn2 = openSnapshotterAt(join(tmp, "root2"), "native");
     const c = memoryContent([l1.bytes]);
-    const u = new Unpacker([l1.desc], { snapshotter: sn2, content: c, apply: tarApply });
-    const other = Readable.from([Buffer.from("x")]);
-    assert.equal(u.offer(l2.desc.digest, other), false, "a layer it does not unpack is released");
-    assert.equal(other.destroyed, true);
-    const tap = new PassThrough();
-    assert.equal(u.offer(l1.desc.digest, tap), true);
-    u.start([l1.diffID]);
-    tap.end(l1.bytes);
-    u.available(l1.desc.digest);
-    assert.equal(await u.wait(), l1.diffID);
-    assert.equal(c.reads, 0);
+    const u = new Unpacker({ snapshotter: sn2, content: c, applier: tarApplier(c) });
+    const top = await unpackImage(u, c, [l1.desc], [l1.diffID], async (d) => {
+      if (d.digest !== l1.desc.digest) return;
+      assert.equal(u.tee(l2.desc), undefined, "a layer it does not unpack is not teed");
+      const tap = u.tee(l1.desc);
+      assert.ok(tap, "the layer the loop is at is teed");
+      tap.end(l1.bytes);
+    });
+    assert.equal(top, l1.diffID);
+    assert.equal(c.reads(l1.desc.digest), 0);
   });
 
   test("a teed download whose applier failed still finishes, and the layer is retried from the store", async () => {
@@ -203,49 +253,106 @@ describe("Unpacker (native)", () => {
     const big = makeTar("big5", { "big.bin": "x".repeat(6 << 20) });
     const c = memoryContent([big.bytes]);
     let calls = 0;
-    const failOnce: ApplyFn = async (root, stream, opts) => {
-      if (++calls > 1) return tarApply(root, stream, opts);
-      // as the real applier does on a failure: it stops reading and destroys its input
-      await new Promise((r) => stream.once("readable", r));
-      stream.destroy();
-      throw new Error("applier broke");
+    const failOnce: Applier = {
+      async apply(desc, mounts, config = {}) {
+        if (++calls > 1) return tarApplier(c).apply(desc, mounts, config);
+        // as the real applier does on a failure: it stops reading and destroys its input
+        const stream = config.stream;
+        assert.ok(stream, "the first attempt applies the download");
+        await new Promise((r) => stream.once("readable", r));
+        stream.destroy();
+        throw new Error("applier broke");
+      },
     };
-    const u = new Unpacker([big.desc], { snapshotter: sn5, content: c, apply: failOnce });
-    const tap = new PassThrough({ highWaterMark: 1 << 20 });
-    assert.equal(u.offer(big.desc.digest, tap), true);
-    u.start([big.diffID]);
-    // the download, as src/fetch.ts copies into a tap: a full tap is waited for, a closed one skipped
-    for (let off = 0; off < big.bytes.length; off += 64 << 10) {
-      if (tap.destroyed) continue;
-      if (!tap.write(big.bytes.subarray(off, off + (64 << 10)))) {
-        await new Promise((r) => {
-          tap.once("drain", r);
-          tap.once("close", r);
-        });
+    const u = new Unpacker({ snapshotter: sn5, content: c, applier: failOnce });
+    const top = await unpackImage(u, c, [big.desc], [big.diffID], async (d) => {
+      if (d.digest !== big.desc.digest) return;
+      const tap = u.tee(big.desc);
+      assert.ok(tap);
+      // the download, as the copy into the store tees: a full tee is waited for, a closed one skipped
+      for (let off = 0; off < big.bytes.length; off += 64 << 10) {
+        if (tap.destroyed) continue;
+        if (!tap.write(big.bytes.subarray(off, off + (64 << 10)))) {
+          await new Promise((r) => {
+            tap.once("drain", r);
+            tap.once("close", r);
+          });
+        }
       }
-    }
-    tap.end();
-    u.available(big.desc.digest);
-    assert.equal(await u.wait(), big.diffID);
+      tap.end();
+    });
+    assert.equal(top, big.diffID);
     assert.equal(calls, 2);
-    assert.equal(c.reads, 1, "the retry reads the blob from the store");
+    assert.equal(c.reads(big.desc.digest), 1, "the retry reads the blob from the store");
+  });
+
+  test("a layer whose fetch fails stops the unpacking: its error, nothing committed, no temporary snapshot", async () => {
+    const sn6 = openSnapshotterAt(join(tmp, "root6"), "native");
+    const l3 = makeTar("l3f", { "e.txt": "five" });
+    const c = memoryContent([l1.bytes, l3.bytes]);
+    const u = new Unpacker({ snapshotter: sn6, content: c, applier: tarApplier(c) });
+    const lost = new Error(`layer-${l3.desc.digest}: connection lost`);
+    await assert.rejects(
+      unpackImage(u, c, [l1.desc, l3.desc], [l1.diffID, l3.diffID], async (d) => {
+        if (d.digest === l3.desc.digest) throw lost;
+      }),
+      (err) => err === lost,
+    );
+    const names: string[] = [];
+    await sn6.walk((i) => {
+      names.push(i.name);
+    });
+    assert.ok(!names.includes(chainID([l1.diffID, l3.diffID])!), names.join(","));
+    assert.ok(!names.some((n) => n.startsWith("extract-")), names.join(","));
+  });
+
+  test("a layer the fetch skips (non-distributable) fails the unpacking naming it", async () => {
+    const sn7 = openSnapshotterAt(join(tmp, "root7"), "native");
+    const c = memoryContent([l1.bytes, l2.bytes]);
+    const u = new Unpacker({ snapshotter: sn7, content: c, applier: tarApplier(c) });
+    await assert.rejects(
+      unpackImage(u, c, [l1.desc, l2.desc], [l1.diffID, l2.diffID], async (d) => {
+        if (d.digest === l2.desc.digest) throw SKIP;
+      }),
+      new RegExp(`layer ${l2.desc.digest} was not fetched \\(non-distributable\\)`),
+    );
+  });
+
+  test("the caller's abort stops the unpacking and is what wait() reports", async () => {
+    const sn8 = openSnapshotterAt(join(tmp, "root8"), "native");
+    const c = memoryContent([l1.bytes]);
+    const ctrl = new AbortController();
+    const u = new Unpacker({ snapshotter: sn8, content: c, applier: tarApplier(c), signal: ctrl.signal });
+    const why = new Error("interrupted");
+    await assert.rejects(
+      unpackImage(u, c, [l1.desc], [l1.diffID], async () => {
+        ctrl.abort(why);
+        await new Promise((r) => setTimeout(r, 10));
+      }),
+      (err) => err === why,
+    );
+    const names: string[] = [];
+    await sn8.walk((i) => {
+      names.push(i.name);
+    });
+    assert.deepEqual(names, []);
   });
 
   test("config/manifest layer count mismatch is refused", async () => {
-    const u = new Unpacker([l1.desc, l2.desc], { snapshotter: sn, content, apply: tarApply });
-    u.start([l1.diffID]);
-    await assert.rejects(u.wait(), { code: "InvalidArgument" });
+    const u = new Unpacker({ snapshotter: sn, content, applier: tarApplier(content) });
+    await assert.rejects(unpackImage(u, content, [l1.desc, l2.desc], [l1.diffID]), { code: "InvalidArgument" });
   });
 
   test("two unpackers of the same chain at once extract it once", async () => {
     const sn3 = openSnapshotterAt(join(tmp, "root3"), "native");
     const before = applied;
-    const mk = () => {
-      const u = new Unpacker([l1.desc], { snapshotter: sn3, content, apply: tarApply });
-      u.available(l1.desc.digest);
-      u.start([l1.diffID]);
-      return u.wait();
-    };
+    const mk = () =>
+      unpackImage(
+        new Unpacker({ snapshotter: sn3, content, applier: tarApplier(content) }),
+        content,
+        [l1.desc],
+        [l1.diffID],
+      );
     const [a, b] = await Promise.all([mk(), mk()]);
     assert.equal(a, b);
     assert.equal(applied - before, 1);
@@ -257,11 +364,8 @@ describe("Unpacker (native)", () => {
     const base = makeTar("base4", { "f.txt": "parent", "dir/g.txt": "parent too", "h.txt": "linked" });
     const over = makeTar("over4", { "f.txt": "child", "dir/g.txt": "child too" });
     const c = memoryContent([base.bytes, over.bytes]);
-    const u = new Unpacker([base.desc, over.desc], { snapshotter: sn4, content: c });
-    u.available(base.desc.digest);
-    u.available(over.desc.digest);
-    u.start([base.diffID, over.diffID]);
-    const top = await u.wait();
+    const u = new Unpacker({ snapshotter: sn4, content: c });
+    const top = await unpackImage(u, c, [base.desc, over.desc], [base.diffID, over.diffID]);
     const pm = await sn4.view("p", base.diffID);
     const cm = await sn4.view("c", top);
     assert.equal(readFileSync(join(pm[0].source, "f.txt"), "utf8"), "parent");

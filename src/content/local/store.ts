@@ -29,7 +29,7 @@ import {
   PermissionDeniedError,
   UnavailableError,
 } from "../../errors.ts";
-import type { Info, ReadOptions, Status, Store, WalkFilter, Writer, WriterOptions } from "../content.ts";
+import type { BlobFiles, Info, ReadOptions, Status, Store, WalkFilter, Writer, WriterOptions } from "../content.ts";
 import { CorruptIngest, createIngest, type IngestState, readIngest, toStatus } from "./ingest.ts";
 import type { LabelStore } from "./labels.ts";
 import { acquireRefLock, DEFAULT_LOCK_TIMEOUT, GaveUp, tryLock } from "./lock.ts";
@@ -55,7 +55,7 @@ function errno(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException | undefined)?.code;
 }
 
-export class LocalStore implements Store {
+export class LocalStore implements Store, BlobFiles {
   readonly root: string;
   readonly contentRoot: string;
   readonly lockTimeout: number;

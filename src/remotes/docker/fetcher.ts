@@ -10,6 +10,7 @@
  * verifies the whole blob on commit.
  */
 import { Readable } from "node:stream";
+import { checkSize, MAX_MANIFEST_SIZE, readVerified } from "../../content/helpers.ts";
 import type { Descriptor } from "../../descriptor.ts";
 import { algorithmOf, type Digest, Digester, digestOf, parseDigest } from "../../digest.ts";
 import { DataLossError, InvalidArgumentError, NotFoundError, OutOfRangeError, UnavailableError } from "../../errors.ts";
@@ -19,7 +20,6 @@ import { repositoryScope } from "./challenge.ts";
 import { drain, header, type RegistryClient, type RegistryResponse, type RequestSpec } from "./client.ts";
 import { dataLoss, isRetryableNetworkError, networkReason } from "./errors.ts";
 import type { RegistryHost } from "./hosts.ts";
-import { MAX_MANIFEST_SIZE } from "./options.ts";
 import { sleep } from "./retry.ts";
 
 export interface Repository {
@@ -50,23 +50,6 @@ export class ManifestCache {
 
 export function isManifestType(mediaType: string): boolean {
   return isManifest(mediaType) || isIndex(mediaType) || isSchema1(mediaType);
-}
-
-/** Reads a whole body, refusing more than `max` bytes. */
-export async function readCapped(body: Readable, max: number, tooBig: () => Error): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let n = 0;
-  try {
-    for await (const chunk of body) {
-      const b = chunk as Buffer;
-      n += b.length;
-      if (n > max) throw tooBig();
-      chunks.push(b);
-    }
-  } finally {
-    body.destroy();
-  }
-  return Buffer.concat(chunks, n);
 }
 
 function checkDescriptor(repo: Repository, desc: Descriptor): void {
@@ -136,11 +119,7 @@ export class DockerFetcher implements Fetcher {
     if (isSchema1(desc.mediaType)) {
       throw new InvalidArgumentError(`${this.#repo.ref}: ${what}: schema 1 manifests are not supported`);
     }
-    if (desc.size > MAX_MANIFEST_SIZE) {
-      throw new InvalidArgumentError(
-        `${this.#repo.ref}: ${what}: manifest of ${desc.size} bytes exceeds the ${MAX_MANIFEST_SIZE}-byte limit`,
-      );
-    }
+    checkSize(`${this.#repo.ref}: ${what}: manifest`, desc.size, MAX_MANIFEST_SIZE);
     const cached = this.#cache.get(desc.digest);
     if (cached && cached.length === desc.size) return cached;
     const accept = [...new Set([desc.mediaType, ...MANIFEST_ACCEPT])].join(", ");
@@ -156,10 +135,7 @@ export class DockerFetcher implements Fetcher {
       });
     }
     if (res.status !== 200) throw await this.#client.fail(res, spec);
-    const body = await readCapped(res.body, Math.min(desc.size, MAX_MANIFEST_SIZE), () =>
-      dataLoss(this.#repo.ref, what, `more than the expected ${desc.size} bytes`),
-    );
-    verifyBytes(this.#repo.ref, what, body, desc.digest, desc.size);
+    const body = await readVerified(res.body, desc, `${this.#repo.ref}: ${what}`);
     this.#cache.set(desc.digest, body);
     return body;
   }
@@ -206,7 +182,7 @@ export class DockerFetcher implements Fetcher {
     // the digest needs every byte: a resume leaves it to the store's writer, which has the prefix
     const digester = verify && offset === 0 ? new Digester(algorithmOf(desc.digest)) : undefined;
     if (offset === desc.size) {
-      if (digester) verifyBytes(ref, what, Buffer.alloc(0), desc.digest, 0);
+      if (digester) await readVerified(Readable.from([]), desc, `${ref}: ${what}`);
       return Readable.from([], { objectMode: false });
     }
     let cur = await this.#open(desc, offset, this.#hosts, signal);
@@ -347,9 +323,7 @@ export class DockerFetcher implements Fetcher {
       return { desc, stream: await this.#blob(desc, 0, opts.signal) };
     }
     // small and untyped: read it whole (verified) and name a manifest or index by its own mediaType
-    const body = await readCapped(await this.#blob(desc, 0, opts.signal), MAX_MANIFEST_SIZE, () =>
-      dataLoss(this.#repo.ref, what, `more than ${MAX_MANIFEST_SIZE} bytes`),
-    );
+    const body = await readVerified(await this.#blob(desc, 0, opts.signal, false), desc, `${this.#repo.ref}: ${what}`);
     desc.mediaType = declaredManifestType(body) ?? desc.mediaType;
     return { desc, stream: Readable.from([body]) };
   }
@@ -364,12 +338,4 @@ function declaredManifestType(body: Buffer): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-export function verifyBytes(ref: string, what: string, body: Buffer, digest: Digest, size?: number): void {
-  if (size !== undefined && body.length !== size) {
-    throw dataLoss(ref, what, `got ${body.length} bytes, expected ${size}`);
-  }
-  const actual = digestOf(body, parseDigest(digest).algorithm);
-  if (actual !== digest) throw dataLoss(ref, what, `digest mismatch: got ${actual}, expected ${digest}`);
 }

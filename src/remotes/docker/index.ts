@@ -1,11 +1,13 @@
 /** The OCI distribution registry client: createResolver and what it is built from. */
+
+export { MAX_MANIFEST_SIZE } from "../../content/helpers.ts";
 export { Authorizer, splitUser } from "./auth.ts";
 export { type Challenge, mergeScopes, parseChallenges, repositoryScope } from "./challenge.ts";
 export { RegistryClient, type RegistryResponse, type RequestSpec } from "./client.ts";
 export { describeErrorBody, httpError, networkError, parseErrorBody } from "./errors.ts";
 export { DockerFetcher, isManifestType, type Repository } from "./fetcher.ts";
 export { type Capability, type HostsOptions, type RegistryHost, registryHosts } from "./hosts.ts";
-export { DEFAULT_STALL_TIMEOUT_MS, MAX_MANIFEST_SIZE, type RegistryOptions } from "./options.ts";
+export { DEFAULT_STALL_TIMEOUT_MS, type RegistryOptions } from "./options.ts";
 export { DockerPusher, type PushOptions } from "./pusher.ts";
 export { createResolver, type DockerResolver } from "./resolver.ts";
 export { backoffDelay, isRetryableStatus, parseRetryAfter } from "./retry.ts";

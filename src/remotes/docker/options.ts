@@ -27,5 +27,3 @@ export interface RegistryOptions {
 
 export const DEFAULT_STALL_TIMEOUT_MS = 30_000;
 export const DEFAULT_USER_AGENT = "dist/0.1";
-/** Manifests and indexes larger than this are refused before they are read. */
-export const MAX_MANIFEST_SIZE = 4 << 20;

@@ -7,6 +7,7 @@
  */
 import { PassThrough } from "node:stream";
 import type { Status, Writer } from "../../content/content.ts";
+import { checkSize, MAX_MANIFEST_SIZE, tooLarge } from "../../content/helpers.ts";
 import type { Descriptor } from "../../descriptor.ts";
 import { algorithmOf, type Digest, Digester, parseDigest } from "../../digest.ts";
 import {
@@ -21,7 +22,6 @@ import { repositoryScope } from "./challenge.ts";
 import { drain, header, type RegistryClient, type RegistryResponse, type RequestSpec } from "./client.ts";
 import { isManifestType, type Repository } from "./fetcher.ts";
 import type { RegistryHost } from "./hosts.ts";
-import { MAX_MANIFEST_SIZE } from "./options.ts";
 
 export interface PushOptions {
   signal?: AbortSignal;
@@ -94,9 +94,7 @@ export class DockerPusher implements Pusher {
   }
 
   async #pushManifest(desc: Descriptor, opts: PushOptions): Promise<Writer> {
-    if (desc.size > MAX_MANIFEST_SIZE) {
-      throw new InvalidArgumentError(`${this.#target.ref}: manifest ${desc.digest} exceeds ${MAX_MANIFEST_SIZE} bytes`);
-    }
+    checkSize(`${this.#target.ref}: manifest ${desc.digest}`, desc.size, MAX_MANIFEST_SIZE);
     const object = this.manifestObject(desc);
     if (object === desc.digest && (await this.#exists("manifests", desc, opts.signal))) {
       throw new AlreadyExistsError(`${this.#target.ref}: manifest ${desc.digest} already exists`);
@@ -189,7 +187,7 @@ class BufferWriter implements Writer {
   }
   async write(chunk: Uint8Array): Promise<void> {
     if (this.#status.offset + chunk.length > MAX_MANIFEST_SIZE) {
-      throw new InvalidArgumentError(`${this.#ref}: manifest ${this.#desc.digest} exceeds ${MAX_MANIFEST_SIZE} bytes`);
+      throw tooLarge(`${this.#ref}: manifest ${this.#desc.digest}`, undefined, MAX_MANIFEST_SIZE);
     }
     const b = Buffer.from(chunk);
     this.#chunks.push(b);

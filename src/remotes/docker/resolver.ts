@@ -4,6 +4,7 @@
  * little, the body's digest checked), and hands out Fetchers and Pushers for a
  * repository. Hosts, auth, retries and errors live in the modules it composes.
  */
+import { checkSize, MAX_MANIFEST_SIZE, readAtMost, tooLarge } from "../../content/helpers.ts";
 import type { Descriptor } from "../../descriptor.ts";
 import { type Digest, digestOf, isAlgorithm, parseDigest } from "../../digest.ts";
 import { DataLossError, InvalidArgumentError } from "../../errors.ts";
@@ -13,9 +14,9 @@ import type { Resolved, Resolver } from "../remotes.ts";
 import { repositoryScope } from "./challenge.ts";
 import { drain, header, RegistryClient, type RegistryResponse, type RequestSpec } from "./client.ts";
 import { dataLoss, httpError } from "./errors.ts";
-import { DockerFetcher, ManifestCache, readCapped } from "./fetcher.ts";
+import { DockerFetcher, ManifestCache } from "./fetcher.ts";
 import { hostsWith, type RegistryHost, registryHosts } from "./hosts.ts";
-import { MAX_MANIFEST_SIZE, type RegistryOptions } from "./options.ts";
+import type { RegistryOptions } from "./options.ts";
 import { DockerPusher } from "./pusher.ts";
 import { isRetryableStatus } from "./retry.ts";
 
@@ -128,11 +129,7 @@ class Impl implements DockerResolver {
     }
     const size = Number(len);
     if (!Number.isSafeInteger(size) || size < 0) return undefined;
-    if (size > MAX_MANIFEST_SIZE) {
-      throw new InvalidArgumentError(
-        `${name}: resolving: manifest of ${size} bytes exceeds the ${MAX_MANIFEST_SIZE}-byte limit`,
-      );
-    }
+    checkSize(`${name}: resolving: manifest`, size, MAX_MANIFEST_SIZE);
     return { mediaType: ct, digest, size };
   }
 
@@ -140,15 +137,9 @@ class Impl implements DockerResolver {
     const len = header(res.headers, "content-length");
     if (len !== undefined && Number(len) > MAX_MANIFEST_SIZE) {
       res.body.destroy();
-      throw new InvalidArgumentError(
-        `${name}: resolving: manifest of ${len} bytes exceeds the ${MAX_MANIFEST_SIZE}-byte limit`,
-      );
+      throw tooLarge(`${name}: resolving: manifest`, Number(len), MAX_MANIFEST_SIZE);
     }
-    const body = await readCapped(
-      res.body,
-      MAX_MANIFEST_SIZE,
-      () => new InvalidArgumentError(`${name}: resolving: manifest exceeds the ${MAX_MANIFEST_SIZE}-byte limit`),
-    );
+    const body = await readAtMost(res.body, MAX_MANIFEST_SIZE, `${name}: resolving: manifest`);
     let ct = baseMediaType(header(res.headers, "content-type") ?? "");
     if (isSchema1(ct)) throw schema1Error(name, ct);
     if (!isKnownManifest(ct)) ct = sniffMediaType(name, body);

@@ -8,9 +8,10 @@
  * are present, so a later garbage collection keeps them.
  */
 import type { Store } from "../../content/content.ts";
+import { readBlob } from "../../content/helpers.ts";
 import type { Descriptor } from "../../descriptor.ts";
 import { isNotFound } from "../../errors.ts";
-import { parseIndex, parseManifest, readSmallBlob } from "../../images/manifest.ts";
+import { parseIndex, parseManifest } from "../../images/manifest.ts";
 import { isIndex, isManifest } from "../../images/mediatypes.ts";
 
 const PREFIX = "containerd.io/gc.ref.content";
@@ -44,7 +45,7 @@ export async function labelTree(content: Store, target: Descriptor, depth = 4): 
   if (depth <= 0 || !(isManifest(target.mediaType) || isIndex(target.mediaType))) return;
   let bytes: Buffer;
   try {
-    bytes = await readSmallBlob(content, target);
+    bytes = await readBlob(content, target);
   } catch (err) {
     if (isNotFound(err)) return;
     throw err;

@@ -5,7 +5,8 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
-import type { ApplyFn } from "../../unpack/target.ts";
+import type { Provider } from "../../content/content.ts";
+import type { Applier } from "../../diff/applier.ts";
 import { serviceDefinition } from "../proto.ts";
 import type { Backend } from "./backend.ts";
 import { contentService } from "./content.ts";
@@ -46,7 +47,11 @@ function allowStreamResets(server: grpc.Server): void {
   opts.streamResetRate = 100_000;
 }
 
-export function createServer(opts: { backend: Backend; log: Logger; loadApply: () => Promise<ApplyFn> }): DaemonServer {
+export function createServer(opts: {
+  backend: Backend;
+  log: Logger;
+  loadApplier: (content: Provider) => Promise<Applier>;
+}): DaemonServer {
   const { backend, log } = opts;
   const calls = new Set<AbortController>();
   const idle = new Set<AbortController>();
@@ -69,7 +74,7 @@ export function createServer(opts: { backend: Backend; log: Logger; loadApply: (
   server.addService(serviceDefinition("namespaces"), namespacesService(host, backend));
   server.addService(serviceDefinition("leases"), leasesService(host, backend));
   server.addService(serviceDefinition("snapshots"), snapshotsService(host, backend));
-  server.addService(serviceDefinition("diff"), diffService(host, backend, opts.loadApply));
+  server.addService(serviceDefinition("diff"), diffService(host, backend, opts.loadApplier));
   server.addService(serviceDefinition("version"), versionService(host));
   server.addService(serviceDefinition("introspection"), introspectionService(host, backend));
   server.addService(serviceDefinition("events"), eventsService(host));

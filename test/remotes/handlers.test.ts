@@ -7,20 +7,21 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Readable } from "node:stream";
+import { PassThrough, Readable } from "node:stream";
 import { text } from "node:stream/consumers";
 import { after, describe, it } from "node:test";
 import type { LocalStore } from "../../src/content/local/index.ts";
 import type { Descriptor } from "../../src/descriptor.ts";
 import { DataLossError, NotFoundError } from "../../src/errors.ts";
-import { fetchBlob, fetchImage } from "../../src/fetch.ts";
+
 import { allPlatforms, only } from "../../src/images/platforms.ts";
 import { namespacedContentStore } from "../../src/metadata/content-labels.ts";
 import { closeAllDatabases } from "../../src/metadata/db.ts";
 import { openSqliteImageStore } from "../../src/metadata/images.ts";
 import { ProgressTracker } from "../../src/progress/tracker.ts";
+import { fetchBlob, fetchImage } from "../../src/remotes/handlers.ts";
 import type { Fetcher, Resolver } from "../../src/remotes/remotes.ts";
-import { addImage, addIndex, MemoryProvider } from "./memory.ts";
+import { addImage, addIndex, MemoryProvider } from "../images/memory.ts";
 
 const roots: string[] = [];
 function store(): LocalStore {
@@ -158,8 +159,10 @@ describe("fetchBlob", () => {
     const s = store();
     let got: Promise<string> | undefined;
     await fetchBlob(s, new MemoryFetcher(p), layer, {
-      onStream: (_d, stream) => {
+      tee: () => {
+        const stream = new PassThrough();
         got = text(stream);
+        return stream;
       },
     });
     assert.equal(await got, "tee me");

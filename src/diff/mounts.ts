@@ -1,17 +1,10 @@
 /**
  * Where a layer is applied for an active snapshot, read from its mounts: a bind
  * mount's source directly, or an overlay's upperdir (with overlay whiteouts and
- * the lowerdirs for hardlink copy-up). Shared by the unpacker and the daemon's
- * Diff service, which both apply without mounting.
+ * the lowerdirs for hardlink copy-up). Appliers apply without mounting.
  */
-import type { Readable } from "node:stream";
-import type { ApplyOptions } from "../archive/apply.ts";
-import type { Digest } from "../digest.ts";
 import { InvalidArgumentError, UnimplementedError } from "../errors.ts";
 import type { Mount } from "../snapshots/snapshotter.ts";
-
-/** applyLayer's shape, so callers can apply in a worker pool or with a test double. */
-export type ApplyFn = (root: string, stream: Readable, opts: ApplyOptions) => Promise<{ diffID: Digest; size: number }>;
 
 export interface ApplyTarget {
   dir: string;

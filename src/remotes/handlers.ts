@@ -1,0 +1,292 @@
+/**
+ * The fetch handlers (containerd's remotes/handlers.go) and the fetch flow
+ * built on them. The fetch handler copies a descriptor's blob from a Fetcher
+ * into the content store, verified, and returns its children (a manifest's
+ * config and layers, an index's manifests) parsed from the bytes it verified,
+ * so nothing reads them again. fetchImage resolves a reference and walks it
+ * with the platform filter; `dist fetch` records the name; `pull` (src/pull.ts)
+ * wraps the handler with the unpacker and tees layer downloads into it.
+ */
+import { Readable, type Writable } from "node:stream";
+import type { Ingester, Provider, Writer } from "../content/content.ts";
+import { checkSize, copyToWriter, MAX_MANIFEST_SIZE, type OpenAt, readVerified } from "../content/helpers.ts";
+import type { Descriptor } from "../descriptor.ts";
+import { DistError, isAlreadyExists, isNotFound } from "../errors.ts";
+import { childrenHandler, filterPlatforms, type NoteFn } from "../images/children.ts";
+import {
+  DEFAULT_MAX_CONCURRENT_DOWNLOADS,
+  dispatch,
+  type Handler,
+  handlers,
+  Limiter,
+  SKIP,
+} from "../images/handlers.ts";
+import type { ImageStore } from "../images/image.ts";
+import { childrenOf, refuseSchema1 } from "../images/manifest.ts";
+import {
+  descriptorKind,
+  isAttestationManifest,
+  isForeignLayer,
+  isIndex,
+  isManifest,
+  isSchema1,
+  refKey,
+} from "../images/mediatypes.ts";
+import { defaultMatcher, type PlatformMatcher } from "../images/platforms.ts";
+import type { ProgressTracker } from "../progress/tracker.ts";
+import type { Fetcher, Resolver } from "./remotes.ts";
+
+export { DEFAULT_MAX_CONCURRENT_DOWNLOADS } from "../images/handlers.ts";
+
+export type ContentTarget = Provider & Ingester;
+
+/**
+ * Asked as a fresh download of a blob starts (from byte 0): a stream to receive
+ * its bytes as they are written to the store (one pass: network → digest →
+ * store, and on to the consumer), or undefined. The stream ends only after the
+ * blob was verified and committed, and is destroyed if that fails. A consumer
+ * that needs a blob that was resumed or already present reads it from the store.
+ */
+export type Tee = (desc: Descriptor) => Writable | undefined;
+
+export type BlobResult = "done" | "exists";
+
+export interface FetchBlobOptions {
+  signal?: AbortSignal;
+  progress?: ProgressTracker;
+  /** Bounds concurrent network transfers; the slot is held only while bytes flow. */
+  limiter?: Limiter;
+  tee?: Tee;
+}
+
+/**
+ * Copies one blob from the fetcher into the store under its refKey, resuming a
+ * partial ingest and skipping content already present. Sizes and digests are
+ * those of the descriptor: more bytes than it says is an error, and a blob that
+ * fails verification is discarded, never committed.
+ */
+export async function fetchBlob(
+  store: ContentTarget,
+  fetcher: Fetcher,
+  desc: Descriptor,
+  opts: FetchBlobOptions = {},
+): Promise<BlobResult> {
+  return (await fetchInto(store, fetcher, desc, opts)).result;
+}
+
+interface Fetched {
+  result: BlobResult;
+  /** A manifest's or an index's children, when it was read from the fetcher. */
+  children?: Descriptor[];
+}
+
+async function fetchInto(
+  store: ContentTarget,
+  fetcher: Fetcher,
+  desc: Descriptor,
+  opts: FetchBlobOptions,
+): Promise<Fetched> {
+  const key = refKey(desc);
+  const progress = opts.progress;
+  progress?.update(key, { state: "waiting", total: desc.size });
+  const whole = isManifest(desc.mediaType) || isIndex(desc.mediaType);
+  if (whole) checkSize(key, desc.size, MAX_MANIFEST_SIZE);
+  if (await present(store, desc)) {
+    progress?.update(key, { state: "exists" });
+    return { result: "exists" };
+  }
+  const run = async (): Promise<Fetched> => {
+    // a manifest is verified and parsed whole before a writer exists, so a bad one leaves no trace
+    const manifest = whole ? await readManifest(fetcher, desc, key, opts) : undefined;
+    let w: Writer;
+    try {
+      w = await store.writer({ ref: key, total: desc.size, expected: desc.digest, signal: opts.signal });
+    } catch (err) {
+      if (isAlreadyExists(err)) {
+        progress?.update(key, { state: "exists" });
+        return { result: "exists" };
+      }
+      throw err;
+    }
+    const open: OpenAt = manifest
+      ? // its verified bytes, whole: an earlier ingest's prefix is not trusted (the copy starts over)
+        async (offset) => {
+          if (offset > 0) throw new Error("written whole");
+          return Readable.from([manifest.bytes]);
+        }
+      : // the writer hashes every byte and verifies the digest on commit: one hash, not two
+        (offset) => fetcher.fetch(desc, { offset, signal: opts.signal, verify: false });
+    const tee = opts.tee;
+    await copyToWriter(w, open, {
+      what: key,
+      size: desc.size,
+      expected: desc.digest,
+      signal: opts.signal,
+      tee: tee && !manifest ? () => tee(desc) : undefined,
+      onStart: manifest
+        ? undefined
+        : (offset) => progress?.update(key, { state: "downloading", offset, startOffset: offset, total: desc.size }),
+      onData: manifest || !progress ? undefined : (offset) => progress.update(key, { offset }),
+      onCommit: () => progress?.update(key, { state: "committing" }),
+    });
+    progress?.update(key, { state: "done" });
+    return { result: "done", children: manifest?.children };
+  };
+  try {
+    return await (opts.limiter ? opts.limiter.run(run, opts.signal) : run());
+  } catch (err) {
+    throw withKey(key, err);
+  }
+}
+
+/** A system error (ENOSPC, EACCES…) gets the blob's key; typed errors already say what failed. */
+function withKey(key: string, err: unknown): unknown {
+  if (err instanceof DistError || !(err instanceof Error) || err.name === "AbortError") return err;
+  if (typeof (err as NodeJS.ErrnoException).syscall !== "string") return err;
+  const e = new Error(`${key}: storing the blob: ${err.message}`, { cause: err });
+  (e as NodeJS.ErrnoException).code = (err as NodeJS.ErrnoException).code;
+  return e;
+}
+
+async function present(store: Provider, desc: Descriptor): Promise<boolean> {
+  try {
+    const info = await store.info(desc.digest);
+    return info.size === desc.size;
+  } catch (err) {
+    if (isNotFound(err)) return false;
+    throw err;
+  }
+}
+
+/**
+ * Manifests and indexes are read whole (they are capped), verified and parsed
+ * before anything is written, so a malformed one or one naming invalid digests
+ * never reaches the store.
+ */
+async function readManifest(
+  fetcher: Fetcher,
+  desc: Descriptor,
+  key: string,
+  opts: FetchBlobOptions,
+): Promise<{ bytes: Buffer; children: Descriptor[] }> {
+  opts.progress?.update(key, { state: "downloading", offset: 0, startOffset: 0, total: desc.size });
+  const bytes = await readVerified(await fetcher.fetch(desc, { signal: opts.signal }), desc, key);
+  const children = childrenOf(desc, bytes);
+  opts.progress?.update(key, { offset: bytes.length });
+  return { bytes, children };
+}
+
+export interface FetchHandlerOptions extends FetchBlobOptions {
+  note?: NoteFn;
+}
+
+/**
+ * The fetch handler: fetches a descriptor into the store and returns its
+ * children, from the bytes it fetched and verified, or read from the store when
+ * the blob was already there. A blob fetched twice in one walk is fetched once.
+ * Non-distributable layers are skipped with a note.
+ */
+export function fetchHandler(store: ContentTarget, fetcher: Fetcher, opts: FetchHandlerOptions = {}): Handler {
+  const stored = childrenHandler(store);
+  const inflight = new Map<string, Promise<Descriptor[]>>();
+  return async (desc, signal) => {
+    refuseSchema1(desc);
+    if (isForeignLayer(desc.mediaType)) {
+      opts.note?.(desc, `skipped non-distributable layer ${desc.digest}`);
+      opts.progress?.update(refKey(desc), { state: "skipped", total: desc.size });
+      throw SKIP;
+    }
+    let p = inflight.get(desc.digest);
+    if (!p) {
+      p = fetchInto(store, fetcher, desc, { ...opts, signal }).then((f) => f.children ?? stored(desc, signal));
+      inflight.set(desc.digest, p);
+      p.catch(() => inflight.delete(desc.digest));
+    }
+    return [...(await p)];
+  };
+}
+
+export interface FetchImageOptions {
+  resolver: Resolver;
+  store: ContentTarget;
+  ref: string;
+  /** One matcher per requested platform (each keeps its best manifest); allPlatforms() for all. Default: the host. */
+  platforms?: PlatformMatcher[];
+  /** Concurrent downloads (default 3). */
+  limit?: number;
+  signal?: AbortSignal;
+  progress?: ProgressTracker;
+  /** Notes about what the walk leaves out (attestations, foreign layers). */
+  onNote?: NoteFn;
+  /** Receives fresh downloads' bytes as they arrive (see Tee). */
+  tee?: Tee;
+  /**
+   * Wraps the per-descriptor handler (fetch and children, through the platform
+   * filter), e.g. to unpack layers as they arrive (containerd's HandlerWrapper).
+   * The wrapper sees every descriptor and may await its own work: download slots
+   * are not held meanwhile.
+   */
+  handlerWrapper?: (h: Handler) => Handler;
+  /** When given, the resolved name is recorded there → target after a complete fetch. */
+  images?: ImageStore;
+  /** Labels for the image record. */
+  labels?: Record<string, string>;
+}
+
+export interface FetchImageResult {
+  /** The canonical name the resolver returned (docker.io/library/redis:latest). */
+  name: string;
+  target: Descriptor;
+  /** The image manifests fetched (one per selected platform), attestations left out. */
+  manifests: Descriptor[];
+}
+
+/** resolve → dispatch(fetch and children, platform filter) → optionally images.put(name → target). */
+export async function fetchImage(opts: FetchImageOptions): Promise<FetchImageResult> {
+  const { resolver, store, ref, progress, signal } = opts;
+  progress?.update(ref, { state: "resolving" });
+  const resolved = await resolver.resolve(ref, { signal });
+  refuseSchema1(resolved.desc, ref);
+  progress?.update(ref, { state: "resolved" });
+  const fetcher = await resolver.fetcher(resolved.name);
+  const limiter = new Limiter(opts.limit ?? DEFAULT_MAX_CONCURRENT_DOWNLOADS);
+  const manifests = new Map<string, Descriptor>();
+
+  const fetch = fetchHandler(store, fetcher, { limiter, progress, tee: opts.tee, note: opts.onNote });
+  const children = filterPlatforms(fetch, opts.platforms ?? [defaultMatcher()], opts.onNote);
+  const record: Handler = async (desc) => {
+    if (isManifest(desc.mediaType) && !isAttestationManifest(desc)) manifests.set(desc.digest, desc);
+    if (descriptorKind(desc) === "unknown" && !isSchema1(desc.mediaType)) {
+      opts.onNote?.(desc, `unknown media type ${desc.mediaType} (${desc.digest}): stored as a blob, not interpreted`);
+    }
+    return [];
+  };
+  // children are shown as waiting as soon as they are known, as containerd's table does
+  const announce: Handler = async (desc, sig) => {
+    const kids = await children(desc, sig);
+    for (const k of kids)
+      if (!isForeignLayer(k.mediaType)) progress?.update(refKey(k), { state: "waiting", total: k.size });
+    return kids;
+  };
+  let handler = handlers(record, announce);
+  if (opts.handlerWrapper) handler = opts.handlerWrapper(handler);
+  await dispatch(handler, [resolved.desc], { signal });
+
+  if (opts.images) {
+    await opts.images.put({ name: resolved.name, target: resolved.desc, labels: opts.labels ?? {} });
+  }
+  return { name: resolved.name, target: resolved.desc, manifests: [...manifests.values()] };
+}
+
+/** Fetches just the object a reference resolves to (a manifest or an index), as a verified stream. */
+export async function fetchObject(
+  resolver: Resolver,
+  ref: string,
+  opts: { signal?: AbortSignal } = {},
+): Promise<{ name: string; desc: Descriptor; stream: Readable }> {
+  const resolved = await resolver.resolve(ref, { signal: opts.signal });
+  refuseSchema1(resolved.desc, ref);
+  const fetcher = await resolver.fetcher(resolved.name);
+  const stream = await fetcher.fetch(resolved.desc, { signal: opts.signal });
+  return { name: resolved.name, desc: resolved.desc, stream };
+}
