@@ -2,7 +2,7 @@
  * The synchronous core of layer application: a TarHandler that turns tar entries
  * into filesystem changes under `root` following the OCI changeset rules. It does
  * only synchronous syscalls (the fastest way to make many small files); apply.ts
- * runs it in a worker thread and feeds it decompressed chunks.
+ * feeds it the decompressed chunks on the calling thread.
  *
  * Path safety. Entry names are cleaned like Go's path.Clean; a leading "/" is
  * dropped (absolute names are root-relative, as containerd treats them) and a name
