@@ -30,9 +30,9 @@ import {
   refKey,
 } from "./images/mediatypes.ts";
 import { defaultMatcher, type PlatformMatcher } from "./images/platforms.ts";
-import { chunksHandled } from "./memory.ts";
 import type { ProgressTracker } from "./progress/tracker.ts";
 import type { Fetcher, Resolver } from "./remotes/remotes.ts";
+import { chunksHandled } from "./sys/heap.ts";
 
 export { DEFAULT_MAX_CONCURRENT_DOWNLOADS } from "./images/handlers.ts";
 

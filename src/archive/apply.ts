@@ -6,7 +6,7 @@
  * [sha256 of a stream's compressed bytes, unless `verified`] → the inflater's
  * worker (decompression and the diffID sha256, inflater.ts) → shared slots read
  * in place by the tar parser and applier, which make the files with
- * synchronous syscalls, one chunk at a time (applier.ts; the rules and the
+ * synchronous syscalls, one chunk at a time (changeset.ts; the rules and the
  * path-safety policy are described there). Memory stays flat whatever the layer
  * size.
  */
@@ -14,8 +14,8 @@ import { closeSync, fstatSync, openSync, readFileSync, readSync, realpathSync, s
 import { type Readable, Transform } from "node:stream";
 import { type Digest, Digester } from "../digest.ts";
 import { InvalidArgumentError, NotFoundError } from "../errors.ts";
-import { chunksHandled } from "../memory.ts";
-import { type ApplierOptions, LayerApplier } from "./applier.ts";
+import { chunksHandled } from "../sys/heap.ts";
+import { ChangesetApplier, type ChangesetOptions } from "./changeset.ts";
 import { type Compression, detectCompression, peek } from "./compression.ts";
 import { type InflateFile, InflateJob } from "./inflater.ts";
 import { TarParser } from "./tar/reader.ts";
@@ -66,7 +66,7 @@ function currentUmask(): number {
 interface ApplyContext {
   /** The target directory, symlinks resolved. */
   root: string;
-  applier: ApplierOptions;
+  applier: ChangesetOptions;
   opts: ApplyOptions;
 }
 
@@ -123,7 +123,7 @@ export async function applyLayer(
   }
   opts.signal?.throwIfAborted();
   const euid = process.geteuid?.() ?? -1;
-  const applier: ApplierOptions = {
+  const applier: ChangesetOptions = {
     sameOwner: opts.sameOwner ?? euid === 0,
     convertWhiteout: opts.convertWhiteout,
     lowerDirs: opts.lowerDirs?.map((d) => realpathSync(d)),
@@ -252,7 +252,7 @@ interface Sink {
 }
 
 function openSink({ root, applier: options }: ApplyContext): Sink {
-  const applier = new LayerApplier(root, options);
+  const applier = new ChangesetApplier(root, options);
   const parser = new TarParser(applier);
   return {
     push: (chunk) => parser.push(chunk),

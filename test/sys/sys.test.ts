@@ -3,7 +3,7 @@ import * as fs from "node:fs";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import * as sys from "../../src/sys/index.ts";
-import { isRoot, removeDir, tempDir } from "./helpers.ts";
+import { isRoot, removeDir, tempDir } from "../archive/helpers.ts";
 
 const tmp = tempDir();
 after(() => removeDir(tmp));

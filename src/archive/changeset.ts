@@ -20,7 +20,7 @@ import * as sys from "../sys/index.ts";
 import type { TarHeader } from "./tar/header.ts";
 import type { TarHandler } from "./tar/reader.ts";
 
-export interface ApplierOptions {
+export interface ChangesetOptions {
   /** Apply numeric ownership from the headers (needs root). */
   sameOwner: boolean;
   /** Write overlayfs whiteouts (0:0 char devices, trusted.overlay.opaque=y) instead of deleting. */
@@ -70,9 +70,9 @@ export function cleanName(name: string, what: string): string[] {
   return out;
 }
 
-export class LayerApplier implements TarHandler {
+export class ChangesetApplier implements TarHandler {
   readonly #root: string;
-  readonly #o: ApplierOptions;
+  readonly #o: ChangesetOptions;
   readonly #overlay: boolean;
   readonly #lowers: string[];
   /** Resolved paths (relative to root) this layer created: an opaque marker keeps them. */
@@ -95,7 +95,7 @@ export class LayerApplier implements TarHandler {
   /** Uncompressed bytes of file bodies written. */
   bytes = 0;
 
-  constructor(root: string, opts: ApplierOptions) {
+  constructor(root: string, opts: ChangesetOptions) {
     this.#root = root.replace(/\/+$/, "") || "/";
     this.#o = opts;
     this.#overlay = opts.convertWhiteout === "overlay";
