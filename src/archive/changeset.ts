@@ -15,7 +15,7 @@
  * resolved the same way, so they always name a file inside the root.
  */
 import * as fs from "node:fs";
-import { InvalidArgumentError } from "../errors.ts";
+import { InvalidArgumentError, wrapError } from "../errors.ts";
 import * as sys from "../sys/index.ts";
 import type { TarHeader } from "./tar/header.ts";
 import type { TarHandler } from "./tar/reader.ts";
@@ -33,6 +33,9 @@ export interface ChangesetOptions {
   privileged: boolean;
   onWarning: (message: string) => void;
 }
+
+/** Errors that already name their layer entry. */
+const entryErrors = new WeakSet<object>();
 
 const WH_PREFIX = ".wh.";
 const WH_OPAQUE = ".wh..wh..opq";
@@ -106,12 +109,12 @@ export class ChangesetApplier implements TarHandler {
     return rel === "" ? this.#root : `${this.#root}/${rel}`;
   }
 
+  /** Throws `e` naming the entry it failed on, once (an error that already names one goes on as it is). */
   #fail(h: TarHeader, e: unknown): never {
-    if (e instanceof Error && !(e as { entryTagged?: boolean }).entryTagged) {
-      e.message = `layer entry "${h.name}" (offset ${h.offset}): ${e.message}`;
-      (e as { entryTagged?: boolean }).entryTagged = true;
-    }
-    throw e;
+    if (entryErrors.has(e as object)) throw e;
+    const err = wrapError(e, `layer entry "${h.name}" (offset ${h.offset})`);
+    entryErrors.add(err);
+    throw err;
   }
 
   entry(h: TarHeader): void {
