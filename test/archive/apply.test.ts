@@ -557,7 +557,15 @@ describe("applyLayer: layer files (read by the decompression worker)", () => {
     // a length past the end of the file: the worker's read comes up short
     const whole = join(tmp, "layer-whole.gz");
     fs.writeFileSync(whole, gz);
-    await assert.rejects(applyLayer(freshRoot(), { path: whole, length: gz.length + 100 }), /ended early/);
+    await assert.rejects(applyLayer(freshRoot(), { path: whole, length: gz.length + 100 }), (e: Error) => {
+      assert.match(e.message, /ended early/);
+      assert.equal(
+        (e as { code?: string }).code,
+        "DataLoss",
+        "a short blob is data loss, across the worker's boundary",
+      );
+      return true;
+    });
     await assert.rejects(applyLayer(freshRoot(), { path: join(tmp, "no-such-layer") }), { code: "NotFound" });
   });
 
