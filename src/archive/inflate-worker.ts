@@ -11,12 +11,13 @@ import { parentPort, workerData } from "node:worker_threads";
 import { DataLossError, errorToData, FailedPreconditionError } from "../errors.ts";
 import type { Compression } from "./compression.ts";
 import { type Decoder, zlibDecoder, zlibFailure } from "./decoders.ts";
-import { type FromWorker, type InflateWorkerData, OUT_SLOTS, SLOT_SIZE, type ToWorker } from "./inflate-protocol.ts";
+import type { FromWorker, InflateWorkerData, ToWorker } from "./inflate-protocol.ts";
 import { isalDecoder, loadIsal } from "./isal.ts";
 
 if (!parentPort) throw new Error("inflate-worker.ts runs as a worker thread (see inflater.ts)");
 const port = parentPort;
 const data = workerData as InflateWorkerData;
+const SLOT_SIZE = data.slotSize;
 const inMem = Buffer.from(data.inShared);
 const outMem = Buffer.from(data.outShared);
 const post = (m: FromWorker) => port.postMessage(m);
@@ -58,7 +59,7 @@ interface Job {
 }
 
 const freeOut: number[] = [];
-for (let i = 0; i < OUT_SLOTS; i++) freeOut.push(i);
+for (let i = 0; i < data.outSlots; i++) freeOut.push(i);
 const jobs = new Map<number, Job>();
 /** Jobs waiting for a free output slot, served in turn. */
 const starving: Job[] = [];
