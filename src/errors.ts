@@ -101,6 +101,53 @@ export function errorFromCode(code: ErrorCode, message: string, options?: { caus
   return Kind ? new Kind(message, options) : new DistError(code, message, options);
 }
 
+/** A system error's code (an errno name such as "ENOENT"), which callers test like a kind. */
+function systemCode(err: unknown): string | undefined {
+  if (err instanceof DistError) return undefined;
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === "string" ? code : undefined;
+}
+
+/** A plain error carrying a system error's code, when there is one. */
+function withSystemCode(message: string, code: string | undefined, options?: { cause?: unknown }): Error {
+  const err = new Error(message, options);
+  if (code !== undefined) Object.assign(err, { code });
+  return err;
+}
+
+/**
+ * Adds context to an error without editing it (Go's `fmt.Errorf("%s: %w")`):
+ * a new error reading "`context`: <err's message>", with `err` as its cause and
+ * its kind kept: a DistError's code (or `kind`, to classify an error at a
+ * boundary), else a system error's code ("ENOENT", "ENOSPC"...).
+ */
+export function wrapError(err: unknown, context: string, kind?: ErrorCode): Error {
+  const message = `${context}: ${errorMessage(err)}`;
+  const code = kind ?? (err instanceof DistError ? err.code : undefined);
+  if (code) return errorFromCode(code, message, { cause: err });
+  return withSystemCode(message, systemCode(err), { cause: err });
+}
+
+/** An error as plain data, for a boundary that carries no classes (a worker thread's messages). */
+export interface ErrorData {
+  message: string;
+  /** The DistError kind, when it had one. */
+  kind?: ErrorCode;
+  /** A system error's code (an errno name), when it had one. */
+  code?: string;
+}
+
+export function errorToData(err: unknown): ErrorData {
+  if (err instanceof DistError) return { message: err.message, kind: err.code };
+  const code = systemCode(err);
+  return code === undefined ? { message: errorMessage(err) } : { message: errorMessage(err), code };
+}
+
+/** The error `data` describes, of its kind: the same DistError class, or an error with the system code. */
+export function errorFromData(data: ErrorData): Error {
+  return data.kind ? errorFromCode(data.kind, data.message) : withSystemCode(data.message, data.code);
+}
+
 export function isErrorCode(err: unknown, code: ErrorCode): boolean {
   return err instanceof DistError && err.code === code;
 }

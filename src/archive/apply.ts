@@ -6,19 +6,16 @@
  * [sha256 of a stream's compressed bytes, unless `verified`] → the inflater's
  * worker (decompression and the diffID sha256, inflater.ts) → shared slots read
  * in place by the tar parser and applier, which make the files with
- * synchronous syscalls, one chunk at a time (applier.ts; the rules and the
- * path-safety policy are described there). With `worker: true` the applier runs
- * in a worker thread fed through a fixed pool of shared slots. Memory stays flat
- * whatever the layer size.
+ * synchronous syscalls, one chunk at a time (changeset.ts; the rules and the
+ * path-safety policy are described there). Memory stays flat whatever the layer
+ * size.
  */
 import { closeSync, fstatSync, openSync, readFileSync, readSync, realpathSync, statSync } from "node:fs";
 import { type Readable, Transform } from "node:stream";
-import { Worker } from "node:worker_threads";
 import { type Digest, Digester } from "../digest.ts";
-import { type ErrorCode, errorFromCode, InvalidArgumentError, NotFoundError } from "../errors.ts";
-import { chunksHandled } from "../memory.ts";
-import { LayerApplier } from "./applier.ts";
-import type { FromWorker, ToWorker, WorkerInit } from "./apply-worker.ts";
+import { InvalidArgumentError, NotFoundError } from "../errors.ts";
+import { chunksHandled } from "../sys/heap.ts";
+import { ChangesetApplier, type ChangesetOptions } from "./changeset.ts";
 import { type Compression, detectCompression, peek } from "./compression.ts";
 import { type InflateFile, InflateJob } from "./inflater.ts";
 import { TarParser } from "./tar/reader.ts";
@@ -33,12 +30,6 @@ export interface ApplyOptions {
   lowerDirs?: string[];
   /** Non-fatal problems (xattrs the filesystem refuses, devices skipped without root). */
   onWarning?: (message: string) => void;
-  /**
-   * Run the applier in a worker thread (default: on the calling thread, a chunk at a
-   * time). Measured on 2 cores: no faster (zlib already runs on the libuv pool) and
-   * ~45 MiB more RSS per apply (the worker's own isolate and TypeScript loader).
-   */
-  worker?: boolean;
   /**
    * The caller verified the compressed bytes already (the content store checks a
    * blob's digest): do not hash them again. compressedDigest is then undefined.
@@ -60,11 +51,7 @@ export interface ApplyResult {
   compressedDigest?: Digest;
 }
 
-/** The shared slots between the main thread and the applier worker: 8 MiB in flight at most. */
-const SLOTS = 8;
-const SLOT_SIZE = 1 << 20;
-
-/** The umask without changing it (process.umask() cannot be called in workers). */
+/** The umask without changing it (process.umask() without an argument is deprecated). */
 function currentUmask(): number {
   try {
     const m = /^Umask:\s*([0-7]+)/m.exec(readFileSync("/proc/self/status", "utf8"));
@@ -75,22 +62,11 @@ function currentUmask(): number {
   return 0o022;
 }
 
-function revive(e: { message: string; code?: string; name?: string }): Error {
-  if (e.name?.endsWith("Error") && e.code && /^[A-Z][a-zA-Z]+$/.test(e.code)) {
-    return errorFromCode(e.code as ErrorCode, e.message);
-  }
-  const err = new Error(e.message) as Error & { code?: string };
-  if (e.code) err.code = e.code;
-  return err;
-}
-
-/** What an applier needs to start: the root and its options. */
-type ApplierInit = Omit<WorkerInit, "shared" | "slotSize">;
-
 /** One apply's set-up, shared by the file and the stream paths. */
 interface ApplyContext {
-  init: ApplierInit;
-  onWarning: (m: string) => void;
+  /** The target directory, symlinks resolved. */
+  root: string;
+  applier: ChangesetOptions;
   opts: ApplyOptions;
 }
 
@@ -147,24 +123,16 @@ export async function applyLayer(
   }
   opts.signal?.throwIfAborted();
   const euid = process.geteuid?.() ?? -1;
-  const init: ApplierInit = {
-    root: realRoot,
-    opts: {
-      sameOwner: opts.sameOwner ?? euid === 0,
-      convertWhiteout: opts.convertWhiteout,
-      lowerDirs: opts.lowerDirs?.map((d) => realpathSync(d)),
-      umask: currentUmask(),
-      privileged: euid === 0,
-    },
+  const applier: ChangesetOptions = {
+    sameOwner: opts.sameOwner ?? euid === 0,
+    convertWhiteout: opts.convertWhiteout,
+    lowerDirs: opts.lowerDirs?.map((d) => realpathSync(d)),
+    umask: currentUmask(),
+    privileged: euid === 0,
+    onWarning: opts.onWarning ?? (() => {}),
   };
-  const onWarning = opts.onWarning ?? (() => {});
-  const ctx: ApplyContext = { init, onWarning, opts };
+  const ctx: ApplyContext = { root: realRoot, applier, opts };
   return isLayerFile(layer) ? applyFile(layer, ctx) : applyStream(layer, ctx);
-}
-
-/** Where the tar goes: the applier on this thread, or in a worker thread with `worker: true`. */
-function openSink({ init, onWarning, opts }: ApplyContext): Sink {
-  return opts.worker ? workerSink(init, onWarning) : inlineSink(init, onWarning);
 }
 
 async function applyFile(layer: LayerFile, ctx: ApplyContext): Promise<ApplyResult> {
@@ -175,26 +143,26 @@ async function applyFile(layer: LayerFile, ctx: ApplyContext): Promise<ApplyResu
   try {
     job = new InflateJob(compression, opts.what, file);
   } catch (e) {
-    sink.cancel(e);
+    sink.cancel();
     throw e;
   }
   const abort = () => {
     const reason = opts.signal?.reason ?? new Error("aborted");
     job.abort(reason);
-    sink.cancel(reason);
+    sink.cancel();
   };
   opts.signal?.addEventListener("abort", abort, { once: true });
   try {
     for await (const chunk of job.chunks()) {
-      await sink.push(chunk);
+      sink.push(chunk);
       opts.onProgress?.(job.bytesRead);
     }
     const result = job.result();
-    await sink.end();
+    sink.end();
     return { ...result, compression };
   } catch (e) {
     job.abort(e);
-    sink.cancel(e);
+    sink.cancel();
     throw opts.signal?.aborted ? (opts.signal.reason ?? e) : e;
   } finally {
     opts.signal?.removeEventListener("abort", abort);
@@ -237,7 +205,7 @@ async function applyStream(layer: Readable, ctx: ApplyContext): Promise<ApplyRes
   try {
     job = new InflateJob(compression, opts.what);
   } catch (e) {
-    sink.cancel(e);
+    sink.cancel();
     opts.signal?.removeEventListener("abort", abort);
     throw e;
   }
@@ -246,7 +214,7 @@ async function applyStream(layer: Readable, ctx: ApplyContext): Promise<ApplyRes
     raw.destroy(reason);
     layer.destroy(reason);
     job.abort(reason);
-    sink.cancel(reason);
+    sink.cancel();
   };
   const feed = (async () => {
     let fed = 0;
@@ -261,13 +229,13 @@ async function applyStream(layer: Readable, ctx: ApplyContext): Promise<ApplyRes
   feed.catch((e) => job.abort(e));
   let result: { diffID: Digest; size: number };
   try {
-    for await (const chunk of job.chunks()) await sink.push(chunk);
+    for await (const chunk of job.chunks()) sink.push(chunk);
     await feed;
     result = job.result();
-    await sink.end();
+    sink.end();
   } catch (e) {
     job.abort(e);
-    sink.cancel(e);
+    sink.cancel();
     layer.destroy();
     throw opts.signal?.aborted ? (opts.signal.reason ?? e) : e;
   } finally {
@@ -276,113 +244,22 @@ async function applyStream(layer: Readable, ctx: ApplyContext): Promise<ApplyRes
   return { ...result, compression, compressedDigest: compressedDigester?.digest() };
 }
 
+/** Where the tar goes: the parser and the applier, on this thread, a chunk at a time. */
 interface Sink {
-  push(chunk: Buffer): Promise<void>;
-  end(): Promise<void>;
-  cancel(reason: unknown): void;
+  push(chunk: Buffer): void;
+  end(): void;
+  cancel(): void;
 }
 
-function inlineSink(init: ApplierInit, onWarning: (m: string) => void): Sink {
-  const applier = new LayerApplier(init.root, { ...init.opts, onWarning });
+function openSink({ root, applier: options }: ApplyContext): Sink {
+  const applier = new ChangesetApplier(root, options);
   const parser = new TarParser(applier);
   return {
-    async push(chunk) {
-      parser.push(chunk);
-    },
-    async end() {
+    push: (chunk) => parser.push(chunk),
+    end() {
       parser.finish();
       applier.finish();
     },
-    cancel() {
-      applier.abort();
-    },
-  };
-}
-
-function workerSink(init: ApplierInit, onWarning: (m: string) => void): Sink {
-  // chunks travel through a fixed pool of shared slots: no allocation per chunk, so
-  // memory stays flat (transferred buffers pile up until the worker's GC runs)
-  const shared = new SharedArrayBuffer(SLOTS * SLOT_SIZE);
-  const worker = new Worker(new URL("./apply-worker.ts", import.meta.url), {
-    workerData: { ...init, shared, slotSize: SLOT_SIZE } satisfies WorkerInit,
-  });
-  const free: number[] = [];
-  for (let i = SLOTS - 1; i >= 0; i--) free.push(i);
-  let failure: Error | undefined;
-  let wake: (() => void) | undefined;
-  let finished: ((err?: Error) => void) | undefined;
-  let done = false;
-  const fail = (e: Error) => {
-    if (!failure) failure = e;
-    wake?.();
-    finished?.(failure);
-  };
-  worker.on("message", (m: FromWorker) => {
-    if ("ack" in m) {
-      free.push(m.ack);
-      wake?.();
-    } else if ("warning" in m) {
-      onWarning(m.warning);
-    } else if ("done" in m) {
-      done = true;
-      finished?.();
-    } else if ("error" in m) {
-      fail(revive(m.error));
-    }
-  });
-  worker.on("error", (e) => fail(e));
-  worker.on("exit", (code) => {
-    if (!done) fail(failure ?? new Error(`layer apply worker exited (code ${code}) before finishing`));
-  });
-  const post = (m: ToWorker) => worker.postMessage(m);
-  let slot = -1;
-  let view: Uint8Array | undefined;
-  let used = 0;
-  const send = () => {
-    if (slot >= 0 && used > 0) post({ slot, length: used });
-    else if (slot >= 0) free.push(slot);
-    slot = -1;
-    view = undefined;
-    used = 0;
-  };
-  return {
-    async push(chunk) {
-      let off = 0;
-      while (off < chunk.length) {
-        if (failure) throw failure;
-        if (slot < 0) {
-          while (free.length === 0 && !failure) {
-            await new Promise<void>((r) => {
-              wake = r;
-            });
-            wake = undefined;
-          }
-          if (failure) throw failure;
-          slot = free.pop()!;
-          view = new Uint8Array(shared, slot * SLOT_SIZE, SLOT_SIZE);
-          used = 0;
-        }
-        const n = Math.min(chunk.length - off, SLOT_SIZE - used);
-        view!.set(chunk.subarray(off, off + n), used);
-        used += n;
-        off += n;
-        if (used === SLOT_SIZE) send();
-      }
-    },
-    async end() {
-      if (failure) throw failure;
-      send();
-      await new Promise<void>((resolve, reject) => {
-        finished = (err) => (err ? reject(err) : resolve());
-        if (done) resolve();
-        else if (failure) reject(failure);
-        else post({ end: true });
-      });
-      await worker.terminate();
-    },
-    cancel(reason) {
-      if (!failure) failure = reason instanceof Error ? reason : new Error(String(reason));
-      void worker.terminate();
-    },
+    cancel: () => applier.abort(),
   };
 }

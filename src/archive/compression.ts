@@ -6,6 +6,7 @@
 import { PassThrough, type Readable, type Transform } from "node:stream";
 import * as zlib from "node:zlib";
 import { DataLossError, InvalidArgumentError } from "../errors.ts";
+import { zlibFailure } from "./decoders.ts";
 
 export type Compression = "gzip" | "zstd" | "none";
 
@@ -107,23 +108,6 @@ function decompressor(c: "gzip" | "zstd", what: string): Transform {
     return destroy(err ?? undefined);
   };
   return d;
-}
-
-/** A zlib failure ({message, code: "Z_…"}) as one clear DataLossError line; other errors unchanged. */
-export function zlibFailure(err: { message: string; code?: unknown }, c: Compression, what: string): Error {
-  if (typeof err.code === "string" && err.code.startsWith("Z_")) {
-    const truncated = /unexpected end/i.test(err.message);
-    return new DataLossError(
-      truncated
-        ? `${what}: ${c} stream is truncated (unexpected end of data)`
-        : `${what}: corrupt ${c} data: ${err.message}`,
-      { cause: err },
-    );
-  }
-  if (err instanceof Error) return err;
-  const e = new Error(err.message) as Error & { code?: unknown };
-  if (err.code !== undefined) e.code = err.code;
-  return e;
 }
 
 /**

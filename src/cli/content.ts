@@ -4,7 +4,6 @@
  * `dist content`. One implementation each, registered in both places.
  */
 import { closeSync, constants as fsConstants, fstatSync, openSync, read, writeSync } from "node:fs";
-import { createRequire } from "node:module";
 import { pipeline } from "node:stream/promises";
 import { isatty } from "node:tty";
 import { promisify } from "node:util";
@@ -13,6 +12,7 @@ import type { Info, Status, Store } from "../content/content.ts";
 import { validateDigest } from "../digest.ts";
 import { DistError, errorMessage, InvalidArgumentError, UnimplementedError } from "../errors.ts";
 import { formatAge, formatBytes } from "../format.ts";
+import { lseek, SEEK_CUR, setPipeSize } from "../sys/index.ts";
 import { collect, forEachItem, parseLabels, reportItemError, UsageError } from "./args.ts";
 import { commandSignal, globals, parseDuration, parseSize } from "./globals.ts";
 import { withContentStore } from "./open.ts";
@@ -67,7 +67,6 @@ Examples:
     });
 
 const READ_CHUNK = 1 << 20;
-const F_SETPIPE_SZ = 1031;
 
 /**
  * Standard input as chunks of up to 1 MiB. A pipe (grown to 1 MiB first) or a
@@ -188,12 +187,7 @@ function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
 /** The current offset of a file descriptor (where a shell left it), 0 when unknown. */
 function fileOffset(fd: number): number {
   try {
-    const koffi = createRequire(import.meta.url)("koffi") as typeof import("koffi");
-    const lseek = koffi.load("libc.so.6").func("int64_t lseek(int fd, int64_t offset, int whence)") as (
-      ...a: number[]
-    ) => number | bigint;
-    const off = Number(lseek(fd, 0, 1 /* SEEK_CUR */));
-    return Math.max(off, 0);
+    return lseek(fd, 0, SEEK_CUR);
   } catch {
     return 0;
   }
@@ -202,10 +196,7 @@ function fileOffset(fd: number): number {
 /** Grows the pipe on fd to 1 MiB so each read returns up to 1 MiB; best effort. */
 function growPipe(fd: number): void {
   try {
-    const require = createRequire(import.meta.url);
-    const koffi = require("koffi") as typeof import("koffi");
-    const fcntl = koffi.load("libc.so.6").func("int fcntl(int fd, int cmd, ...)") as (...a: unknown[]) => number;
-    fcntl(fd, F_SETPIPE_SZ, "int", READ_CHUNK);
+    setPipeSize(fd, READ_CHUNK);
   } catch {
     // no libc or not allowed: 64 KiB reads still work
   }

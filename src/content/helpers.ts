@@ -8,7 +8,7 @@ import type { Readable, Writable } from "node:stream";
 import type { Descriptor } from "../descriptor.ts";
 import { algorithmOf, type Digest, Digester } from "../digest.ts";
 import { DataLossError, errorMessage, InvalidArgumentError, isAlreadyExists, isErrorCode } from "../errors.ts";
-import { chunksHandled } from "../memory.ts";
+import { chunksHandled } from "../sys/heap.ts";
 import { WriteBatcher } from "./batch.ts";
 import type { Ingester, Provider, Writer } from "./content.ts";
 

@@ -6,7 +6,7 @@
  */
 import type { Platform } from "../descriptor.ts";
 import { type Digest, validateDigest } from "../digest.ts";
-import { errorMessage, InvalidArgumentError } from "../errors.ts";
+import { InvalidArgumentError, wrapError } from "../errors.ts";
 
 /** Image configs larger than this are refused before they are read (they are read whole). */
 export const MAX_CONFIG_SIZE = 8 << 20;
@@ -62,7 +62,7 @@ function decode(bytes: Uint8Array | string, what: string): unknown {
   try {
     return JSON.parse(typeof bytes === "string" ? bytes : Buffer.from(bytes).toString("utf8"));
   } catch (err) {
-    throw new InvalidArgumentError(`image config ${what} is not JSON: ${errorMessage(err)}`);
+    throw wrapError(err, `image config ${what} is not JSON`, "InvalidArgument");
   }
 }
 
@@ -96,7 +96,7 @@ export function parseImageRootfs(bytes: Uint8Array | string, what: string): Imag
     try {
       return validateDigest(String(d));
     } catch (err) {
-      throw new InvalidArgumentError(`image config ${what}: rootfs.diff_ids[${i}]: ${errorMessage(err)}`);
+      throw wrapError(err, `image config ${what}: rootfs.diff_ids[${i}]`, "InvalidArgument");
     }
   });
   const out: ImageRootfs = { diffIDs };

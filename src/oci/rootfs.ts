@@ -6,7 +6,7 @@
 import { constants, type Stats } from "node:fs";
 import { lstat, open, readlink } from "node:fs/promises";
 import { join } from "node:path";
-import { FailedPreconditionError } from "../errors.ts";
+import { FailedPreconditionError, wrapError } from "../errors.ts";
 import type { UserFiles } from "./user.ts";
 
 const MAX_LINKS = 255;
@@ -58,7 +58,7 @@ export async function readRootfsFile(root: string, path: string, max = MAX_FILE)
   } catch (err) {
     const code = (err as { code?: string }).code;
     if (code === "ENOENT" || code === "ENOTDIR") return undefined;
-    throw new FailedPreconditionError(`cannot read ${path} in the container's rootfs: ${(err as Error).message}`);
+    throw wrapError(err, `cannot read ${path} in the container's rootfs`, "FailedPrecondition");
   }
   try {
     const st = await fh.stat();

@@ -86,7 +86,9 @@ export class Runc {
     } catch (err) {
       const e = err as { stderr?: string; message: string };
       const msg = runcMessage(e.stderr ?? "") || e.message;
-      if (/container does not exist|not exist/.test(msg)) throw new NotFoundError(`runc ${args[0]}: ${msg}`);
+      if (/container does not exist|not exist/.test(msg)) {
+        throw new NotFoundError(`runc ${args[0]}: ${msg}`, { cause: err });
+      }
       throw new FailedPreconditionError(`runc ${args[0]} failed: ${msg}`, { cause: err });
     }
   }

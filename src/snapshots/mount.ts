@@ -5,7 +5,7 @@
  * prints for users who mount by hand.
  */
 import { mkdirSync } from "node:fs";
-import { FailedPreconditionError } from "../errors.ts";
+import { FailedPreconditionError, wrapError } from "../errors.ts";
 import {
   MNT_DETACH,
   MS_BIND,
@@ -93,7 +93,7 @@ export function unmount(target: string, opts: { detach?: boolean } = {}): void {
   try {
     umount2(target, opts.detach ? MNT_DETACH : 0);
   } catch (err) {
-    throw new FailedPreconditionError(`umount ${target}: ${(err as Error).message}`, { cause: err });
+    throw wrapError(err, `umount ${target}`, "FailedPrecondition");
   }
 }
 

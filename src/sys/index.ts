@@ -1,13 +1,14 @@
 /**
- * Linux syscalls node:fs lacks, through koffi (FFI into libc): mknod, the l*xattr
- * family, utimensat/futimens with nanoseconds, fsetxattr, mount/umount2, flock and
- * syncfs. libc is bound lazily on first use, so importing this module costs nothing.
+ * Linux syscalls node:fs lacks, through koffi (FFI into libc, loaded by ffi.ts):
+ * mknod, the l*xattr family, utimensat/futimens with nanoseconds, fsetxattr,
+ * mount/umount2, flock, syncfs, lseek and fcntl(F_SETPIPE_SZ). libc is bound
+ * lazily on first use, so importing this module costs nothing.
  *
  * Every wrapper is synchronous and throws a SysError (an Error with `code` set to
  * the errno name, e.g. "ENOTSUP", and `errno`/`syscall`/`path`), like node:fs does.
  */
-import { createRequire } from "node:module";
 import { constants } from "node:os";
+import { lastErrno, loadLibrary } from "./ffi.ts";
 
 export class SysError extends Error {
   readonly code: string;
@@ -100,24 +101,17 @@ interface Libc {
   umount2: Fn;
   flock: Fn;
   syncfs: Fn;
+  lseek: Fn;
+  fcntl: Fn;
   errno: () => number;
 }
 
-type Koffi = typeof import("koffi");
-let loaded: { koffi: Koffi; c: ReturnType<Koffi["load"]> } | undefined;
-/** koffi and libc, loaded once for every binding here. */
-function libcHandle(): { koffi: Koffi; c: ReturnType<Koffi["load"]> } {
-  if (!loaded) {
-    const koffi = createRequire(import.meta.url)("koffi") as Koffi;
-    loaded = { koffi, c: koffi.load("libc.so.6") };
-  }
-  return loaded;
-}
+const libcHandle = () => loadLibrary("libc.so.6");
 
 let libc: Libc | undefined;
 function lib(): Libc {
   if (libc) return libc;
-  const { koffi, c } = libcHandle();
+  const c = libcHandle();
   // koffi has no ssize_t: `long` has the same width on Linux (LP64)
   libc = {
     mknod: c.func("int mknod(const char *path, uint32_t mode, uint64_t dev)"),
@@ -134,7 +128,9 @@ function lib(): Libc {
     umount2: c.func("int umount2(const char *target, int flags)"),
     flock: c.func("int flock(int fd, int op)"),
     syncfs: c.func("int syncfs(int fd)"),
-    errno: () => koffi.errno(),
+    lseek: c.func("int64_t lseek(int fd, int64_t offset, int whence)"),
+    fcntl: c.func("int fcntl(int fd, int cmd, ...)"),
+    errno: lastErrno,
   };
   return libc;
 }
@@ -285,6 +281,22 @@ export function syncfsAsync(fd: number): Promise<void> {
   });
 }
 
+export const SEEK_SET = 0;
+export const SEEK_CUR = 1;
+export const SEEK_END = 2;
+
+/** lseek(2): moves (or, with SEEK_CUR and 0, reads) the offset of an open descriptor. */
+export function lseek(fd: number, offset: number, whence: number): number {
+  return check(lib().lseek(fd, offset, whence), "lseek");
+}
+
+const F_SETPIPE_SZ = 1031;
+
+/** fcntl(F_SETPIPE_SZ): sets the capacity of the pipe on `fd`; returns the size the kernel chose. */
+export function setPipeSize(fd: number, size: number): number {
+  return check(lib().fcntl(fd, F_SETPIPE_SZ, "int", size), "fcntl");
+}
+
 const optional = new Map<string, ((...args: number[]) => number) | null>();
 
 /** A libc function that may be missing (glibc-only calls): null where it cannot be bound. */
@@ -292,7 +304,7 @@ function optionalFunc(decl: string): ((...args: number[]) => number) | null {
   let fn = optional.get(decl);
   if (fn === undefined) {
     try {
-      fn = libcHandle().c.func(decl) as (...args: number[]) => number;
+      fn = libcHandle().func(decl) as (...args: number[]) => number;
     } catch {
       fn = null;
     }

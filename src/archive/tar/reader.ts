@@ -8,7 +8,7 @@
  * every entry type but sparse files, which are refused. Header checksums are
  * verified; an archive that ends without its end-of-archive blocks is an error.
  */
-import { DataLossError, InvalidArgumentError } from "../../errors.ts";
+import { DataLossError, InvalidArgumentError, wrapError } from "../../errors.ts";
 import {
   BLOCK,
   checksum,
@@ -198,7 +198,7 @@ export class TarParser {
       try {
         return parseNumeric(b, o + off, len);
       } catch (e) {
-        throw new DataLossError(`tar: invalid ${what} field in the header at offset ${blockOffset}: ${e}`);
+        throw wrapError(e, `tar: invalid ${what} field in the header at offset ${blockOffset}`, "DataLoss");
       }
     };
     let size = num(124, 12, "size");

@@ -8,7 +8,7 @@ import { execFile } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { InvalidArgumentError, UnavailableError } from "../../errors.ts";
+import { InvalidArgumentError, UnavailableError, wrapError } from "../../errors.ts";
 
 export interface Credentials {
   /** Empty with an identity (refresh) token as the secret. */
@@ -38,14 +38,14 @@ export async function readDockerConfig(path: string): Promise<DockerConfig | und
     text = await readFile(path, "utf8");
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw new UnavailableError(`docker config ${path}: ${(err as Error).message}`);
+    throw wrapError(err, `docker config ${path}`, "Unavailable");
   }
   try {
     const v = JSON.parse(text) as unknown;
     if (v === null || typeof v !== "object" || Array.isArray(v)) throw new Error("not a JSON object");
     return v as DockerConfig;
   } catch (err) {
-    throw new InvalidArgumentError(`docker config ${path}: invalid JSON: ${(err as Error).message}`);
+    throw wrapError(err, `docker config ${path}: invalid JSON`, "InvalidArgument");
   }
 }
 

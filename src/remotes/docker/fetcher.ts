@@ -13,7 +13,14 @@ import { Readable } from "node:stream";
 import { checkSize, MAX_MANIFEST_SIZE, readVerified } from "../../content/helpers.ts";
 import type { Descriptor } from "../../descriptor.ts";
 import { algorithmOf, type Digest, Digester, digestOf, parseDigest } from "../../digest.ts";
-import { DataLossError, InvalidArgumentError, NotFoundError, OutOfRangeError, UnavailableError } from "../../errors.ts";
+import {
+  DataLossError,
+  InvalidArgumentError,
+  NotFoundError,
+  OutOfRangeError,
+  UnavailableError,
+  wrapError,
+} from "../../errors.ts";
 import { isIndex, isManifest, isSchema1, MANIFEST_ACCEPT } from "../../images/mediatypes.ts";
 import type { Fetcher, FetchOptions } from "../remotes.ts";
 import { repositoryScope } from "./challenge.ts";
@@ -56,7 +63,7 @@ function checkDescriptor(repo: Repository, desc: Descriptor): void {
   try {
     parseDigest(desc.digest);
   } catch (err) {
-    throw new InvalidArgumentError(`${repo.ref}: ${(err as Error).message}`);
+    throw wrapError(err, repo.ref, "InvalidArgument");
   }
   if (!Number.isSafeInteger(desc.size) || desc.size < 0) {
     throw new InvalidArgumentError(`${repo.ref}: descriptor ${desc.digest} has an invalid size ${desc.size}`);
@@ -171,7 +178,7 @@ export class DockerFetcher implements Fetcher {
     }
     if (res.status === 404) {
       const err = await this.#client.fail(res, spec);
-      throw new NotFoundError(err.message);
+      throw new NotFoundError(err.message, { cause: err });
     }
     throw await this.#client.fail(res, spec);
   }
@@ -285,7 +292,7 @@ export class DockerFetcher implements Fetcher {
     try {
       parseDigest(digest);
     } catch (err) {
-      throw new InvalidArgumentError(`${this.#repo.ref}: ${(err as Error).message}`);
+      throw wrapError(err, this.#repo.ref, "InvalidArgument");
     }
     const what = `looking up ${digest}`;
     const head = async (kind: "blobs" | "manifests") => {

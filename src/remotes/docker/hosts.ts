@@ -17,7 +17,7 @@
 import { readdir, readFile, stat } from "node:fs/promises";
 import { isAbsolute, join } from "node:path";
 import { parse as parseToml } from "smol-toml";
-import { InvalidArgumentError } from "../../errors.ts";
+import { errorMessage, InvalidArgumentError } from "../../errors.ts";
 
 export type Capability = "pull" | "resolve" | "push";
 export const ALL_CAPABILITIES: readonly Capability[] = ["pull", "resolve", "push"];
@@ -54,7 +54,9 @@ async function readCa(file: string, what: string): Promise<string> {
   try {
     return await readFile(file, "utf8");
   } catch (err) {
-    throw new InvalidArgumentError(`${what}: cannot read CA file ${file}: ${(err as NodeJS.ErrnoException).code}`);
+    throw new InvalidArgumentError(`${what}: cannot read CA file ${file}: ${(err as NodeJS.ErrnoException).code}`, {
+      cause: err,
+    });
   }
 }
 
@@ -195,7 +197,8 @@ export async function registryHosts(namespace: string, opts: HostsOptions = {}):
       try {
         doc = parseToml(await readFile(file, "utf8")) as Record<string, unknown>;
       } catch (err) {
-        throw new InvalidArgumentError(`${file}: ${(err as Error).message.split("\n")[0]}`);
+        // the first line: the parser goes on with a picture of the spot
+        throw new InvalidArgumentError(`${file}: ${errorMessage(err).split("\n")[0]}`, { cause: err });
       }
       const mirrors: RegistryHost[] = [];
       const table = doc.host;

@@ -16,6 +16,7 @@ import {
   FailedPreconditionError,
   InvalidArgumentError,
   UnavailableError,
+  wrapError,
 } from "../../errors.ts";
 import type { Pusher } from "../remotes.ts";
 import { repositoryScope } from "./challenge.ts";
@@ -74,7 +75,7 @@ export class DockerPusher implements Pusher {
     try {
       parseDigest(desc.digest);
     } catch (err) {
-      throw new InvalidArgumentError(`${this.#target.ref}: ${(err as Error).message}`);
+      throw wrapError(err, this.#target.ref, "InvalidArgument");
     }
     if (!Number.isSafeInteger(desc.size) || desc.size < 0) {
       throw new InvalidArgumentError(`${this.#target.ref}: descriptor ${desc.digest} has an invalid size`);

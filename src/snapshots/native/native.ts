@@ -8,7 +8,7 @@ import { spawn } from "node:child_process";
 import { chmod, lstat, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { DatabaseSync } from "node:sqlite";
-import { FailedPreconditionError } from "../../errors.ts";
+import { FailedPreconditionError, wrapError } from "../../errors.ts";
 import { type Driver, FsSnapshotter } from "../fs-snapshotter.ts";
 import type { Kind, Mount, SnapshotOptions } from "../snapshotter.ts";
 
@@ -30,7 +30,7 @@ export function copyTree(src: string, dst: string, opts: { link?: boolean; signa
     child.stderr.on("data", (d: string) => {
       if (stderr.length < 4096) stderr += d;
     });
-    child.on("error", (err) => reject(new FailedPreconditionError(`copy ${src} to ${dst}: ${err.message}`)));
+    child.on("error", (err) => reject(wrapError(err, `copy ${src} to ${dst}`, "FailedPrecondition")));
     child.on("close", (code) => {
       if (code === 0) resolve();
       else reject(new FailedPreconditionError(`copy ${src} to ${dst} failed: ${stderr.trim().split("\n")[0] ?? code}`));

@@ -3,7 +3,7 @@ import * as fs from "node:fs";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import * as sys from "../../src/sys/index.ts";
-import { isRoot, removeDir, tempDir } from "./helpers.ts";
+import { isRoot, removeDir, tempDir } from "../archive/helpers.ts";
 
 const tmp = tempDir();
 after(() => removeDir(tmp));
@@ -107,5 +107,26 @@ describe("sys (koffi bindings)", () => {
       fs.closeSync(fd);
     }
     await assert.rejects(sys.syncfsAsync(fd), (e: Error & { code?: string }) => e.code === "EBADF");
+  });
+
+  test("lseek reads a descriptor's offset; setPipeSize grows a pipe; both name errno on the wrong kind of file", () => {
+    const f = join(tmp, "seek");
+    fs.writeFileSync(f, "0123456789abcdef");
+    const fd = fs.openSync(f, "r");
+    const p = join(tmp, "pipe");
+    sys.mknod(p, sys.S_IFIFO | 0o600);
+    // read-write: opening a fifo needs no peer then
+    const pipe = fs.openSync(p, fs.constants.O_RDWR | fs.constants.O_NONBLOCK);
+    try {
+      fs.readSync(fd, Buffer.alloc(10));
+      assert.equal(sys.lseek(fd, 0, sys.SEEK_CUR), 10);
+      assert.equal(sys.lseek(fd, -4, sys.SEEK_END), 12);
+      assert.ok(sys.setPipeSize(pipe, 1 << 20) >= 1 << 20);
+      assert.throws(() => sys.lseek(pipe, 0, sys.SEEK_CUR), { code: "ESPIPE" });
+      assert.throws(() => sys.setPipeSize(fd, 1 << 20), { code: "EBADF" });
+    } finally {
+      fs.closeSync(fd);
+      fs.closeSync(pipe);
+    }
   });
 });

@@ -2,7 +2,7 @@
  * The synchronous core of layer application: a TarHandler that turns tar entries
  * into filesystem changes under `root` following the OCI changeset rules. It does
  * only synchronous syscalls (the fastest way to make many small files); apply.ts
- * runs it in a worker thread and feeds it decompressed chunks.
+ * feeds it the decompressed chunks on the calling thread.
  *
  * Path safety. Entry names are cleaned like Go's path.Clean; a leading "/" is
  * dropped (absolute names are root-relative, as containerd treats them) and a name
@@ -15,12 +15,12 @@
  * resolved the same way, so they always name a file inside the root.
  */
 import * as fs from "node:fs";
-import { InvalidArgumentError } from "../errors.ts";
+import { InvalidArgumentError, wrapError } from "../errors.ts";
 import * as sys from "../sys/index.ts";
 import type { TarHeader } from "./tar/header.ts";
 import type { TarHandler } from "./tar/reader.ts";
 
-export interface ApplierOptions {
+export interface ChangesetOptions {
   /** Apply numeric ownership from the headers (needs root). */
   sameOwner: boolean;
   /** Write overlayfs whiteouts (0:0 char devices, trusted.overlay.opaque=y) instead of deleting. */
@@ -33,6 +33,9 @@ export interface ApplierOptions {
   privileged: boolean;
   onWarning: (message: string) => void;
 }
+
+/** Errors that already name their layer entry. */
+const entryErrors = new WeakSet<object>();
 
 const WH_PREFIX = ".wh.";
 const WH_OPAQUE = ".wh..wh..opq";
@@ -70,9 +73,9 @@ export function cleanName(name: string, what: string): string[] {
   return out;
 }
 
-export class LayerApplier implements TarHandler {
+export class ChangesetApplier implements TarHandler {
   readonly #root: string;
-  readonly #o: ApplierOptions;
+  readonly #o: ChangesetOptions;
   readonly #overlay: boolean;
   readonly #lowers: string[];
   /** Resolved paths (relative to root) this layer created: an opaque marker keeps them. */
@@ -95,7 +98,7 @@ export class LayerApplier implements TarHandler {
   /** Uncompressed bytes of file bodies written. */
   bytes = 0;
 
-  constructor(root: string, opts: ApplierOptions) {
+  constructor(root: string, opts: ChangesetOptions) {
     this.#root = root.replace(/\/+$/, "") || "/";
     this.#o = opts;
     this.#overlay = opts.convertWhiteout === "overlay";
@@ -106,12 +109,12 @@ export class LayerApplier implements TarHandler {
     return rel === "" ? this.#root : `${this.#root}/${rel}`;
   }
 
+  /** Throws `e` naming the entry it failed on, once (an error that already names one goes on as it is). */
   #fail(h: TarHeader, e: unknown): never {
-    if (e instanceof Error && !(e as { entryTagged?: boolean }).entryTagged) {
-      e.message = `layer entry "${h.name}" (offset ${h.offset}): ${e.message}`;
-      (e as { entryTagged?: boolean }).entryTagged = true;
-    }
-    throw e;
+    if (entryErrors.has(e as object)) throw e;
+    const err = wrapError(e, `layer entry "${h.name}" (offset ${h.offset})`);
+    entryErrors.add(err);
+    throw err;
   }
 
   entry(h: TarHeader): void {

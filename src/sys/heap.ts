@@ -14,7 +14,7 @@
  */
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
-import { mallocTrim } from "./sys/index.ts";
+import { mallocTrim } from "./index.ts";
 
 /** Bytes of chunks between two young-generation collections. */
 export const COLLECT_EVERY = 2 << 20;

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { constants, PerformanceObserver } from "node:perf_hooks";
 import { test } from "node:test";
-import { COLLECT_EVERY, chunksHandled } from "../src/memory.ts";
-import { mallocTrim } from "../src/sys/index.ts";
+import { COLLECT_EVERY, chunksHandled } from "../../src/sys/heap.ts";
+import { mallocTrim } from "../../src/sys/index.ts";
 
 /** Young-generation collections seen while `fn` runs. */
 async function minorGcsDuring(fn: () => void): Promise<number> {
