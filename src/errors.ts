@@ -102,7 +102,7 @@ export function errorFromCode(code: ErrorCode, message: string, options?: { caus
 }
 
 /** A system error's code (an errno name such as "ENOENT"), which callers test like a kind. */
-function systemCode(err: unknown): string | undefined {
+export function systemCode(err: unknown): string | undefined {
   if (err instanceof DistError) return undefined;
   const code = (err as { code?: unknown } | null)?.code;
   return typeof code === "string" ? code : undefined;

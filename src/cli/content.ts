@@ -8,7 +8,7 @@ import { pipeline } from "node:stream/promises";
 import { isatty } from "node:tty";
 import { promisify } from "node:util";
 import type { Command } from "commander";
-import type { Info, Status, Store } from "../content/content.ts";
+import { hasBlobFiles, type Info, type Status, type Store } from "../content/content.ts";
 import { validateDigest } from "../digest.ts";
 import { DistError, errorMessage, InvalidArgumentError, UnimplementedError } from "../errors.ts";
 import { formatAge, formatBytes } from "../format.ts";
@@ -267,10 +267,6 @@ Examples:
       );
     });
 
-interface PathStore extends Store {
-  blobPath(digest: string): string;
-}
-
 const path: AddCommand = (parent) =>
   parent
     .command("path")
@@ -296,12 +292,13 @@ Examples:
       const format = outputFormat(opts.output);
       const rows: { digest: string; path: string }[] = [];
       await withContentStore(g, async (store) => {
-        if (typeof (store as Partial<PathStore>).blobPath !== "function") {
+        if (!hasBlobFiles(store)) {
           throw new UnimplementedError("path needs the embedded store (not --address)");
         }
         await forEachItem(digests, async (d) => {
-          await store.info(validateDigest(d));
-          const p = (store as PathStore).blobPath(d);
+          const digest = validateDigest(d);
+          await store.info(digest);
+          const p = store.blobPath(digest);
           rows.push({ digest: d, path: p });
           if (format === "table") process.stdout.write(pathOnly ? `${p}\n` : `${d} ${p}\n`);
         });

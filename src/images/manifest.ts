@@ -6,7 +6,7 @@
  */
 import type { Descriptor, Platform } from "../descriptor.ts";
 import { validateDigest } from "../digest.ts";
-import { errorMessage, InvalidArgumentError } from "../errors.ts";
+import { errorMessage, InvalidArgumentError, wrapError } from "../errors.ts";
 import { baseMediaType, isIndex, isManifest, isSchema1 } from "./mediatypes.ts";
 
 export interface Manifest {
@@ -77,7 +77,8 @@ export function parseDescriptor(v: unknown, where: string): Descriptor {
   try {
     digest = validateDigest(v.digest);
   } catch (err) {
-    throw new Error(`${where}.digest: ${errorMessage(err)}`);
+    // a field error: wrap() below names the manifest and makes it InvalidArgument
+    throw new Error(`${where}.digest: ${errorMessage(err)}`, { cause: err });
   }
   if (typeof v.size !== "number" || !Number.isSafeInteger(v.size) || v.size < 0) {
     throw new Error(`${where}.size: expected a non-negative integer, got ${JSON.stringify(v.size)}`);
@@ -103,7 +104,7 @@ function parseBody(bytes: Uint8Array, desc: Descriptor): Json {
   try {
     v = JSON.parse(Buffer.from(bytes).toString("utf8"));
   } catch (err) {
-    throw new InvalidArgumentError(`invalid ${what(desc)} ${desc.digest}: malformed JSON: ${errorMessage(err)}`);
+    throw wrapError(err, `invalid ${what(desc)} ${desc.digest}: malformed JSON`, "InvalidArgument");
   }
   if (!isObject(v)) throw new InvalidArgumentError(`invalid ${what(desc)} ${desc.digest}: expected a JSON object`);
   // a body claiming another type than its descriptor is a confusion attack (CVE-2021-41190)
@@ -124,7 +125,7 @@ function wrap<T>(desc: Descriptor, fn: () => T): T {
     return fn();
   } catch (err) {
     if (err instanceof InvalidArgumentError) throw err;
-    throw new InvalidArgumentError(`invalid ${what(desc)} ${desc.digest}: ${errorMessage(err)}`);
+    throw wrapError(err, `invalid ${what(desc)} ${desc.digest}`, "InvalidArgument");
   }
 }
 

@@ -11,7 +11,7 @@ import { Readable, type Writable } from "node:stream";
 import type { Ingester, Provider, Writer } from "../content/content.ts";
 import { checkSize, copyToWriter, MAX_MANIFEST_SIZE, type OpenAt, readVerified } from "../content/helpers.ts";
 import type { Descriptor } from "../descriptor.ts";
-import { DistError, isAlreadyExists, isNotFound } from "../errors.ts";
+import { DistError, isAlreadyExists, isNotFound, wrapError } from "../errors.ts";
 import { childrenHandler, filterPlatforms, type NoteFn } from "../images/children.ts";
 import {
   DEFAULT_MAX_CONCURRENT_DOWNLOADS,
@@ -143,9 +143,7 @@ async function fetchInto(
 function withKey(key: string, err: unknown): unknown {
   if (err instanceof DistError || !(err instanceof Error) || err.name === "AbortError") return err;
   if (typeof (err as NodeJS.ErrnoException).syscall !== "string") return err;
-  const e = new Error(`${key}: storing the blob: ${err.message}`, { cause: err });
-  (e as NodeJS.ErrnoException).code = (err as NodeJS.ErrnoException).code;
-  return e;
+  return wrapError(err, `${key}: storing the blob`);
 }
 
 async function present(store: Provider, desc: Descriptor): Promise<boolean> {

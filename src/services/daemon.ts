@@ -20,6 +20,7 @@ import {
   InvalidArgumentError,
   PermissionDeniedError,
   UnavailableError,
+  wrapError,
 } from "../errors.ts";
 import { closeAllDatabases } from "../metadata/db.ts";
 import { flock, LOCK_EX, LOCK_NB, LOCK_UN } from "../sys/index.ts";
@@ -73,6 +74,7 @@ function lockRoot(root: string): () => void {
     closeSync(fd);
     throw new FailedPreconditionError(
       `another dist daemon${holder ? ` (pid ${holder})` : ""} is already serving the root ${root} (${path} is locked: ${errorMessage(err)})`,
+      { cause: err },
     );
   }
   ftruncateSync(fd, 0);
@@ -106,7 +108,7 @@ async function prepareSocket(path: string): Promise<void> {
   try {
     mkdirSync(dir, { recursive: true, mode: 0o711 });
   } catch (err) {
-    throw new PermissionDeniedError(`cannot create the socket directory ${dir}: ${errorMessage(err)}`);
+    throw wrapError(err, `cannot create the socket directory ${dir}`, "PermissionDenied");
   }
   try {
     await access(dir, constants.W_OK | constants.X_OK);

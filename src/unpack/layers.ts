@@ -21,7 +21,14 @@ import type { Descriptor } from "../descriptor.ts";
 import type { Applier } from "../diff/applier.ts";
 import { applyTarget } from "../diff/mounts.ts";
 import type { Digest } from "../digest.ts";
-import { DataLossError, errorMessage, FailedPreconditionError, InvalidArgumentError, isNotFound } from "../errors.ts";
+import {
+  DataLossError,
+  FailedPreconditionError,
+  InvalidArgumentError,
+  isNotFound,
+  systemCode,
+  wrapError,
+} from "../errors.ts";
 import { removeTree } from "../snapshots/fs-snapshotter.ts";
 import type { Snapshotter } from "../snapshots/snapshotter.ts";
 import { chainIDs } from "./chainid.ts";
@@ -76,7 +83,7 @@ export async function unpackLayers(
   try {
     chains = chainIDs(diffIDs);
   } catch (err) {
-    throw new InvalidArgumentError(`image config: bad rootfs.diff_ids: ${errorMessage(err)}`);
+    throw wrapError(err, "image config: bad rootfs.diff_ids", "InvalidArgument");
   }
   const emit = (i: number, status: UnpackStatus, offset?: number) =>
     opts.onEvent?.({ layer: slots[i].desc, index: i, chainID: chains[i], status, offset });
@@ -224,20 +231,12 @@ async function discard(sn: Snapshotter, key: string, dir: string): Promise<void>
 
 function wrap(err: unknown, desc: Descriptor): unknown {
   if (err instanceof Error && err.message.includes(desc.digest)) return err;
-  if (err instanceof Error && "code" in err && typeof (err as { code: unknown }).code === "string") {
-    const e = err as Error & { code: string };
-    if (e.code === "ENOSPC") {
-      return new FailedPreconditionError(
-        `unpacking layer ${desc.digest}: no space left on device (the fetched blobs are kept)`,
-        {
-          cause: err,
-        },
-      );
-    }
+  if (systemCode(err) === "ENOSPC") {
+    return wrapError(
+      err,
+      `unpacking layer ${desc.digest}: no space left on device (the fetched blobs are kept)`,
+      "FailedPrecondition",
+    );
   }
-  if (err instanceof Error) {
-    err.message = `unpacking layer ${desc.digest}: ${err.message}`;
-    return err;
-  }
-  return new Error(`unpacking layer ${desc.digest}: ${String(err)}`);
+  return wrapError(err, `unpacking layer ${desc.digest}`);
 }

@@ -4,9 +4,11 @@
  * `ref` is written last, so a directory without it is an ingest whose
  * creation was interrupted; it is treated as corrupt and recreated.
  */
+
 import { mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type Digest, isDigest } from "../../digest.ts";
+import { errorMessage } from "../../errors.ts";
 import type { Status } from "../content.ts";
 
 export interface IngestState extends Status {
@@ -43,7 +45,7 @@ export async function readIngest(dir: string): Promise<IngestState> {
   try {
     data = await stat(join(dir, "data"));
   } catch (err) {
-    throw new CorruptIngest(`ingest ${dir}: ${(err as Error).message}`);
+    throw new CorruptIngest(`ingest ${dir}: ${errorMessage(err)}`, { cause: err });
   }
   const totalText = (await readText(join(dir, "total")))?.trim();
   let total = 0;

@@ -22,12 +22,11 @@ import {
 import {
   AlreadyExistsError,
   DistError,
-  errorMessage,
   InvalidArgumentError,
   NotFoundError,
   OutOfRangeError,
-  PermissionDeniedError,
   UnavailableError,
+  wrapError,
 } from "../../errors.ts";
 import type { BlobFiles, Info, ReadOptions, Status, Store, WalkFilter, Writer, WriterOptions } from "../content.ts";
 import { CorruptIngest, createIngest, type IngestState, readIngest, toStatus } from "./ingest.ts";
@@ -93,9 +92,7 @@ export class LocalStore implements Store, BlobFiles {
     if (err instanceof DistError) return err;
     const code = errno(err);
     if (code === "EACCES" || code === "EPERM" || code === "EROFS") {
-      return new PermissionDeniedError(`cannot write to the content store in ${this.root}: ${errorMessage(err)}`, {
-        cause: err,
-      });
+      return wrapError(err, `cannot write to the content store in ${this.root}`, "PermissionDenied");
     }
     return err;
   }

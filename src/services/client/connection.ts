@@ -6,7 +6,7 @@
  */
 import { randomBytes } from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
-import { UnavailableError } from "../../errors.ts";
+import { wrapError } from "../../errors.ts";
 import { clientConstructor, NAMESPACE_KEY, type ServiceKey } from "../proto.ts";
 
 export const LEASE_KEY = "containerd-lease";
@@ -106,8 +106,10 @@ export function connect(address: string, opts: ConnectOptions = {}): Connection 
         first.waitForReady(Date.now() + timeout, (err) => {
           if (err) {
             reject(
-              new UnavailableError(
-                `cannot connect to the daemon at ${address} within ${Math.round(timeout / 100) / 10}s: ${err.message}`,
+              wrapError(
+                err,
+                `cannot connect to the daemon at ${address} within ${Math.round(timeout / 100) / 10}s`,
+                "Unavailable",
               ),
             );
           } else resolve();
