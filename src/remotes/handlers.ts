@@ -176,17 +176,57 @@ async function readManifest(
 
 export interface FetchHandlerOptions extends FetchBlobOptions {
   note?: NoteFn;
+  /** Shared with other walks (several references fetched together): one download of each blob. */
+  group?: FetchGroup;
+}
+
+/**
+ * What fetches running side by side share (`dist pull A B`): one download of
+ * each blob whatever walk meets it, and one limit on downloads at once.
+ *
+ *   const group = new FetchGroup(3);
+ *   await Promise.all(refs.map((ref) => fetchImage({ resolver, store, ref, group })));
+ */
+export class FetchGroup {
+  readonly limiter: Limiter;
+  readonly #inflight = new Map<string, { signal: AbortSignal; children: Promise<Descriptor[]> }>();
+
+  constructor(limit = DEFAULT_MAX_CONCURRENT_DOWNLOADS) {
+    this.limiter = new Limiter(limit);
+  }
+
+  /**
+   * The children of the blob `digest`: from its fetch in flight or done (by any
+   * walk), else from `fetch`, which becomes that fetch. A fetch another walk
+   * started and gave up (that walk was stopped) is made again by this one.
+   */
+  async once(digest: string, signal: AbortSignal, fetch: () => Promise<Descriptor[]>): Promise<Descriptor[]> {
+    const current = this.#inflight.get(digest);
+    if (current) {
+      try {
+        return await current.children;
+      } catch (err) {
+        if (current.signal === signal || signal.aborted || !current.signal.aborted) throw err;
+      }
+    }
+    const entry = { signal, children: fetch() };
+    this.#inflight.set(digest, entry);
+    entry.children.catch(() => {
+      if (this.#inflight.get(digest) === entry) this.#inflight.delete(digest);
+    });
+    return entry.children;
+  }
 }
 
 /**
  * The fetch handler: fetches a descriptor into the store and returns its
  * children, from the bytes it fetched and verified, or read from the store when
- * the blob was already there. A blob fetched twice in one walk is fetched once.
- * Non-distributable layers are skipped with a note.
+ * the blob was already there. A blob fetched twice in one walk (or in the walks
+ * of one FetchGroup) is fetched once. Non-distributable layers are skipped with a note.
  */
 export function fetchHandler(store: ContentTarget, fetcher: Fetcher, opts: FetchHandlerOptions = {}): Handler {
   const stored = childrenHandler(store);
-  const inflight = new Map<string, Promise<Descriptor[]>>();
+  const group = opts.group ?? new FetchGroup();
   return async (desc, signal) => {
     refuseSchema1(desc);
     if (isForeignLayer(desc.mediaType)) {
@@ -194,13 +234,10 @@ export function fetchHandler(store: ContentTarget, fetcher: Fetcher, opts: Fetch
       opts.progress?.update(refKey(desc), { state: "skipped", total: desc.size });
       throw SKIP;
     }
-    let p = inflight.get(desc.digest);
-    if (!p) {
-      p = fetchInto(store, fetcher, desc, { ...opts, signal }).then((f) => f.children ?? stored(desc, signal));
-      inflight.set(desc.digest, p);
-      p.catch(() => inflight.delete(desc.digest));
-    }
-    return [...(await p)];
+    const children = await group.once(desc.digest, signal, () =>
+      fetchInto(store, fetcher, desc, { ...opts, signal }).then((f) => f.children ?? stored(desc, signal)),
+    );
+    return [...children];
   };
 }
 
@@ -210,8 +247,10 @@ export interface FetchImageOptions {
   ref: string;
   /** One matcher per requested platform (each keeps its best manifest); allPlatforms() for all. Default: the host. */
   platforms?: PlatformMatcher[];
-  /** Concurrent downloads (default 3). */
+  /** Concurrent downloads (default 3); a group's own limit when `group` is given. */
   limit?: number;
+  /** Shared with the fetches of other references: one download of each blob, one limit. */
+  group?: FetchGroup;
   signal?: AbortSignal;
   progress?: ProgressTracker;
   /** Notes about what the walk leaves out (attestations, foreign layers). */
@@ -247,10 +286,16 @@ export async function fetchImage(opts: FetchImageOptions): Promise<FetchImageRes
   refuseSchema1(resolved.desc, ref);
   progress?.update(ref, { state: "resolved" });
   const fetcher = await resolver.fetcher(resolved.name);
-  const limiter = new Limiter(opts.limit ?? DEFAULT_MAX_CONCURRENT_DOWNLOADS);
+  const group = opts.group ?? new FetchGroup(opts.limit);
   const manifests = new Map<string, Descriptor>();
 
-  const fetch = fetchHandler(store, fetcher, { limiter, progress, tee: opts.tee, note: opts.onNote });
+  const fetch = fetchHandler(store, fetcher, {
+    limiter: group.limiter,
+    group,
+    progress,
+    tee: opts.tee,
+    note: opts.onNote,
+  });
   const children = filterPlatforms(fetch, opts.platforms ?? [defaultMatcher()], opts.onNote);
   const record: Handler = async (desc) => {
     if (isManifest(desc.mediaType) && !isAttestationManifest(desc)) manifests.set(desc.digest, desc);
@@ -260,10 +305,14 @@ export async function fetchImage(opts: FetchImageOptions): Promise<FetchImageRes
     return [];
   };
   // children are shown as waiting as soon as they are known, as containerd's table does
+  // (once: a blob met again, in this walk or another of its group, keeps the state it has)
   const announce: Handler = async (desc, sig) => {
     const kids = await children(desc, sig);
-    for (const k of kids)
-      if (!isForeignLayer(k.mediaType)) progress?.update(refKey(k), { state: "waiting", total: k.size });
+    for (const k of kids) {
+      const key = refKey(k);
+      if (!isForeignLayer(k.mediaType) && !progress?.get(key))
+        progress?.update(key, { state: "waiting", total: k.size });
+    }
     return kids;
   };
   let handler = handlers(record, announce);
