@@ -230,8 +230,9 @@ export class ProgressRenderer {
     }
   }
 
+  /** The terminal's width; for a table forced onto something else, $COLUMNS or 80. */
   #columns(): number {
-    const c = this.#out.columns;
+    const c = this.#out.columns ?? Number(process.env.COLUMNS);
     return c && c > 0 ? c : DEFAULT_COLUMNS;
   }
 
