@@ -9,8 +9,8 @@ export interface RegistryOptions {
   tlsCaCert?: string[];
   /** Do not verify TLS certificates. */
   skipVerify?: boolean;
-  /** containerd-style hosts directory (`<dir>/<host[:port]>/hosts.toml`, `_default`). */
-  hostsDir?: string;
+  /** containerd-style hosts directory (`<dir>/<host[:port]>/hosts.toml`, `_default`), or several tried in order. */
+  hostsDir?: string | readonly string[];
   /** Docker config; default `$DOCKER_CONFIG/config.json` or `~/.docker/config.json`. */
   dockerConfigPath?: string;
   /** Error a transfer when no byte arrives for this long (default 30000). */
@@ -21,6 +21,8 @@ export interface RegistryOptions {
   userAgent?: string;
   /** Registry `Warning: 299` headers and retry notes. */
   onWarning?: (msg: string) => void;
+  /** What a --debug reader wants to know: which file configured a host. */
+  onDebug?: (msg: string) => void;
   /** First backoff delay in ms (default 250); tests make it small. */
   backoffBaseMs?: number;
 }
