@@ -6,6 +6,7 @@
 import type { Store } from "../content/content.ts";
 import type { ImageStore } from "../images/image.ts";
 import type { Snapshotter } from "../snapshots/snapshotter.ts";
+import { config } from "./config.ts";
 import type { GlobalOptions } from "./globals.ts";
 
 /** The daemon connection options of --address (set when this is called). */
@@ -35,8 +36,12 @@ export async function openImageStore(g: GlobalOptions): Promise<ImageStore> {
   return openSqliteImageStore(g.root, g.namespace);
 }
 
-/** The snapshotter `name` (overlay or native; the default when absent: overlay where root and supported). */
+/**
+ * The snapshotter `name` (overlay or native); when absent, DIST_SNAPSHOTTER's, the
+ * config file's, else overlay where root and supported.
+ */
 export async function openSnapshotter(g: GlobalOptions, name?: string): Promise<Snapshotter> {
+  name ??= process.env.DIST_SNAPSHOTTER ? undefined : config().snapshotter;
   if (g.address) return (await import("../services/client/index.ts")).remoteSnapshotter(remote(g), name);
   const { openSnapshotterAt } = await import("../snapshots/open.ts");
   return openSnapshotterAt(g.root, name);

@@ -3,6 +3,7 @@ import type { Command } from "commander";
 import { DEFAULT_MAX_CONCURRENT_DOWNLOADS } from "../images/handlers.ts";
 import type { PlatformMatcher } from "../images/platforms.ts";
 import { collect, UsageError } from "./args.ts";
+import { config } from "./config.ts";
 
 /** `--platform <p>` (repeatable) and `--all-platforms`. */
 export function addPlatformFlags(cmd: Command): Command {
@@ -44,7 +45,7 @@ export async function platformMatcher(opts: { platform?: string[]; allPlatforms?
 
 export function downloadLimit(opts: { maxConcurrentDownloads?: string }): number {
   const v = opts.maxConcurrentDownloads;
-  if (v === undefined) return DEFAULT_MAX_CONCURRENT_DOWNLOADS;
+  if (v === undefined) return config().maxConcurrentDownloads ?? DEFAULT_MAX_CONCURRENT_DOWNLOADS;
   if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > 1024) {
     throw new UsageError(`invalid --max-concurrent-downloads "${v}": expected 1 to 1024`);
   }
