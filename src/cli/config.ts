@@ -135,6 +135,11 @@ export function readConfig(files = configFiles()): LoadedConfig {
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === "ENOENT" || code === "ENOTDIR") continue;
+      // a home directory of someone else's ($HOME kept by sudo or setpriv): not this user's config
+      if (code === "EACCES" && file !== files[0]) {
+        log.debug(`config file ${file} left out: ${code}`);
+        continue;
+      }
       throw new InvalidArgumentError(`${file}: cannot read the config file: ${code ?? errorMessage(err)}`, {
         cause: err,
       });

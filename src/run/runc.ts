@@ -70,13 +70,22 @@ function runcMessage(stderr: string): string {
 export class Runc {
   readonly binary: string;
   readonly root: string;
-  constructor(binary: string, root: string) {
+  /** runc --rootless true: in a user namespace, no cgroups unless it can make them. */
+  readonly rootless: boolean;
+  constructor(binary: string, root: string, opts: { rootless?: boolean } = {}) {
     this.binary = binary;
     this.root = root;
+    this.rootless = Boolean(opts.rootless);
   }
 
   #args(args: string[], log?: string): string[] {
-    return ["--root", this.root, ...(log ? ["--log", log, "--log-format", "json"] : []), ...args];
+    return [
+      "--root",
+      this.root,
+      ...(this.rootless ? ["--rootless", "true"] : []),
+      ...(log ? ["--log", log, "--log-format", "json"] : []),
+      ...args,
+    ];
   }
 
   async #exec(args: string[]): Promise<string> {
