@@ -40,9 +40,13 @@ export async function openImageStore(g: GlobalOptions): Promise<ImageStore> {
  * The snapshotter `name` (overlay or native); when absent, DIST_SNAPSHOTTER's, the
  * config file's, else overlay where root and supported.
  */
-export async function openSnapshotter(g: GlobalOptions, name?: string): Promise<Snapshotter> {
+export async function openSnapshotter(
+  g: GlobalOptions,
+  name?: string,
+  opts: { mountable?: boolean } = {},
+): Promise<Snapshotter> {
   name ??= process.env.DIST_SNAPSHOTTER ? undefined : config().snapshotter;
   if (g.address) return (await import("../services/client/index.ts")).remoteSnapshotter(remote(g), name);
   const { openSnapshotterAt } = await import("../snapshots/open.ts");
-  return openSnapshotterAt(g.root, name);
+  return openSnapshotterAt(g.root, name, opts);
 }

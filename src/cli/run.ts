@@ -363,7 +363,9 @@ Examples:
       if (digests.length > 0) throw new UsageError("dist rm takes either container ids or blob digests, not both");
       const { removeContainerOrRemains } = await runLib();
       for (const id of ids) {
-        await removeContainerOrRemains(g.root, await containerId(id), (name) => openSnapshotter(g, name), {
+        // removing needs no mount: a rootless container's overlay snapshot is removed outside its namespace
+        const open = (name?: string) => openSnapshotter(g, name, { mountable: false });
+        await removeContainerOrRemains(g.root, await containerId(id), open, {
           force: o.force,
         });
         process.stdout.write(`${id}\n`);

@@ -213,6 +213,50 @@ describe("rootless dist run", { skip }, () => {
     assert.match(screen, /^EXIT=5\s*$/m, screen);
   });
 
+  test("overlayfs mounted inside the namespace (userxattr): the same tree as native, whiteouts and owners included", async () => {
+    const edge = `${tb.plain}/edge/whiteouts:oci`;
+    const pulled = await dist(["pull", "--plain-http", edge]);
+    assert.equal(pulled.code, 0, pulled.stderr);
+    const list = "find / -xdev -path /proc -prune -o -print | sort; echo --; ls -ln /data/perms | awk '{print $3, $9}'";
+    const native = await dist(["run", "--rm", edge, "sh", "-c", list]);
+    assert.equal(native.code, 0, native.stderr);
+    const overlay = await dist(["run", "--rm", "--snapshotter", "overlay", edge, "sh", "-c", `${list}; mount`]);
+    assert.equal(overlay.code, 0, overlay.stderr);
+    assert.match(overlay.stdout, /^overlay on \/ type overlay \(.*userxattr/m);
+    const tree = (out: string) => out.slice(0, out.indexOf("\n--\n"));
+    assert.ok(tree(native.stdout).split("\n").length > 300);
+    assert.equal(tree(overlay.stdout), tree(native.stdout));
+    // unpacked inside the namespace: the owners it has ids for (1000, nobody) are kept, 100000 becomes root
+    assert.match(overlay.stdout, /^1000 owned-1000$/m);
+    assert.match(overlay.stdout, /^65534 owned-nobody$/m);
+    assert.match(overlay.stdout, /^0 owned-100000$/m);
+    // detached, then removed by the user outside, where overlay cannot even be mounted
+    const id = "rl-overlay";
+    const started = await dist([
+      "run",
+      "-d",
+      "--id",
+      id,
+      "--snapshotter",
+      "overlay",
+      "--user",
+      "nobody",
+      edge,
+      "sh",
+      "-c",
+      "mkdir /tmp/d; touch /tmp/d/f; exec sleep 600",
+    ]);
+    assert.equal(started.code, 0, started.stderr);
+    const rm = await dist(["rm", "-f", id]);
+    assert.equal(rm.code, 0, rm.stderr);
+    await assertNothingLeft();
+    const active: string[] = [];
+    await openSnapshotterAt(root, "overlay", { mountable: false }).walk((sn) => {
+      if (sn.kind !== "committed") active.push(sn.name);
+    });
+    assert.deepEqual(active, []);
+  });
+
   test("without subordinate ids (nobody): only root exists in the container, another user is a clear error", async () => {
     const nobodyRoot = await tb.rootFor("nobody");
     const pulled = await dist(["pull", "--plain-http", image], "nobody", nobodyRoot);
@@ -231,6 +275,17 @@ describe("rootless dist run", { skip }, () => {
       ["0", "0 65534 1"],
     );
     assert.match(r.stderr, /rootless: nobody is the only user of the container \(no \/etc\/subuid range for nobody\)/);
+    // fetched, not unpacked: unpacked in the namespace, where only root has an id: its owners are all root
+    const edge = `${tb.plain}/edge/whiteouts:oci`;
+    const fetched = await dist(["fetch", "--plain-http", edge], "nobody", nobodyRoot);
+    assert.equal(fetched.code, 0, fetched.stderr);
+    const owners = await dist(
+      ["run", "--rm", edge, "sh", "-c", "ls -ln /data/perms | awk 'NR > 1 {print $3}' | sort -u"],
+      "nobody",
+      nobodyRoot,
+    );
+    assert.equal(owners.code, 0, owners.stderr);
+    assert.equal(owners.stdout, "0\n");
     const other = await dist(["run", "--rm", "--user", "nobody", image, "id"], "nobody", nobodyRoot);
     assert.equal(other.code, 1);
     assert.match(
