@@ -6,11 +6,14 @@
  */
 import assert from "node:assert/strict";
 import { symlinkSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
 import { must, requireTools, run } from "./fixtures/exec.ts";
 import { DIST, type Testbed, testbed } from "./harness.ts";
+
+const HERE = dirname(fileURLToPath(import.meta.url));
 
 describe("bash completion", () => {
   let tb: Testbed;
@@ -36,16 +39,8 @@ describe("bash completion", () => {
 
   /** What the completion function offers for each line, as readline would call it (cursor at the end). */
   async function offered(lines: string[]): Promise<string[][]> {
-    const script = [
-      "source <(dist completion bash) || exit 9",
-      'complete -p dist | grep -q -- "-F _dist_complete" || exit 8',
-      'for line in "$@"; do',
-      "  COMP_LINE=$line; COMP_POINT=${#line}; COMPREPLY=()",
-      "  _dist_complete dist",
-      '  printf "%s\\n" "${COMPREPLY[@]}" | sort; echo "--"',
-      "done",
-    ].join("\n");
-    const out = await must("bash", ["--norc", "--noprofile", "-c", script, "bash", ...lines], { env: env() });
+    const script = join(HERE, "fixtures", "bash-complete.sh");
+    const out = await must("bash", ["--norc", "--noprofile", script, ...lines], { env: env() });
     return out
       .split("--\n")
       .slice(0, lines.length)
