@@ -15,11 +15,12 @@
  * of the same mapping first.
  */
 import { spawnSync } from "node:child_process";
-import { accessSync, constants, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { userInfo } from "node:os";
 import { delimiter, join } from "node:path";
 import { FailedPreconditionError } from "../errors.ts";
 import type { Spec } from "../oci/spec.ts";
+import { findExecutable } from "./runc.ts";
 
 /** Set in the re-executed process: it is the rootless run's namespace (with a mapping of `ROOTLESS_MAPPING`). */
 export const ROOTLESS_ENV = "DIST_ROOTLESS";
@@ -53,17 +54,6 @@ export interface HostFiles {
   uid?: number;
   gid?: number;
   user?: string;
-}
-
-function which(name: string, dirs: readonly string[]): string | undefined {
-  for (const d of dirs) {
-    const p = join(d, name);
-    try {
-      accessSync(p, constants.X_OK);
-      return p;
-    } catch {}
-  }
-  return undefined;
 }
 
 function readNumber(file: string): number | undefined {
@@ -127,7 +117,7 @@ export function rootlessPlan(host: HostFiles = {}): RootlessPlan {
       "dist run without root needs user namespaces, and AppArmor restricts unprivileged ones here (sysctl kernel.apparmor_restrict_unprivileged_userns = 1): run as root, or allow them",
     );
   }
-  const unshare = which("unshare", path);
+  const unshare = findExecutable("unshare", path);
   if (!unshare) {
     throw new FailedPreconditionError(
       'dist run without root needs "unshare" (Debian package util-linux) to make its user namespace',
@@ -138,7 +128,7 @@ export function rootlessPlan(host: HostFiles = {}): RootlessPlan {
   const subgid = readRange(host.subgid ?? "/etc/subgid", user, uid);
   if (!subuid || !subgid) {
     plan.single = `no ${!subuid ? "/etc/subuid" : "/etc/subgid"} range for ${user}`;
-  } else if (!which("newuidmap", path) || !which("newgidmap", path)) {
+  } else if (!findExecutable("newuidmap", path) || !findExecutable("newgidmap", path)) {
     plan.single = 'no newuidmap/newgidmap (Debian package "uidmap")';
   } else {
     plan.subuid = subuid;
