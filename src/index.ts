@@ -41,7 +41,7 @@ export type { Lease, LeaseManager, LeaseResource } from "./metadata/leases.ts";
 export { Metadata } from "./metadata/metadata.ts";
 export type { Namespace, NamespaceStore } from "./metadata/namespaces.ts";
 export { type ProgressEvent, type ProgressSummary, progressEvent, progressSummary } from "./progress/events.ts";
-export { JsonProgressWriter } from "./progress/json.ts";
+export { type JsonProgressOptions, JsonProgressWriter } from "./progress/json.ts";
 export { ProgressRenderer, tableLines } from "./progress/render.ts";
 export { type ProgressEntry, type ProgressState, ProgressTracker } from "./progress/tracker.ts";
 export { type PullOptions, type PullResult, pull } from "./pull.ts";

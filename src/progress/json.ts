@@ -8,12 +8,14 @@ import { type ProgressEvent, progressSummary } from "./events.ts";
 import type { ProgressOutput } from "./render.ts";
 import type { ProgressTracker } from "./tracker.ts";
 
+/** Options of new JsonProgressWriter. */
 export interface JsonProgressOptions {
   out?: Pick<ProgressOutput, "write">;
   /** The least time between two byte-count lines of one object, in ms (default 100). */
   interval?: number;
 }
 
+/** Writes a ProgressTracker's events as JSON lines, then its summary (`--progress json`). */
 export class JsonProgressWriter {
   readonly #tracker: ProgressTracker;
   readonly #out: Pick<ProgressOutput, "write">;
