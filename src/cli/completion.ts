@@ -177,14 +177,15 @@ export async function complete(
 /** Image names and container ids from the embedded store at the root the words name (else the default one). */
 export const storeSource: CompletionSource = {
   async images(ctx) {
-    const [{ defaultRoot }, { config }, { openSqliteImageStore }] = await Promise.all([
+    const [{ defaultRoot }, { config }, { openImageStore }] = await Promise.all([
       import("./globals.ts"),
       import("./config.ts"),
-      import("../metadata/images.ts"),
+      import("./open.ts"),
     ]);
     const root = ctx.root ?? defaultRoot();
-    const ns = ctx.namespace ?? (process.env.DIST_NAMESPACE || config().namespace || "default");
-    return (await openSqliteImageStore(root, ns).list()).map((i) => i.name);
+    const namespace = ctx.namespace ?? (process.env.DIST_NAMESPACE || config().namespace || "default");
+    const images = await openImageStore({ root, namespace, debug: false });
+    return (await images.list()).map((i) => i.name);
   },
   async containers(ctx) {
     const [{ defaultRoot }, { listRecords }] = await Promise.all([
