@@ -6,9 +6,9 @@ set -euo pipefail
 PKGS=(docker-registry skopeo umoci containerd runc busybox-static debootstrap
       zstd pigz libisal2 apache2-utils openssl curl jq attr util-linux python3 time
       golang-github-containerd-containerd-dev)
+missing=()
 # tmux: a real terminal for the progress table's tests; uidmap: newuidmap/newgidmap for rootless run
 PKGS+=(tmux uidmap)
-missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
 done

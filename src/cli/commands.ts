@@ -1,7 +1,6 @@
 /** Every command of the CLI, registered in the order `dist --help` lists them. */
 import type { Command } from "commander";
 import { register as apply } from "./apply.ts";
-import { register as completion } from "./completion.ts";
 import { register as content } from "./content.ts";
 import { register as daemon } from "./daemon.ts";
 import { register as fetch } from "./fetch.ts";
@@ -13,7 +12,7 @@ import { register as snapshots } from "./snapshots.ts";
 
 type Register = (program: Command) => void;
 
-const registrations: Register[] = [images, content, daemon, pull, fetch, rootfs, apply, snapshots, run, completion];
+const registrations: Register[] = [images, content, daemon, pull, fetch, rootfs, apply, snapshots, run];
 
 export function registerCommands(program: Command): void {
   for (const register of registrations) register(program);

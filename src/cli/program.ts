@@ -11,6 +11,7 @@
  */
 import { Command, Help, Option } from "commander";
 import { registerCommands } from "./commands.ts";
+import { register as registerCompletion } from "./completion.ts";
 import { effectiveOptions } from "./globals.ts";
 import { setDebug } from "./log.ts";
 import { PROGRESS_HELP, type ProgressMode, parseProgressMode, setProgressMode } from "./progress.ts";
@@ -46,6 +47,8 @@ export function buildProgram(): Command {
     setProgressMode(o.progress as ProgressMode | undefined);
   });
   registerCommands(program);
+  // last: its completion reads the tree the others made
+  registerCompletion(program);
   for (const cmd of allCommands(program)) {
     cmd.exitOverride();
     cmd.configureOutput({ outputError: (str, write) => write(`dist: ${str.replace(/^error: /, "")}`) });

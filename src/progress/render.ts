@@ -11,6 +11,7 @@ import { formatBytes } from "../format.ts";
 import { DIGEST_KEY } from "./events.ts";
 import type { ProgressEntry, ProgressTracker } from "./tracker.ts";
 
+/** Where a ProgressRenderer writes (a tty stream or anything with write). */
 export interface ProgressOutput {
   write(s: string): unknown;
   isTTY?: boolean;
@@ -21,6 +22,7 @@ export interface ProgressOutput {
   off?(event: "resize", listener: () => void): unknown;
 }
 
+/** Options of new ProgressRenderer. */
 export interface RendererOptions {
   out?: ProgressOutput;
   /** Force table or plain mode; by default a table on a TTY unless CI=true. */
@@ -36,7 +38,7 @@ const BAR_WIDTH = 40;
 const MIN_BAR_WIDTH = 12;
 /** The width assumed for a terminal that does not say its own. */
 const DEFAULT_COLUMNS = 80;
-const ACTIVE = new Set(["downloading", "extracting", "uploading", "committing"]);
+const ACTIVE = new Set(["downloading", "extracting", "uploading", "committing", "importing", "exporting"]);
 
 /** containerd's progress.Bar: `|+++---|`, width including the borders, value clamped to [0,1]. */
 export function bar(fraction: number, width = BAR_WIDTH, color = false): string {
@@ -177,6 +179,7 @@ export function defaultMode(out: ProgressOutput): "table" | "plain" {
   return out.isTTY ? "table" : "plain";
 }
 
+/** Draws a ProgressTracker: the redrawn table on a terminal, one plain line per state change elsewhere. */
 export class ProgressRenderer {
   readonly #tracker: ProgressTracker;
   readonly #out: ProgressOutput;
