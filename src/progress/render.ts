@@ -34,10 +34,6 @@ export interface RendererOptions {
 }
 
 const BAR_WIDTH = 40;
-/** Narrower than this (borders included), a bar says too little to be worth its room. */
-const MIN_BAR_WIDTH = 12;
-/** The width assumed for a terminal that does not say its own. */
-const DEFAULT_COLUMNS = 80;
 const ACTIVE = new Set(["downloading", "extracting", "uploading", "committing", "importing", "exporting"]);
 
 /** containerd's progress.Bar: `|+++---|`, width including the borders, value clamped to [0,1]. */
@@ -54,6 +50,11 @@ function fractionOf(e: ProgressEntry): number {
   if (ACTIVE.has(e.state)) return e.total > 0 ? e.offset / e.total : 0;
   return 1;
 }
+
+/** Narrower than this (borders included), a bar says too little to be worth its room. */
+const MIN_BAR_WIDTH = 12;
+/** The width assumed for a terminal that does not say its own. */
+const DEFAULT_COLUMNS = 80;
 
 /** A key as the table shows it: the kind and the digest's first 12 hex (`layer 52f171f769a7`), as docker does; a reference as it is. */
 export function shortKey(key: string): string {
