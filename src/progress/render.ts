@@ -51,6 +51,19 @@ function fractionOf(e: ProgressEntry): number {
   return 1;
 }
 
+/**
+ * A TTY stream's width from the kernel now (TIOCGWINSZ through its handle, which
+ * Node's own resize handling uses; `columns` is only refreshed on SIGWINCH).
+ */
+function liveColumns(out: ProgressOutput): number | undefined {
+  const handle = (out as { _handle?: { getWindowSize?(size: number[]): number } })._handle;
+  const size: number[] = [];
+  try {
+    if (handle?.getWindowSize?.(size) === 0 && size[0] > 0) return size[0];
+  } catch {}
+  return undefined;
+}
+
 /** Narrower than this (borders included), a bar says too little to be worth its room. */
 const MIN_BAR_WIDTH = 12;
 /** The width assumed for a terminal that does not say its own. */
@@ -234,9 +247,14 @@ export class ProgressRenderer {
     }
   }
 
-  /** The terminal's width; for a table forced onto something else, $COLUMNS or 80. */
+  /**
+   * The terminal's width, asked of the kernel at each frame: a frame drawn after a
+   * resize but before its SIGWINCH reaches us (a timer can fire first) must
+   * already know it, the old lines being rewrapped. For a table forced onto
+   * something else, $COLUMNS or 80.
+   */
   #columns(): number {
-    const c = this.#out.columns ?? Number(process.env.COLUMNS);
+    const c = liveColumns(this.#out) || this.#out.columns || Number(process.env.COLUMNS);
     return c && c > 0 ? c : DEFAULT_COLUMNS;
   }
 

@@ -45,16 +45,18 @@ describe("dist pull in a real terminal (tmux)", () => {
   async function startPull(
     registry: string,
     width: number,
-  ): Promise<{ tmux: (...a: string[]) => Promise<string>; log: string }> {
+  ): Promise<{ tmux: (...a: string[]) => Promise<string>; log: string; pid: () => number }> {
     const dir = tb.tempDir("tmux");
     const socket = join(dir, "socket");
     const log = join(dir, "raw.log");
+    const pidFile = join(dir, "dist.pid");
     const tmux = (...args: string[]) => must("tmux", ["-S", socket, "-f", "/dev/null", ...args]);
     const refs = REFS.map((r) => `${registry}/${r}`).join(" ");
-    // CI=true would make the table plain lines: the terminal is what is tested here
-    const cmd = `env -u CI -u NO_COLOR DOCKER_CONFIG=${tb.tempDir("docker")} ${DIST} --root ${tb.newRoot()} pull --plain-http ${refs}; echo "EXIT=$?"; sleep 600`;
-    // a prompt line first, as in a shell: a frame drawn from the top row would have tmux keep each
-    // cleared screen in its history (scroll-on-clear), which is not what a user's terminal shows
+    // CI=true would make the table plain lines: the terminal is what is tested here;
+    // the inner shell's pid is dist's (bin/dist execs node)
+    const dist = `env -u CI -u NO_COLOR DOCKER_CONFIG=${tb.tempDir("docker")} ${DIST} --root ${tb.newRoot()} pull --plain-http ${refs}`;
+    const cmd = `sh -c 'echo $$ > ${pidFile}; exec ${dist}'; echo "EXIT=$?"; sleep 600`;
+    // a prompt line first, as in a shell
     await tmux(
       "new-session",
       "-d",
@@ -70,7 +72,7 @@ describe("dist pull in a real terminal (tmux)", () => {
     );
     await tmux("pipe-pane", "-t", "t", "-o", `cat >> ${log}`);
     after(() => run("tmux", ["-S", socket, "kill-server"]));
-    return { tmux, log };
+    return { tmux, log, pid: () => Number(readFileSync(pidFile, "utf8")) };
   }
 
   async function waitFor(tmux: (...a: string[]) => Promise<string>, pattern: RegExp): Promise<void> {
@@ -134,9 +136,18 @@ describe("dist pull in a real terminal (tmux)", () => {
   }
 
   test("a terminal narrowed from 200 to 80 columns while downloading: redrawn to fit, nothing left behind", async () => {
-    const { tmux } = await startPull(slower, 200);
+    const { tmux, pid } = await startPull(slower, 200);
     await waitFor(tmux, /downloading .*MiB\/1\.0 MiB/);
+    // dist stopped while the terminal narrows, so no frame is on its way to tmux meanwhile: one
+    // written for 200 columns and read by tmux after its rewrap is a race no program can win
+    process.kill(pid(), "SIGSTOP");
+    let before = "";
+    for (let now = await screen(tmux); now.rows.join("\n") !== before; now = await screen(tmux)) {
+      before = now.rows.join("\n");
+      await sleep(200);
+    }
     await tmux("resize-window", "-t", "t", "-x", "80");
+    process.kill(pid(), "SIGCONT");
     await waitFor(tmux, /EXIT=\d+/);
     // what the user sees: tmux moves rows into its history as it rewraps, out of reach of any redraw
     const { rows, joined } = await screen(tmux, true);
