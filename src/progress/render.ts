@@ -52,14 +52,15 @@ function fractionOf(e: ProgressEntry): number {
 }
 
 /**
- * A TTY stream's width from the kernel now (TIOCGWINSZ through its handle, which
- * Node's own resize handling uses; `columns` is only refreshed on SIGWINCH).
+ * A TTY stream's [columns, rows] from the kernel now (TIOCGWINSZ through its
+ * handle, which Node's own resize handling uses; `columns` and `rows` are only
+ * refreshed when SIGWINCH is handled).
  */
-function liveColumns(out: ProgressOutput): number | undefined {
+function liveSize(out: ProgressOutput): [number, number] | undefined {
   const handle = (out as { _handle?: { getWindowSize?(size: number[]): number } })._handle;
   const size: number[] = [];
   try {
-    if (handle?.getWindowSize?.(size) === 0 && size[0] > 0) return size[0];
+    if (handle?.getWindowSize?.(size) === 0 && size[0] > 0 && size[1] > 0) return [size[0], size[1]];
   } catch {}
   return undefined;
 }
@@ -254,7 +255,7 @@ export class ProgressRenderer {
    * something else, $COLUMNS or 80.
    */
   #columns(): number {
-    const c = liveColumns(this.#out) || this.#out.columns || Number(process.env.COLUMNS);
+    const c = liveSize(this.#out)?.[0] || this.#out.columns || Number(process.env.COLUMNS);
     return c && c > 0 ? c : DEFAULT_COLUMNS;
   }
 
@@ -262,7 +263,8 @@ export class ProgressRenderer {
   frame(): string {
     let entries = [...this.#tracker.entries()];
     // a frame taller than the terminal cannot be redrawn in place: finished objects make room first
-    const room = this.#out.rows && this.#out.rows > 3 ? this.#out.rows - 2 : Number.POSITIVE_INFINITY;
+    const rows = liveSize(this.#out)?.[1] ?? this.#out.rows;
+    const room = rows && rows > 3 ? rows - 2 : Number.POSITIVE_INFINITY;
     if (entries.length > room) {
       let drop = entries.length - room;
       entries = entries.filter((e, i) => {
