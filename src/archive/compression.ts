@@ -8,6 +8,7 @@ import * as zlib from "node:zlib";
 import { DataLossError, InvalidArgumentError } from "../errors.ts";
 import { zlibFailure } from "./decoders.ts";
 
+/** A layer's compression: gzip, zstd or none. */
 export type Compression = "gzip" | "zstd" | "none";
 
 export const ZLIB_CHUNK = 1 << 20;

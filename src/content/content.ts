@@ -7,6 +7,7 @@
 import type { Readable } from "node:stream";
 import type { Digest } from "../digest.ts";
 
+/** A committed blob: digest, size, times and labels. */
 export interface Info {
   digest: Digest;
   size: number;
@@ -15,6 +16,7 @@ export interface Info {
   labels: Record<string, string>;
 }
 
+/** An ingest in progress: its ref, bytes written so far and expected total. */
 export interface Status {
   ref: string;
   offset: number;
@@ -24,6 +26,7 @@ export interface Status {
   updatedAt: Date;
 }
 
+/** Options of Provider.openRead: a byte range and a signal. */
 export interface ReadOptions {
   offset?: number;
   /** Bytes to read from offset; the rest of the blob when absent. */
@@ -31,6 +34,7 @@ export interface ReadOptions {
   signal?: AbortSignal;
 }
 
+/** Reads blobs by digest. */
 export interface Provider {
   info(digest: Digest): Promise<Info>;
   /** Streams a blob from `offset`; NotFoundError when absent, OutOfRangeError past the end. */
@@ -54,6 +58,7 @@ export function hasBlobFiles<T extends object>(provider: T): provider is T & Blo
   return typeof (provider as Partial<BlobFiles>).blobPath === "function";
 }
 
+/** Selects blobs in Manager.walk by digest prefix and labels. */
 export interface WalkFilter {
   /** Digest prefixes, e.g. "sha256:ab". */
   digestPrefixes?: string[];
@@ -61,6 +66,7 @@ export interface WalkFilter {
   labels?: string[];
 }
 
+/** Lists, deletes and labels blobs. */
 export interface Manager {
   walk(fn: (info: Info) => void | Promise<void>, filter?: WalkFilter): Promise<void>;
   delete(digest: Digest): Promise<void>;
@@ -68,6 +74,7 @@ export interface Manager {
   update(digest: Digest, labels: Record<string, string>, fieldpaths?: string[]): Promise<Info>;
 }
 
+/** Options of Ingester.writer: the ingest's ref, and the expected size and digest when known. */
 export interface WriterOptions {
   ref: string;
   total?: number;
@@ -75,10 +82,12 @@ export interface WriterOptions {
   signal?: AbortSignal;
 }
 
+/** Options of Writer.commit: labels for the new blob. */
 export interface CommitOptions {
   labels?: Record<string, string>;
 }
 
+/** An open ingest: bytes are appended, then committed (verified and made visible atomically) or kept for a resume. */
 export interface Writer {
   /** Appends bytes at the current offset. */
   write(chunk: Uint8Array): Promise<void>;
@@ -97,6 +106,7 @@ export interface Writer {
   truncate(size: 0): Promise<void>;
 }
 
+/** Writes blobs through ingests keyed by a ref. */
 export interface Ingester {
   /**
    * Opens (or resumes) the ingest of `ref`, holding its lock until commit or close.
@@ -105,12 +115,14 @@ export interface Ingester {
   writer(opts: WriterOptions): Promise<Writer>;
 }
 
+/** Inspects and aborts ingests in progress. */
 export interface IngestManager {
   status(ref: string): Promise<Status>;
   listStatuses(filter?: { refPrefixes?: string[] }): Promise<Status[]>;
   abort(ref: string): Promise<void>;
 }
 
+/** A content store: the four interfaces together (LocalStore, or a daemon's through the gRPC client). */
 export interface Store extends Provider, Manager, Ingester, IngestManager {
   close?(): Promise<void> | void;
 }

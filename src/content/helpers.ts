@@ -12,11 +12,13 @@ import { chunksHandled } from "../sys/heap.ts";
 import { WriteBatcher } from "./batch.ts";
 import type { Ingester, Provider, Writer } from "./content.ts";
 
+/** Bytes to copy into the store: a stream or any async iterable of chunks. */
 export type Source = Readable | AsyncIterable<Uint8Array>;
 
 /** Opens the source at a byte offset (an HTTP Range request, a file position). */
 export type OpenAt = (offset: number) => Promise<Source>;
 
+/** Options of copyToWriter. */
 export interface CopyOptions {
   /** Names the blob in errors (`layer-sha256:…`, `ref my-ref`). */
   what: string;
@@ -41,6 +43,7 @@ export interface CopyOptions {
   onCommit?: () => void;
 }
 
+/** What copyToWriter committed. */
 export interface CopyResult {
   /** The digest of the bytes committed. */
   digest: Digest;
@@ -159,6 +162,7 @@ function drained(s: Writable, signal?: AbortSignal): Promise<void> {
   });
 }
 
+/** Options of writeBlob. */
 export interface WriteBlobOptions {
   /** Expected size in bytes (verified at commit). */
   size?: number;
@@ -173,6 +177,7 @@ export interface WriteBlobOptions {
   reopen?: (offset: number) => Promise<Source>;
 }
 
+/** What writeBlob stored, and whether it was there already. */
 export interface WriteBlobResult {
   digest: Digest;
   /** Bytes committed; when the content already existed, opts.size (or -1 when not given). */

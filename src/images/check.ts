@@ -13,6 +13,7 @@ import { walk } from "./handlers.ts";
 import { isAttestationManifest, isConfig, isIndex, isManifest } from "./mediatypes.ts";
 import { allPlatforms, formatPlatform, type PlatformMatcher } from "./platforms.ts";
 
+/** What check found: the blobs an image needs for a platform, which are present and which missing. */
 export interface CheckResult {
   /** Every required blob is present (and the walk could see them all). */
   complete: boolean;

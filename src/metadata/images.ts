@@ -192,7 +192,7 @@ export class SqliteImageStore implements ImageStore {
 }
 
 /** The image store of `namespace` in `<root>/metadata.db`. */
-export function openSqliteImageStore(root: string, namespace: string): SqliteImageStore {
+export function openSqliteImageStore(root: string, namespace: string): ImageStore {
   return new SqliteImageStore(openDatabase(root), namespace);
 }
 

@@ -26,6 +26,7 @@ CREATE TABLE IF NOT EXISTS daemon_lease_resources (
 );
 `;
 
+/** A lease: an id and labels; while it exists, what it holds is safe from garbage collection. */
 export interface Lease {
   id: string;
   createdAt: Date;

@@ -6,13 +6,16 @@
  * garbage collection from the images and leases to the content and snapshots
  * they hold) reads them in one transaction.
  */
+import type { ImageStore } from "../images/image.ts";
 import { type Database, openDatabase } from "./db.ts";
 import { imagesIn, SqliteImageStore } from "./images.ts";
 import { type LeaseManager, leasesIn, SqliteLeaseManager } from "./leases.ts";
 import { type NamespaceStore, SqliteNamespaceStore } from "./namespaces.ts";
 
+/** The metadata database of a root (`<root>/metadata.db`): namespaces, and each namespace's images and leases. */
 export class Metadata {
   readonly root: string;
+  /** @internal the database handle, for this package's own stores */
   readonly db: Database;
   readonly namespaces: NamespaceStore;
   readonly #leases = new Map<string, LeaseManager>();
@@ -24,7 +27,7 @@ export class Metadata {
     this.namespaces = new SqliteNamespaceStore(this.db, [leasesIn(this.db), imagesIn(this.db)]);
   }
 
-  images(namespace: string): SqliteImageStore {
+  images(namespace: string): ImageStore {
     return new SqliteImageStore(this.db, namespace);
   }
 

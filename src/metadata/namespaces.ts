@@ -15,11 +15,13 @@ CREATE TABLE IF NOT EXISTS daemon_namespaces (
 );
 `;
 
+/** A namespace: a name and labels. */
 export interface Namespace {
   name: string;
   labels: Record<string, string>;
 }
 
+/** The namespaces of a root. */
 export interface NamespaceStore {
   /** NotFoundError when it does not exist. */
   get(name: string): Namespace;

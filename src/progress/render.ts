@@ -6,6 +6,7 @@
 import { formatBytes } from "../format.ts";
 import type { ProgressEntry, ProgressTracker } from "./tracker.ts";
 
+/** Where a ProgressRenderer writes (a tty stream or anything with write). */
 export interface ProgressOutput {
   write(s: string): unknown;
   isTTY?: boolean;
@@ -13,6 +14,7 @@ export interface ProgressOutput {
   rows?: number;
 }
 
+/** Options of new ProgressRenderer. */
 export interface RendererOptions {
   out?: ProgressOutput;
   /** Force table or plain mode; by default a table on a TTY unless CI=true. */
@@ -98,6 +100,7 @@ export function defaultMode(out: ProgressOutput): "table" | "plain" {
   return out.isTTY ? "table" : "plain";
 }
 
+/** Draws a ProgressTracker: the redrawn table on a terminal, one plain line per state change elsewhere. */
 export class ProgressRenderer {
   readonly #tracker: ProgressTracker;
   readonly #out: ProgressOutput;

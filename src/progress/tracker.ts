@@ -5,6 +5,7 @@
  */
 import { EventEmitter } from "node:events";
 
+/** The state of one object of a transfer, as the progress table shows it. */
 export type ProgressState =
   | "resolving"
   | "resolved"
@@ -18,6 +19,7 @@ export type ProgressState =
   | "skipped"
   | "error";
 
+/** One object of a transfer (the ref, `layer-sha256:…`): its state and bytes. */
 export interface ProgressEntry {
   key: string;
   state: ProgressState;
@@ -32,6 +34,7 @@ export interface ProgressEntry {
   updatedAt: number;
 }
 
+/** A change to an entry of a ProgressTracker. */
 export interface ProgressUpdate {
   state?: ProgressState;
   offset?: number;
@@ -48,11 +51,13 @@ const TRANSFERRING: ReadonlySet<ProgressState> = new Set([
   "extracting",
 ]);
 
+/** The events of a ProgressTracker. */
 export interface TrackerEvents {
   /** Any change; `stateChanged` when the state differs from before (or the key is new). */
   change: [entry: Readonly<ProgressEntry>, stateChanged: boolean];
 }
 
+/** Progress as events: fetch, pull and unpack update it (the `progress` option); listeners and renderers read it. */
 export class ProgressTracker extends EventEmitter<TrackerEvents> {
   readonly #entries = new Map<string, ProgressEntry>();
   readonly #now: () => number;

@@ -38,6 +38,7 @@ import type { Fetcher, Resolver } from "./remotes.ts";
 
 export { DEFAULT_MAX_CONCURRENT_DOWNLOADS } from "../images/handlers.ts";
 
+/** What a fetch writes into: a content store's Provider (to find what is there) and Ingester. */
 export type ContentTarget = Provider & Ingester;
 
 /**
@@ -49,8 +50,10 @@ export type ContentTarget = Provider & Ingester;
  */
 export type Tee = (desc: Descriptor) => Writable | undefined;
 
+/** fetchBlob's outcome: `done` (copied now) or `exists` (already in the store). */
 export type BlobResult = "done" | "exists";
 
+/** Options of fetchBlob. */
 export interface FetchBlobOptions {
   signal?: AbortSignal;
   progress?: ProgressTracker;
@@ -174,6 +177,7 @@ async function readManifest(
   return { bytes, children };
 }
 
+/** Options of fetchHandler. */
 export interface FetchHandlerOptions extends FetchBlobOptions {
   note?: NoteFn;
 }
@@ -204,6 +208,7 @@ export function fetchHandler(store: ContentTarget, fetcher: Fetcher, opts: Fetch
   };
 }
 
+/** Options of fetchImage: where from (resolver, ref), where to (store, images) and how. */
 export interface FetchImageOptions {
   resolver: Resolver;
   store: ContentTarget;
@@ -231,6 +236,7 @@ export interface FetchImageOptions {
   labels?: Record<string, string>;
 }
 
+/** What fetchImage fetched: the canonical name, the root descriptor and the platform manifests. */
 export interface FetchImageResult {
   /** The canonical name the resolver returned (docker.io/library/redis:latest). */
   name: string;

@@ -7,12 +7,14 @@ import type { Readable } from "node:stream";
 import type { Writer } from "../content/content.ts";
 import type { Descriptor } from "../descriptor.ts";
 
+/** A resolved reference: the canonical name and the root descriptor (a manifest or an index). */
 export interface Resolved {
   /** Canonical, normalised name to record in the image store (e.g. docker.io/library/redis:latest). */
   name: string;
   desc: Descriptor;
 }
 
+/** Options of Fetcher.fetch: a resume offset, a signal, whether to verify. */
 export interface FetchOptions {
   /** Resume: start at this byte (a Range request). */
   offset?: number;
@@ -25,6 +27,7 @@ export interface FetchOptions {
   verify?: boolean;
 }
 
+/** Streams objects (manifests, indexes, blobs) of one repository by descriptor. */
 export interface Fetcher {
   /**
    * Streams the object. The stream is verified while it flows: it errors with
@@ -34,11 +37,13 @@ export interface Fetcher {
   fetch(desc: Descriptor, opts?: FetchOptions): Promise<Readable>;
 }
 
+/** Uploads objects to one repository, each through a Writer. */
 export interface Pusher {
   /** A writer whose commit completes the upload; AlreadyExistsError when the remote has it. */
   push(desc: Descriptor, opts?: { signal?: AbortSignal }): Promise<Writer>;
 }
 
+/** Turns a reference into a name and a root descriptor, and hands out the repository's Fetcher and Pusher. */
 export interface Resolver {
   resolve(ref: string, opts?: { signal?: AbortSignal }): Promise<Resolved>;
   fetcher(ref: string): Promise<Fetcher>;

@@ -10,12 +10,14 @@ import { join } from "node:path";
 import { FailedPreconditionError, InvalidArgumentError } from "../errors.ts";
 import { openDatabase } from "../metadata/db.ts";
 import { umount2 } from "../sys/index.ts";
-import type { FsSnapshotter } from "./fs-snapshotter.ts";
 import { mountOne } from "./mount.ts";
 import { openNative } from "./native/native.ts";
 import { openOverlay } from "./overlay/overlay.ts";
+import type { LocalSnapshotter, Snapshotter } from "./snapshotter.ts";
 
+/** The snapshotters openSnapshotterAt opens, by name. */
 export const SNAPSHOTTERS = ["overlay", "native"] as const;
+/** "overlay" or "native". */
 export type SnapshotterName = (typeof SNAPSHOTTERS)[number];
 
 const probed = new Map<string, boolean>();
@@ -66,7 +68,7 @@ export function checkName(name: string): SnapshotterName {
 }
 
 /** Opens snapshotter `name` (the default when absent) under the dist root. */
-export function openSnapshotterAt(root: string, name?: string): FsSnapshotter {
+export function openSnapshotterAt(root: string, name?: string): Snapshotter & LocalSnapshotter {
   const n = name ? checkName(name) : defaultSnapshotterName(root);
   const dir = join(root, "snapshots", n);
   if (n === "overlay") {

@@ -396,6 +396,7 @@ export function parsePaxRecords(buf: Buffer, into: Map<string, Buffer>, at = 0):
   }
 }
 
+/** An entry of readTar: its header and its body (to consume or skip before the next). */
 export interface TarEntry {
   header: TarHeader;
   /** The entry's body; skipped automatically when not read before the next entry. */

@@ -6,12 +6,14 @@
  */
 import type { Digest } from "../../digest.ts";
 
+/** A blob's labels and when they last changed. */
 export interface LabelSet {
   labels: Record<string, string>;
   /** When the labels last changed (ms since the epoch); 0 when there are none. */
   updatedAt: number;
 }
 
+/** Where LocalStore keeps the labels of its blobs, bound to a namespace (SqliteLabelStore). */
 export interface LabelStore {
   get(digest: Digest): LabelSet;
   /** Every labelled digest. */

@@ -34,6 +34,7 @@ import type { LabelStore } from "./labels.ts";
 import { acquireRefLock, DEFAULT_LOCK_TIMEOUT, GaveUp, tryLock } from "./lock.ts";
 import { hashFile, LocalWriter, type WriterContext } from "./writer.ts";
 
+/** Options of new LocalStore. */
 export interface LocalStoreOptions {
   /** The dist root; content lives in `<root>/content`. */
   root: string;
@@ -54,6 +55,7 @@ function errno(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException | undefined)?.code;
 }
 
+/** The filesystem content store under `<root>/content`: verified, atomic, resumable ingests; namespacedContentStore opens one. */
 export class LocalStore implements Store, BlobFiles {
   readonly root: string;
   readonly contentRoot: string;

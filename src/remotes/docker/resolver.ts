@@ -20,10 +20,13 @@ import type { RegistryOptions } from "./options.ts";
 import { DockerPusher } from "./pusher.ts";
 import { isRetryableStatus } from "./retry.ts";
 
+/** The Resolver of createResolver: a Resolver whose connection pools close. */
 export interface DockerResolver extends Resolver {
+  /** @internal the registry client's own fetcher (a consumer sees Resolver's) */
   fetcher(ref: string): Promise<DockerFetcher>;
+  /** @internal the registry client's own pusher (a consumer sees Resolver's) */
   pusher(ref: string): Promise<DockerPusher>;
-  /** The hosts tried for a namespace (a reference's domain), in order. */
+  /** @internal The hosts tried for a namespace (a reference's domain), in order. */
   hosts(namespace: string): Promise<RegistryHost[]>;
   /** Closes the connection pools. */
   close(): Promise<void>;
