@@ -4,7 +4,8 @@
  * (a) TypeScript type-checks a consumer's file and the examples against the shipped
  *     declarations (strict, without skipLibCheck);
  * (b) a JavaScript file pulls an image from the test registry through the library and
- *     unpacks it, and so do the examples, run by Node from the scratch project;
+ *     unpacks it (fetchImage and an Unpacker, as pull composes them), and so do the
+ *     examples (pull itself), run by Node from the scratch project;
  * (c) the installed `dist` (node_modules/.bin, npx, `npm install -g`) prints its version and
  *     pulls, and tells an older Node.js what it needs.
  * The scratch project is a fresh directory under the system's temp directory with no
@@ -160,7 +161,7 @@ describe("(a) TypeScript", () => {
 });
 
 describe("(b) JavaScript", () => {
-  test("pulls an image from the registry through the library and unpacks it", async () => {
+  test("pulls an image from the registry through the library (fetch and unpacker) and unpacks it", async () => {
     cpSync(join(HERE, "fixtures", "consumer.mjs"), join(scratch, "consumer.mjs"));
     const out = await inScratch(process.execPath, ["consumer.mjs", ref, join(scratch, "root-b")]);
     const report = JSON.parse(out);
@@ -168,6 +169,7 @@ describe("(b) JavaScript", () => {
     assert.equal(report.chainID, expectedChain);
     assert.equal(report.recorded, tb.images[REF].digest);
     assert.equal(report.busybox, true, "the unpacked snapshot holds bin/busybox");
+    assert.ok(report.states.includes("done"), `progress states: ${report.states}`);
     assert.equal(report.loadedFrom, `file://${scratch}/node_modules/${pkg.name}/build/index.js`);
     assert.equal(report.internal, "ERR_PACKAGE_PATH_NOT_EXPORTED");
   });
