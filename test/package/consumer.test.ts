@@ -197,6 +197,7 @@ describe("(c) the dist command", () => {
   test("node_modules/.bin/dist, npx and a global install print the package's version", async () => {
     assert.equal(await inScratch(bin("dist"), ["--version"]), version);
     assert.equal(await inScratch("npx", ["--no", "--", "dist", "--version"]), version);
+    assert.equal(await inScratch("npx", ["--no", "--", pkg.name, "--version"]), version);
     assert.equal(await inScratch(join(scratch, "global", "bin", "dist"), ["--version"]), version);
   });
 
