@@ -13,6 +13,8 @@ export type ProgressState =
   | "committing"
   | "extracting"
   | "uploading"
+  | "importing"
+  | "exporting"
   | "done"
   | "exists"
   | "skipped"
@@ -44,6 +46,8 @@ const TRANSFERRING: ReadonlySet<ProgressState> = new Set([
   "downloading",
   "committing",
   "uploading",
+  "importing",
+  "exporting",
   "done",
   "extracting",
 ]);
