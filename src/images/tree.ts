@@ -2,11 +2,12 @@
  * The blobs of a stored image for some platforms: a walk of its tree through
  * the content store with the children handler and the platform filter, each
  * blob once, present or missing. What export writes out, what import keeps
- * and checks; the caller decides what a missing blob means.
+ * and checks; the caller decides what a missing blob means. A blob of another
+ * size than its descriptor says is an error: nothing could use it.
  */
 import type { Provider } from "../content/content.ts";
 import type { Descriptor } from "../descriptor.ts";
-import { isNotFound } from "../errors.ts";
+import { DataLossError, isNotFound } from "../errors.ts";
 import { childrenHandler, filterPlatforms } from "./children.ts";
 import { walk } from "./handlers.ts";
 import { isAttestationManifest, isIndex, isManifest } from "./mediatypes.ts";
@@ -53,12 +54,16 @@ export async function imageTree(
       seen.add(desc.digest);
       const from = origin.get(desc.digest);
       const attestation = (from?.attestation ?? false) || isAttestationManifest(desc);
+      let size: number;
       try {
-        await provider.info(desc.digest);
+        size = (await provider.info(desc.digest)).size;
       } catch (err) {
         if (!isNotFound(err)) throw err;
         missing.push({ desc, parent: from?.parent, attestation });
         return [];
+      }
+      if (size !== desc.size) {
+        throw new DataLossError(`blob ${desc.digest} holds ${size} bytes, but its descriptor says ${desc.size}`);
       }
       present.push(desc);
       if (isManifest(desc.mediaType) && !attestation) manifests.push(desc);

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { decompressStream } from "../archive/compression.ts";
 import { BLOCK, readTar } from "../archive/tar/index.ts";
-import { InvalidArgumentError } from "../errors.ts";
+import { InvalidArgumentError, wrapError } from "../errors.ts";
 
 export type EntryType = "file" | "dir" | "symlink" | "link";
 
@@ -22,7 +22,7 @@ export interface ArchiveEntry {
   type: EntryType;
   /** Bytes of a file's body (0 for the rest). */
   size: number;
-  /** A link's target as an archive path (resolved against the link's directory for a symlink). */
+  /** A link's target as written (see linkTarget). */
   target?: string;
   /** A file's body: read it once, before asking for the next entry, or leave it. */
   body?: () => Promise<AsyncIterable<Uint8Array>>;
@@ -37,15 +37,13 @@ const READ_CHUNK = 1 << 20;
  * or climbs above the root is refused.
  */
 export function archivePath(name: string, dir = ""): string {
-  if (name.startsWith("/")) throw new InvalidArgumentError(`entry "${name}" escapes the archive root (absolute path)`);
+  if (name.startsWith("/")) throw new InvalidArgumentError(`"${name}" escapes the archive root (absolute path)`);
   const parts: string[] = dir ? dir.split("/") : [];
   for (const p of name.split("/")) {
     if (p === "" || p === ".") continue;
     if (p === "..") {
       if (parts.length === 0) {
-        throw new InvalidArgumentError(
-          `entry "${dir ? `${dir}/` : ""}${name}" escapes the archive root (a ".." above it)`,
-        );
+        throw new InvalidArgumentError(`"${dir ? `${dir}/` : ""}${name}" escapes the archive root (a ".." above it)`);
       }
       parts.pop();
     } else parts.push(p);
@@ -53,9 +51,27 @@ export function archivePath(name: string, dir = ""): string {
   return parts.join("/");
 }
 
-function parentOf(path: string): string {
-  const i = path.lastIndexOf("/");
-  return i < 0 ? "" : path.slice(0, i);
+/** An entry's name as an archive path: no `..` at all (no image archive has one). */
+export function entryPath(name: string): string {
+  if (name.split("/").includes(".."))
+    throw new InvalidArgumentError(`entry "${name}" escapes the archive root (a "..")`);
+  return archivePath(name);
+}
+
+/**
+ * Where a link entry points, as an archive path: a symbolic link's target is
+ * relative to the link's directory, a hard link's to the root. Never followed
+ * on disk, and refused when it leaves the archive.
+ */
+export function linkTarget(e: ArchiveEntry): string {
+  const target = e.target ?? "";
+  if (e.type === "link") return archivePath(target);
+  const i = e.path.lastIndexOf("/");
+  try {
+    return archivePath(target, i < 0 ? "" : e.path.slice(0, i));
+  } catch (err) {
+    throw wrapError(err, `link ${e.path}`);
+  }
 }
 
 /** Whether `path` is a tar (maybe compressed) file, a directory, or something else. */
@@ -74,7 +90,7 @@ export async function* tarEntries(source: Readable, opts: { limit?: number } = {
   const { compression, stream } = await decompressStream(source, { what: "archive" });
   const limit = compression === "none" ? opts.limit : undefined;
   for await (const { header: h, body } of readTar(stream)) {
-    const path = archivePath(h.name);
+    const path = entryPath(h.name);
     if (limit !== undefined && h.type === "file" && h.offset + BLOCK + h.size > limit) {
       throw new InvalidArgumentError(`entry ${path} claims ${h.size} bytes, more than the ${limit}-byte archive holds`);
     }
@@ -86,11 +102,10 @@ export async function* tarEntries(source: Readable, opts: { limit?: number } = {
         yield { path, type: "dir", size: 0 };
         break;
       case "symlink":
-        yield { path, type: "symlink", size: 0, target: archivePath(h.linkname, parentOf(path)) };
+        yield { path, type: "symlink", size: 0, target: h.linkname };
         break;
       case "link":
-        // a hard link names another entry by its archive path
-        yield { path, type: "link", size: 0, target: archivePath(h.linkname) };
+        yield { path, type: "link", size: 0, target: h.linkname };
         break;
       default:
         throw new InvalidArgumentError(`entry ${path}: a ${h.type} device or fifo has no place in an image archive`);
@@ -123,7 +138,7 @@ export async function* directoryEntries(root: string, rel = ""): AsyncGenerator<
     const full = join(root, path);
     const st = await lstat(full);
     if (st.isSymbolicLink()) {
-      yield { path, type: "symlink", size: 0, target: archivePath(await readlink(full), rel) };
+      yield { path, type: "symlink", size: 0, target: await readlink(full) };
     } else if (st.isDirectory()) {
       yield { path, type: "dir", size: 0 };
       yield* directoryEntries(root, path);

@@ -20,7 +20,7 @@ import { checkSize, MAX_MANIFEST_SIZE, readAtMost, writeBlob } from "../content/
 import type { Digest } from "../digest.ts";
 import { InvalidArgumentError, isErrorCode, wrapError } from "../errors.ts";
 import type { ProgressTracker } from "../progress/tracker.ts";
-import type { ArchiveEntry } from "./archive-entries.ts";
+import { type ArchiveEntry, linkTarget } from "./archive-entries.ts";
 import { DOCKER_MANIFEST_FILE, REPOSITORIES_FILE } from "./docker-archive.ts";
 import { BLOBS_DIR, digestOfBlobPath, INDEX_FILE, isBlobsDir, LAYOUT_FILE } from "./oci-layout.ts";
 
@@ -85,7 +85,7 @@ export class ArchiveCollector {
         if (inBlobs || METADATA_LIMITS.has(e.path)) {
           throw new InvalidArgumentError(`${e.path} is a link: a layout's blobs and files must be regular files`);
         }
-        this.links.set(e.path, e.target ?? "");
+        this.links.set(e.path, linkTarget(e));
         return;
       case "file":
         await this.#file(e);
