@@ -35,6 +35,7 @@ export type { Handler } from "./images/handlers.ts";
 export { dispatch, handlers, SKIP, walk } from "./images/handlers.ts";
 export type { Image, ImageStore } from "./images/image.ts";
 export { defaultMatcher, hostPlatform, parsePlatform } from "./images/platforms.ts";
+export { type ImageTree, imageTree, type MissingBlob } from "./images/tree.ts";
 export { namespacedContentStore, SqliteLabelStore } from "./metadata/content-labels.ts";
 export { openSqliteImageStore } from "./metadata/images.ts";
 export type { Lease, LeaseManager, LeaseResource } from "./metadata/leases.ts";
@@ -50,6 +51,8 @@ export { fetchBlob, fetchHandler, fetchImage, fetchObject, type Tee } from "./re
 export type { Fetcher, Pusher, Resolved, Resolver } from "./remotes/remotes.ts";
 export { openSnapshotterAt } from "./snapshots/open.ts";
 export type { Mount, Snapshotter } from "./snapshots/snapshotter.ts";
+export { type ExportOptions, type ExportOutput, type ExportResult, exportImages } from "./transfer/export.ts";
+export { type ImportOptions, type ImportResult, importImages } from "./transfer/import.ts";
 export { chainID, chainIDs } from "./unpack/chainid.ts";
 export {
   type UnpackEvent,

@@ -74,13 +74,6 @@ export function linkTarget(e: ArchiveEntry): string {
   }
 }
 
-/** Whether `path` is a tar (maybe compressed) file, a directory, or something else. */
-export async function sourceKind(path: string): Promise<"directory" | "file"> {
-  const st = await stat(path);
-  if (st.isDirectory()) return "directory";
-  return "file";
-}
-
 /**
  * The entries of a tar stream, decompressed when it is gzip or zstd. When the
  * archive's size is known (`limit`, an uncompressed file), an entry claiming

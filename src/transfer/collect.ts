@@ -122,10 +122,13 @@ export class ArchiveCollector {
         onStart: (offset) => progress?.update(key, { state: "importing", offset, startOffset: offset }),
         onData: progress ? (offset) => progress.update(key, { offset }) : undefined,
       });
+      // a blob already stored was not read: its source goes (a directory's file is open)
+      if (body instanceof Readable) body.destroy();
       progress?.update(key, { state: r.existed ? "exists" : "done" });
       if (!r.existed) this.created.add(r.digest);
       return { digest: r.digest, size: e.size };
     } catch (err) {
+      if (body instanceof Readable) body.destroy();
       progress?.update(key, { state: "error" });
       // an import that failed leaves no ingest behind (a failed verification already emptied it)
       await content.abort(ref).catch(() => {});

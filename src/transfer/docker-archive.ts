@@ -7,7 +7,7 @@
  * `docker load` reads; import turns each entry into a Docker schema 2
  * manifest, as containerd's importer does.
  */
-import type { Descriptor, Platform } from "../descriptor.ts";
+import type { Descriptor } from "../descriptor.ts";
 import { digestOf } from "../digest.ts";
 import { InvalidArgumentError } from "../errors.ts";
 import type { Manifest } from "../images/manifest.ts";
@@ -95,9 +95,4 @@ export function dockerManifestBytes(config: Descriptor, layers: Descriptor[]): {
   };
   const bytes = Buffer.from(JSON.stringify(body));
   return { desc: { mediaType: MediaType.DockerManifest, digest: digestOf(bytes), size: bytes.length }, bytes };
-}
-
-/** The platform a manifest gets in the index, from its config (as containerd's importer sets it). */
-export function withPlatform(desc: Descriptor, platform: Platform | undefined): Descriptor {
-  return platform ? { ...desc, platform } : desc;
 }

@@ -9,15 +9,15 @@
  * digest fails the export.
  */
 import { constants, createWriteStream } from "node:fs";
-import { lstat, mkdir, open, readdir, rename, rm } from "node:fs/promises";
+import { type FileHandle, lstat, mkdir, open, readdir, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import type { Readable, Writable } from "node:stream";
+import type { Writable } from "node:stream";
 import { TarWriter } from "../archive/tar/index.ts";
-import type { Provider } from "../content/content.ts";
+import { hasBlobFiles, type Provider } from "../content/content.ts";
 import { checkSize, MAX_MANIFEST_SIZE } from "../content/helpers.ts";
 import type { Descriptor } from "../descriptor.ts";
-import { parseDigest, VerifyingStream } from "../digest.ts";
-import { InvalidArgumentError } from "../errors.ts";
+import { algorithmOf, Digester, parseDigest } from "../digest.ts";
+import { DataLossError, InvalidArgumentError, NotFoundError } from "../errors.ts";
 import { refKey } from "../images/mediatypes.ts";
 import type { ProgressTracker } from "../progress/tracker.ts";
 import { DOCKER_MANIFEST_FILE, type DockerArchiveEntry, parseDockerManifest } from "./docker-archive.ts";
@@ -47,23 +47,76 @@ export interface WriteOptions {
   signal?: AbortSignal;
 }
 
-/** A blob's bytes from the store, verified against its descriptor as they stream, counted for progress. */
-async function* blobBytes(desc: Descriptor, opts: WriteOptions): AsyncGenerator<Uint8Array> {
-  const key = refKey(desc);
-  opts.progress?.update(key, { state: "exporting", offset: 0, startOffset: 0, total: desc.size });
-  const src: Readable = await opts.provider.openRead(desc.digest, { signal: opts.signal });
-  const verify = new VerifyingStream({
-    expected: desc.digest,
-    size: desc.size,
-    what: `blob ${desc.digest} in the content store`,
-  });
-  src.on("error", (e) => verify.destroy(e));
-  let n = 0;
-  for await (const chunk of src.pipe(verify)) {
-    n += (chunk as Buffer).length;
-    opts.progress?.update(key, { offset: n });
-    yield chunk as Buffer;
+/** Two buffers an export copies blobs through, in turn: one is read into while the other is written out. */
+const COPY_BUFFER = 1 << 20;
+function copyBuffers(): [Buffer, Buffer] {
+  return [Buffer.allocUnsafeSlow(COPY_BUFFER), Buffer.allocUnsafeSlow(COPY_BUFFER)];
+}
+
+/** Positional reads of a blob: its file, when the provider keeps blobs in files, else readAt. */
+async function openBlob(
+  provider: Provider,
+  desc: Descriptor,
+): Promise<{ read(buf: Buffer, position: number): Promise<number>; close(): Promise<void> }> {
+  if (!hasBlobFiles(provider)) {
+    return { read: (buf, position) => provider.readAt(desc.digest, buf, position), close: async () => {} };
   }
+  let fh: FileHandle;
+  try {
+    fh = await open(provider.blobPath(desc.digest), "r");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") throw new NotFoundError(`content ${desc.digest}: not found`);
+    throw err;
+  }
+  return {
+    read: async (buf, position) => (await fh.read(buf, 0, buf.length, position)).bytesRead,
+    close: () => fh.close(),
+  };
+}
+
+/**
+ * Copies a blob of the store to `write` through the two buffers, verifying
+ * its size and digest as it goes (a blob that no longer matches fails the
+ * export): one read and one write in flight, and no garbage per megabyte,
+ * which would otherwise wait for the collector in the process's RSS.
+ * `write` must be done with a chunk when its promise resolves.
+ */
+async function copyBlob(
+  desc: Descriptor,
+  opts: WriteOptions,
+  buffers: [Buffer, Buffer],
+  write: (chunk: Buffer) => Promise<void>,
+): Promise<void> {
+  const key = refKey(desc);
+  const what = `blob ${desc.digest} in the content store`;
+  opts.progress?.update(key, { state: "exporting", offset: 0, startOffset: 0, total: desc.size });
+  const digester = new Digester(algorithmOf(desc.digest));
+  const src = await openBlob(opts.provider, desc);
+  let pos = 0;
+  let i = 0;
+  let writing: Promise<void> | undefined;
+  try {
+    while (pos < desc.size) {
+      opts.signal?.throwIfAborted();
+      const buf = buffers[i];
+      const n = await src.read(buf.subarray(0, Math.min(buf.length, desc.size - pos)), pos);
+      if (n === 0) throw new DataLossError(`${what}: got ${pos} bytes, expected ${desc.size}`);
+      digester.update(buf.subarray(0, n));
+      pos += n;
+      // the other buffer is free again once its write is done
+      await writing;
+      writing = write(buf.subarray(0, n));
+      i ^= 1;
+      opts.progress?.update(key, { offset: pos });
+    }
+    await writing;
+  } finally {
+    await writing?.catch(() => {});
+    await src.close();
+  }
+  const actual = digester.digest();
+  if (actual !== desc.digest)
+    throw new DataLossError(`${what}: digest mismatch: got ${actual}, expected ${desc.digest}`);
   opts.progress?.update(key, { state: "done" });
 }
 
@@ -87,9 +140,12 @@ export async function writeTarLayout(out: Writable, c: LayoutContents, opts: Wri
   if (c.docker.length > 0) await file(DOCKER_MANIFEST_FILE, dockerBytes(c.docker), 0o644);
   await tw.add({ name: `${BLOBS_DIR}/`, type: "dir", mode: 0o755 });
   for (const alg of algorithms(c.blobs)) await tw.add({ name: `${BLOBS_DIR}/${alg}/`, type: "dir", mode: 0o755 });
+  const buffers = copyBuffers();
   for (const b of c.blobs) {
     opts.signal?.throwIfAborted();
-    await tw.add({ name: blobPath(b.digest), type: "file", mode: 0o444, size: b.size }, blobBytes(b, opts));
+    await tw.addWritten({ name: blobPath(b.digest), type: "file", mode: 0o444, size: b.size }, (write) =>
+      copyBlob(b, opts, buffers, write),
+    );
   }
   await tw.finish({ end: false });
 }
@@ -225,6 +281,7 @@ export async function writeDirectoryLayout(dir: string, c: LayoutContents, opts:
   }
   await layoutDir(join(dir, BLOBS_DIR), `${BLOBS_DIR}/ in ${dir}`);
   for (const alg of algorithms(c.blobs)) await layoutDir(join(dir, BLOBS_DIR, alg), `${BLOBS_DIR}/${alg}/ in ${dir}`);
+  const buffers = copyBuffers();
   for (const b of c.blobs) {
     opts.signal?.throwIfAborted();
     const path = join(dir, blobPath(b.digest));
@@ -238,7 +295,7 @@ export async function writeDirectoryLayout(dir: string, c: LayoutContents, opts:
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
     }
-    await writeBlobFile(path, b, opts);
+    await writeBlobFile(path, b, opts, buffers);
   }
   const m = merged(oldIndex, oldDocker, c);
   if (!(await lexists(join(dir, LAYOUT_FILE)))) await replaceFile(join(dir, LAYOUT_FILE), layoutFileBytes(), 0o444);
@@ -246,19 +303,23 @@ export async function writeDirectoryLayout(dir: string, c: LayoutContents, opts:
   await replaceFile(join(dir, INDEX_FILE), indexBytes(m.index));
 }
 
-async function writeBlobFile(path: string, b: Descriptor, opts: WriteOptions): Promise<void> {
+async function writeBlobFile(
+  path: string,
+  b: Descriptor,
+  opts: WriteOptions,
+  buffers: [Buffer, Buffer],
+): Promise<void> {
   const tmp = join(dirname(path), `.${basename(path)}.partial-${process.pid}`);
   const fh = await open(tmp, "w", 0o444);
   try {
     let pos = 0;
-    for await (const chunk of blobBytes(b, opts)) {
-      let done = 0;
-      while (done < chunk.length) {
+    await copyBlob(b, opts, buffers, async (chunk) => {
+      for (let done = 0; done < chunk.length; ) {
         const { bytesWritten } = await fh.write(chunk, done, chunk.length - done, pos);
         done += bytesWritten;
         pos += bytesWritten;
       }
-    }
+    });
     await fh.close();
     await rename(tmp, path);
   } catch (err) {
