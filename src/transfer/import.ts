@@ -217,7 +217,8 @@ async function unpackAll(
   opts: ImportOptions,
   snapshotter: Snapshotter,
 ): Promise<UnpackedManifest[]> {
-  const matcher = opts.unpackPlatform ?? opts.platforms?.[0] ?? defaultMatcher();
+  const first = opts.platforms?.[0];
+  const matcher = opts.unpackPlatform ?? (first && !first.all ? first : defaultMatcher());
   const out: UnpackedManifest[] = [];
   const done = new Set<string>();
   for (const image of recorded) {

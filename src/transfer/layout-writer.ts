@@ -17,7 +17,7 @@ import { hasBlobFiles, type Provider } from "../content/content.ts";
 import { checkSize, MAX_MANIFEST_SIZE } from "../content/helpers.ts";
 import type { Descriptor } from "../descriptor.ts";
 import { algorithmOf, Digester, parseDigest } from "../digest.ts";
-import { DataLossError, InvalidArgumentError, NotFoundError } from "../errors.ts";
+import { DataLossError, InvalidArgumentError, NotFoundError, wrapError } from "../errors.ts";
 import { refKey } from "../images/mediatypes.ts";
 import type { ProgressTracker } from "../progress/tracker.ts";
 import { DOCKER_MANIFEST_FILE, type DockerArchiveEntry, parseDockerManifest } from "./docker-archive.ts";
@@ -177,7 +177,7 @@ export async function writeTarFile(path: string, c: LayoutContents, opts: WriteO
     stream.destroy();
     await closed.catch(() => {});
     if (!inPlace) await rm(tmp, { force: true });
-    throw err;
+    throw wrapError(err, `writing ${path}`);
   }
 }
 
