@@ -106,12 +106,12 @@ export async function* tarEntries(source: Readable, opts: { limit?: number } = {
   }
 }
 
-/** The entries of a tar file (see tarEntries). */
+/** The entries of a tar file (see tarEntries); a FIFO or a device is read as a stream. */
 export async function* tarFileEntries(file: string): AsyncGenerator<ArchiveEntry> {
-  const { size } = await stat(file);
+  const st = await stat(file);
   const stream = createReadStream(file, { highWaterMark: READ_CHUNK });
   try {
-    yield* tarEntries(stream, { limit: size });
+    yield* tarEntries(stream, { limit: st.isFile() ? st.size : undefined });
   } finally {
     stream.destroy();
   }

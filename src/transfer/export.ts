@@ -66,8 +66,11 @@ export async function planExport(opts: Omit<ExportOptions, "output">): Promise<L
   const docker = new Map<string, { desc: Descriptor; names: string[] }>();
   const dockerMatcher = all ? defaultMatcher() : platforms[0];
   const walked = new Set<string>();
+  const exported = new Set<string>();
   for (const typed of opts.names) {
     const name = await storedName(opts.images, typed);
+    if (exported.has(name)) continue;
+    exported.add(name);
     const image = await opts.images.get(name);
     const target = image.target;
     if (!isManifest(target.mediaType) && !isIndex(target.mediaType)) {
