@@ -36,7 +36,7 @@ import { type ArchiveEntry, directoryEntries, tarEntries, tarFileEntries } from 
 import { ArchiveCollector } from "./collect.ts";
 import { DOCKER_MANIFEST_FILE } from "./docker-archive.ts";
 import { dockerIndexEntries } from "./docker-import.ts";
-import { importNames, type NamedImage, type NamingOptions } from "./import-names.ts";
+import { importNames, type NamingOptions } from "./import-names.ts";
 import {
   checkLayoutFile,
   INDEX_FILE,
@@ -96,18 +96,17 @@ interface Resolved {
 
 export async function importImages(opts: ImportOptions): Promise<ImportResult> {
   const { content, signal } = opts;
-  const note = (desc: Descriptor, message: string) => opts.onNote?.(desc, message);
+  const note: NoteFn = opts.onNote ?? (() => {});
   const collector = new ArchiveCollector({ content, signal, progress: opts.progress });
   const keep = new Set<string>();
   let recording = false;
-  let records: NamedImage[];
   const recorded: Image[] = [];
   try {
     for await (const e of await openEntries(opts.source)) await collector.add(e);
     const resolved = await resolve(collector, opts);
     const named = importNames(resolved.entries, opts);
-    for (const n of named.notes) opts.onNote?.(resolved.index.desc, n);
-    records = named.images;
+    for (const n of named.notes) note(resolved.index.desc, n);
+    const records = named.images;
     if (opts.indexName !== undefined) {
       const r = await writeBlob(
         content,
@@ -127,13 +126,11 @@ export async function importImages(opts: ImportOptions): Promise<ImportResult> {
     }
     const strict = opts.platforms !== undefined;
     const platforms = opts.platforms ?? [allPlatforms()];
-    const checked = new Map<string, ImageTree>();
+    const checked = new Set<string>();
     for (const r of records) {
-      let tree = checked.get(r.target.digest);
-      if (!tree) {
-        tree = await imageTree(content, r.target, platforms, { signal });
-        checked.set(r.target.digest, tree);
-      }
+      if (checked.has(r.target.digest)) continue;
+      checked.add(r.target.digest);
+      const tree = await imageTree(content, r.target, platforms, { signal });
       requireComplete(r.name, tree, strict, note);
       for (const d of tree.present) keep.add(d.digest);
     }
