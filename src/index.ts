@@ -53,6 +53,7 @@ export { openSnapshotterAt } from "./snapshots/open.ts";
 export type { Mount, Snapshotter } from "./snapshots/snapshotter.ts";
 export { type ExportOptions, type ExportOutput, type ExportResult, exportImages } from "./transfer/export.ts";
 export { type ImportOptions, type ImportResult, importImages } from "./transfer/import.ts";
+export type { NamingOptions } from "./transfer/import-names.ts";
 export { chainID, chainIDs } from "./unpack/chainid.ts";
 export {
   type UnpackEvent,

@@ -22,6 +22,7 @@ export interface MissingBlob {
   attestation: boolean;
 }
 
+/** An image's blobs for some platforms, as imageTree found them in a store. */
 export interface ImageTree {
   /** Every blob present, each once, depth-first in the order the image names them. */
   present: Descriptor[];

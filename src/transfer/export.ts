@@ -28,8 +28,10 @@ import { type DockerArchiveEntry, dockerEntry } from "./docker-archive.ts";
 import { type LayoutContents, writeDirectoryLayout, writeTarFile, writeTarLayout } from "./layout-writer.ts";
 import { withNameAnnotations } from "./oci-layout.ts";
 
+/** Where exportImages writes the layout: a tar stream, a tar file, or a directory. */
 export type ExportOutput = { tar: Writable } | { file: string } | { directory: string };
 
+/** What exportImages exports, from where, to where. */
 export interface ExportOptions {
   content: Provider;
   images: ImageStore;
@@ -46,6 +48,7 @@ export interface ExportOptions {
   onNote?: NoteFn;
 }
 
+/** What exportImages wrote. */
 export interface ExportResult {
   /** The index.json entries written (one per name). */
   manifests: Descriptor[];
@@ -122,6 +125,14 @@ export async function planExport(opts: Omit<ExportOptions, "output">): Promise<L
   return { index, docker: dockerEntries, blobs: [...blobs.values()] };
 }
 
+/**
+ * Exports stored images to an OCI image layout (see the module comment).
+ *
+ * @example
+ * ```ts
+ * await exportImages({ content, images, names: ["redis"], output: { file: "redis.tar" } });
+ * ```
+ */
 export async function exportImages(opts: ExportOptions): Promise<ExportResult> {
   const plan = await planExport(opts);
   const write = { provider: opts.content, progress: opts.progress, signal: opts.signal };

@@ -12,6 +12,7 @@ import { InvalidArgumentError } from "../errors.ts";
 import { newImageName } from "../images/names.ts";
 import { ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME } from "./oci-layout.ts";
 
+/** How an import names the images of an archive (see the module comment). */
 export interface NamingOptions {
   /** The name of the archive's one image (an archive of several is refused). */
   name?: string;

@@ -46,6 +46,7 @@ import {
   parseLayoutIndex,
 } from "./oci-layout.ts";
 
+/** What importImages reads and where it puts it; the names as NamingOptions gives them. */
 export interface ImportOptions extends NamingOptions {
   content: Store;
   images: ImageStore;
@@ -73,6 +74,7 @@ export interface ImportOptions extends NamingOptions {
   onUnpack?: (name: string, manifest: Descriptor) => void;
 }
 
+/** What importImages recorded, unpacked and removed. */
 export interface ImportResult {
   images: Image[];
   unpacked: UnpackedManifest[];
@@ -94,6 +96,14 @@ interface Resolved {
   index: { desc: Descriptor; bytes: Buffer };
 }
 
+/**
+ * Imports an OCI layout or a docker save archive (see the module comment).
+ *
+ * @example
+ * ```ts
+ * const { images: imported } = await importImages({ content, images, source: "redis.tar" });
+ * ```
+ */
 export async function importImages(opts: ImportOptions): Promise<ImportResult> {
   const { content, signal } = opts;
   const note: NoteFn = opts.onNote ?? (() => {});
