@@ -60,6 +60,7 @@ export {
   type PlatformMatcher,
   parsePlatform,
 } from "./images/platforms.ts";
+export { type ImageTree, imageTree, type MissingBlob } from "./images/tree.ts";
 export { namespacedContentStore, SqliteLabelStore } from "./metadata/content-labels.ts";
 export { openSqliteImageStore } from "./metadata/images.ts";
 export type { Lease, LeaseManager, LeaseResource } from "./metadata/leases.ts";
@@ -102,6 +103,9 @@ export type {
   Snapshotter,
   Usage as SnapshotUsage,
 } from "./snapshots/snapshotter.ts";
+export { type ExportOptions, type ExportOutput, type ExportResult, exportImages } from "./transfer/export.ts";
+export { type ImportOptions, type ImportResult, importImages } from "./transfer/import.ts";
+export type { NamingOptions } from "./transfer/import-names.ts";
 export { chainID, chainIDs } from "./unpack/chainid.ts";
 export {
   type UnpackContent,

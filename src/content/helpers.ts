@@ -175,6 +175,10 @@ export interface WriteBlobOptions {
    * resume an interrupted ingest without reading its first bytes again.
    */
   reopen?: (offset: number) => Promise<Source>;
+  /** Before the first byte: where the copy starts (an earlier ingest's offset). */
+  onStart?: (offset: number) => void;
+  /** After each chunk: bytes of the blob written so far, counted from its start. */
+  onData?: (offset: number) => void;
 }
 
 /** What writeBlob stored, and whether it was there already. */
@@ -222,6 +226,8 @@ export async function writeBlob(
     expected: opts.expected,
     labels: opts.labels,
     signal: opts.signal,
+    onStart: opts.onStart,
+    onData: opts.onData,
   });
   return { digest: r.digest, size: r.size, existed: false, resumedAt: r.startOffset };
 }

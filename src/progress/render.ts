@@ -26,7 +26,7 @@ export interface RendererOptions {
 }
 
 const BAR_WIDTH = 40;
-const ACTIVE = new Set(["downloading", "extracting", "uploading", "committing"]);
+const ACTIVE = new Set(["downloading", "extracting", "uploading", "committing", "importing", "exporting"]);
 
 /** containerd's progress.Bar: `|+++---|`, width including the borders, value clamped to [0,1]. */
 export function bar(fraction: number, width = BAR_WIDTH, color = false): string {

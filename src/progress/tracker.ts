@@ -14,6 +14,8 @@ export type ProgressState =
   | "committing"
   | "extracting"
   | "uploading"
+  | "importing"
+  | "exporting"
   | "done"
   | "exists"
   | "skipped"
@@ -47,6 +49,8 @@ const TRANSFERRING: ReadonlySet<ProgressState> = new Set([
   "downloading",
   "committing",
   "uploading",
+  "importing",
+  "exporting",
   "done",
   "extracting",
 ]);

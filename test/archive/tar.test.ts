@@ -303,4 +303,37 @@ print(json.dumps(out))`,
       /body of "f" is 4 bytes, header says 3/,
     );
   });
+
+  test("addWritten: each chunk is written before the next is asked for, so one buffer can carry them all", async () => {
+    // a slow consumer: a chunk still queued when its buffer is refilled would come out wrong
+    const out = new PassThrough({ highWaterMark: 1 });
+    const chunks: Buffer[] = [];
+    out.on("data", (c: Buffer) => {
+      out.pause();
+      chunks.push(Buffer.from(c));
+      setTimeout(() => out.resume(), 1);
+    });
+    const w = new TarWriter(out);
+    const text = "abcdefghij".repeat(100);
+    const buf = Buffer.alloc(64);
+    await w.addWritten({ name: "reused", type: "file", size: text.length }, async (write) => {
+      for (let i = 0; i < text.length; i += buf.length) {
+        const n = buf.write(text.slice(i, i + buf.length));
+        await write(buf.subarray(0, n));
+      }
+    });
+    await w.finish();
+    const m = byName(await readAll(Buffer.concat(chunks)));
+    assert.equal(m.get("reused")?.body.toString(), text);
+
+    const w2 = new TarWriter(new PassThrough().resume());
+    await assert.rejects(
+      w2.addWritten({ name: "g", type: "file", size: 3 }, (write) => write(Buffer.from("four"))),
+      /body of "g" is over the 3 bytes of its header/,
+    );
+    await assert.rejects(
+      w2.addWritten({ name: "h", type: "file", size: 3 }, (write) => write(Buffer.from("tw"))),
+      /body of "h" is 2 bytes, header says 3/,
+    );
+  });
 });
