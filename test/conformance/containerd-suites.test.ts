@@ -1,0 +1,157 @@
+/**
+ * containerd 1.6's own test suites (content/testsuite, snapshots/testsuite) through
+ * containerd's own proxy clients, first against a private real containerd (the control:
+ * a failure there means the harness is broken, not the daemon), then against `dist
+ * daemon` with each of its snapshotters. One node test per suite case, each expecting
+ * what the control gives: every case passes, except Rename, which containerd's suite
+ * skips itself ("still fails on some kernels with overlay").
+ *
+ * The Go program is in suites/ and built once by build.ts; the suites mount snapshots,
+ * so this needs root, as containerd does.
+ */
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { type Containerd, startContainerd } from "../integration/fixtures/containerd.ts";
+import { type DaemonProcess, startDaemonProcess } from "../services/fixture.ts";
+import { buildSuites, type SuitesBinaries } from "./build.ts";
+import { type Outcome, runSuites, type SuitesRun } from "./run.ts";
+
+/** ContentSuite, then ContentCrossNSSharedSuite (containerd's default policy is "shared"). */
+const CONTENT_CASES = [
+  "Writer",
+  "UpdateStatus",
+  "CommitExists",
+  "Resume",
+  "ResumeTruncate",
+  "ResumeDiscard",
+  "ResumeCopy",
+  "ResumeCopySeeker",
+  "ResumeCopyReaderAt",
+  "SmallBlob",
+  "Labels",
+  "CommitErrorState",
+  "CrossNamespaceAppend",
+  "CrossNamespaceShare",
+];
+
+/** SnapshotterSuite, with its own spelling of the case names. */
+const SNAPSHOT_CASES = [
+  "Basic",
+  "StatActive",
+  "StatComitted",
+  "TransitivityTest",
+  "PreareViewFailingtest",
+  "Update",
+  "Remove",
+  "Walk",
+  "LayerFileupdate",
+  "RemoveDirectoryInLowerLayer",
+  "Chown",
+  "DirectoryPermissionOnCommit",
+  "RemoveIntermediateSnapshot",
+  "DeletedFilesInChildSnapshot",
+  "MoveFileFromLowerLayer",
+  "Rename",
+  "ViewReadonly",
+  "StatInWalk",
+  "CloseTwice",
+  "RootPermission",
+  "128LayersMount",
+];
+
+const UPSTREAM_SKIPPED = new Set(["Rename"]);
+
+/** containerd's names, which the proxy client sends and dist's daemon answers to. */
+const SNAPSHOTTERS = ["overlayfs", "native"];
+
+const expected = new Map<string, Outcome>([
+  ...CONTENT_CASES.map((c): [string, Outcome] => [`TestContent/${c}`, "pass"]),
+  ...SNAPSHOTTERS.flatMap((s) =>
+    SNAPSHOT_CASES.map((c): [string, Outcome] => [
+      `TestSnapshotter/${s}/${c}`,
+      UPSTREAM_SKIPPED.has(c) ? "skip" : "pass",
+    ]),
+  ),
+]);
+
+let binaries: Promise<SuitesBinaries> | undefined;
+const suites = () => {
+  binaries ??= buildSuites();
+  return binaries;
+};
+
+/** The node tests of one target: one per case, and one that no case went missing or came extra. */
+function cases(results: () => SuitesRun): void {
+  const check = (name: string) => {
+    const r = results();
+    const got = r.cases.get(name);
+    assert.ok(got, `${name} did not finish (exit ${r.code}):\n${r.tail}`);
+    const want = expected.get(name);
+    assert.equal(got.outcome, want, `${name}: ${got.outcome}, expected ${want}\n${got.output}`);
+  };
+  describe("content", () => {
+    for (const c of CONTENT_CASES) test(c, () => check(`TestContent/${c}`));
+  });
+  for (const s of SNAPSHOTTERS) {
+    describe(`snapshots ${s}`, () => {
+      for (const c of SNAPSHOT_CASES) test(c, () => check(`TestSnapshotter/${s}/${c}`));
+    });
+  }
+  test("the suites ran exactly these cases", () => {
+    const leaves = [...results().cases.keys()].filter((k) => /^TestContent\/|^TestSnapshotter\/[^/]+\//.test(k));
+    assert.deepEqual(leaves.sort(), [...expected.keys()].sort());
+  });
+}
+
+const needsRoot = { skip: process.getuid?.() !== 0 && "the suites mount snapshots and containerd needs root" };
+
+describe("containerd 1.6 (control)", needsRoot, () => {
+  let dir: string;
+  let containerd: Containerd | undefined;
+  let results: SuitesRun;
+
+  before(async () => {
+    const bin = await suites();
+    dir = mkdtempSync(join(tmpdir(), "dist-conformance-containerd-"));
+    containerd = await startContainerd(dir);
+    results = await runSuites(bin, { address: containerd.sock, snapshotters: SNAPSHOTTERS, tmpDir: dir });
+  });
+
+  after(async () => {
+    await containerd?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  cases(() => results);
+});
+
+describe("dist daemon", needsRoot, () => {
+  let dir: string;
+  let daemon: DaemonProcess | undefined;
+  let results: SuitesRun;
+
+  before(async () => {
+    const bin = await suites();
+    dir = mkdtempSync(join(tmpdir(), "dist-conformance-dist-"));
+    daemon = await startDaemonProcess(join(dir, "root"), join(dir, "dist.sock"));
+    results = await runSuites(bin, { address: daemon.sock, snapshotters: SNAPSHOTTERS, tmpDir: dir });
+  });
+
+  after(async () => {
+    await daemon?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  cases(() => results);
+
+  test("the daemon is still up after the suites", () => {
+    assert.equal(
+      daemon?.proc.exitCode,
+      null,
+      `dist daemon exited:\n${daemon?.logs().split("\n").slice(-10).join("\n")}`,
+    );
+  });
+});
