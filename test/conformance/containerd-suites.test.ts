@@ -14,8 +14,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { type Containerd, startContainerd } from "../integration/fixtures/containerd.ts";
-import { type DaemonProcess, startDaemonProcess } from "../services/fixture.ts";
+import { startContainerd } from "../integration/fixtures/containerd.ts";
+import { startDaemonProcess } from "../services/fixture.ts";
 import { buildSuites, type SuitesBinaries } from "./build.ts";
 import { type Outcome, runSuites, type SuitesRun } from "./run.ts";
 
@@ -108,50 +108,49 @@ function cases(results: () => SuitesRun): void {
 
 const needsRoot = { skip: process.getuid?.() !== 0 && "the suites mount snapshots and containerd needs root" };
 
-describe("containerd 1.6 (control)", needsRoot, () => {
-  let dir: string;
-  let containerd: Containerd | undefined;
-  let results: SuitesRun;
+/** A daemon under test: started in a fresh directory, stopped before the directory goes. */
+interface Daemon {
+  sock: string;
+  stop(): Promise<unknown>;
+}
 
-  before(async () => {
-    const bin = await suites();
-    dir = mkdtempSync(join(tmpdir(), "dist-conformance-containerd-"));
-    containerd = await startContainerd(dir);
-    results = await runSuites(bin, { address: containerd.sock, snapshotters: SNAPSHOTTERS, tmpDir: dir });
+/** The suites against one daemon, run once before its cases are checked; `more` adds tests of its own. */
+function against<D extends Daemon>(
+  title: string,
+  start: (dir: string) => Promise<D>,
+  more?: (daemon: () => D | undefined) => void,
+): void {
+  describe(title, needsRoot, () => {
+    let dir: string | undefined;
+    let daemon: D | undefined;
+    let results: SuitesRun;
+
+    before(async () => {
+      const bin = await suites();
+      dir = mkdtempSync(join(tmpdir(), "dist-conformance-"));
+      daemon = await start(dir);
+      results = await runSuites(bin, { address: daemon.sock, snapshotters: SNAPSHOTTERS, tmpDir: dir });
+    });
+
+    after(async () => {
+      await daemon?.stop();
+      if (dir) rmSync(dir, { recursive: true, force: true });
+    });
+
+    cases(() => results);
+    more?.(() => daemon);
   });
+}
 
-  after(async () => {
-    await containerd?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  });
+against("containerd 1.6 (control)", (dir) => startContainerd(dir));
 
-  cases(() => results);
-});
-
-describe("dist daemon", needsRoot, () => {
-  let dir: string;
-  let daemon: DaemonProcess | undefined;
-  let results: SuitesRun;
-
-  before(async () => {
-    const bin = await suites();
-    dir = mkdtempSync(join(tmpdir(), "dist-conformance-dist-"));
-    daemon = await startDaemonProcess(join(dir, "root"), join(dir, "dist.sock"));
-    results = await runSuites(bin, { address: daemon.sock, snapshotters: SNAPSHOTTERS, tmpDir: dir });
-  });
-
-  after(async () => {
-    await daemon?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  });
-
-  cases(() => results);
-
-  test("the daemon is still up after the suites", () => {
-    assert.equal(
-      daemon?.proc.exitCode,
-      null,
-      `dist daemon exited:\n${daemon?.logs().split("\n").slice(-10).join("\n")}`,
-    );
-  });
-});
+against(
+  "dist daemon",
+  (dir) => startDaemonProcess(join(dir, "root"), join(dir, "dist.sock")),
+  (daemon) => {
+    test("the daemon is still up after the suites", () => {
+      const d = daemon();
+      assert.equal(d?.proc.exitCode, null, `dist daemon exited:\n${d?.logs().split("\n").slice(-10).join("\n")}`);
+    });
+  },
+);
