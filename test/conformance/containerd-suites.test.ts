@@ -114,25 +114,44 @@ interface Daemon {
   stop(): Promise<unknown>;
 }
 
-/** The suites against one daemon, run once before its cases are checked; `more` adds tests of its own. */
+/**
+ * The runs of every target start together when the first target's tests begin (the suites
+ * mostly wait: mounts, sleeps between lock retries), and each target's tests wait for its own.
+ */
+const starters: (() => void)[] = [];
+const startAll = () => {
+  for (const s of starters) s();
+};
+
+/** The suites against one daemon, run before its cases are checked; `more` adds tests of its own. */
 function against<D extends Daemon>(
   title: string,
   start: (dir: string) => Promise<D>,
   more?: (daemon: () => D | undefined) => void,
 ): void {
-  describe(title, needsRoot, () => {
-    let dir: string | undefined;
-    let daemon: D | undefined;
-    let results: SuitesRun;
-
-    before(async () => {
+  let dir: string | undefined;
+  let daemon: D | undefined;
+  let running: Promise<SuitesRun> | undefined;
+  starters.push(() => {
+    running ??= (async () => {
       const bin = await suites();
       dir = mkdtempSync(join(tmpdir(), "dist-conformance-"));
       daemon = await start(dir);
-      results = await runSuites(bin, { address: daemon.sock, snapshotters: SNAPSHOTTERS, tmpDir: dir });
+      return runSuites(bin, { address: daemon.sock, snapshotters: SNAPSHOTTERS, tmpDir: dir });
+    })();
+    running.catch(() => {}); // awaited by this target's before(); not unhandled meanwhile
+  });
+
+  describe(title, needsRoot, () => {
+    let results: SuitesRun;
+
+    before(async () => {
+      startAll();
+      results = await running!;
     });
 
     after(async () => {
+      await running?.catch(() => {});
       await daemon?.stop();
       if (dir) rmSync(dir, { recursive: true, force: true });
     });

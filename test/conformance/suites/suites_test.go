@@ -156,14 +156,14 @@ func newContentStore(ctx context.Context, root string) (context.Context, content
 	}, nil
 }
 
-// abort is the cleanup's Abort, retried for a few seconds: the proxy writer's
+// abort is the cleanup's Abort, retried for about a second: the proxy writer's
 // Close does not wait for the server, so the last writer of a case may still be
 // closing when the cleanup runs, and containerd's local writer rewrites the
 // ingest's "updatedat" file as it closes (its Abort then fails with "directory
 // not empty" on a loaded machine). NotFound is success, as upstream.
 func abort(ctx context.Context, cs content.Store, ref string) error {
 	var err error
-	for delay := 16 * time.Millisecond; delay <= 2*time.Second; delay *= 2 {
+	for delay := 16 * time.Millisecond; delay <= 512*time.Millisecond; delay *= 2 {
 		if err = cs.Abort(ctx, ref); err == nil || errdefs.IsNotFound(err) {
 			return nil
 		}
