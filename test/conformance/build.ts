@@ -38,6 +38,7 @@ function goEnv(gocache: string): NodeJS.ProcessEnv {
     GOPROXY: "off",
     GOCACHE: gocache,
     CGO_ENABLED: "0",
+    GOTOOLCHAIN: "local", // a newer Go must not try to download another toolchain
   };
 }
 
