@@ -4,14 +4,13 @@
  * that fetches and unpacks through our services.
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import { type DaemonProcess, startDaemonProcess } from "../services/fixture.ts";
+import { type Containerd, startContainerd } from "./fixtures/containerd.ts";
 import { run } from "./fixtures/exec.ts";
 import { type Testbed, testbed } from "./harness.ts";
 
@@ -226,64 +225,31 @@ describe("dist --address against a real containerd", {
   skip: process.getuid?.() !== 0 && "containerd needs root",
 }, () => {
   let dir: string;
-  let sock: string;
-  let proc: ChildProcess;
+  let containerd: Containerd;
   const cctr = async (args: string[]) => {
-    const r = await run("ctr", ["--address", sock, ...args], { timeoutMs: 60_000 });
+    const r = await run("ctr", ["--address", containerd.sock, ...args], { timeoutMs: 60_000 });
     assert.equal(r.code, 0, `ctr ${args.join(" ")}: ${r.stderr}`);
     return r.stdout.toString();
   };
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), "dist-containerd-"));
-    sock = join(dir, "containerd.sock");
-    writeFileSync(
-      join(dir, "config.toml"),
-      `version = 2
-root = "${dir}/root"
-state = "${dir}/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.aufs",
-  "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
-  "io.containerd.snapshotter.v1.devmapper"]
-[grpc]
-  address = "${sock}"
-[ttrpc]
-  address = "${sock}.ttrpc"
-[debug]
-  address = ""
-[metrics]
-  address = ""
-[plugins."io.containerd.internal.v1.opt"]
-  path = "${dir}/opt"
-`,
-    );
-    proc = spawn("containerd", ["--config", join(dir, "config.toml")], { stdio: "ignore" });
-    for (let i = 0; ; i++) {
-      const r = await run("ctr", ["--address", sock, "version"]);
-      if (r.code === 0) break;
-      if (i > 100) throw new Error("containerd did not start");
-      await sleep(100);
-    }
+    containerd = await startContainerd(dir);
   });
 
   after(async () => {
-    if (proc && proc.exitCode === null) {
-      const exited = new Promise((r) => proc.once("exit", r));
-      proc.kill("SIGTERM");
-      await exited;
-    }
-    await run("umount", ["-R", join(dir, "state")]);
+    await containerd?.stop();
     rmSync(dir, { recursive: true, force: true });
   });
 
   test("list, fetch and pull; what dist wrote survives containerd's garbage collection", async () => {
-    const empty = await dist(["images", "ls"], sock);
+    const empty = await dist(["images", "ls"], containerd.sock);
     assert.equal(empty.stdout.trim().split("\n").length, 1, "only the header");
     const fetched = `${tb.plain}/tiny/busybox:oci`;
-    await dist(["fetch", "--plain-http", fetched], sock);
+    await dist(["fetch", "--plain-http", fetched], containerd.sock);
     assert.match(await cctr(["images", "ls", "-q"]), new RegExp(fetched.replace(/[.]/g, "\\.")));
     const pulled = `${tb.plain}/tiny/busybox:latest`;
-    const p = await dist(["pull", "--plain-http", pulled], sock);
+    const p = await dist(["pull", "--plain-http", pulled], containerd.sock);
     assert.match(p.stdout + p.stderr, /unpacking/);
     // a lease created and removed with --sync runs containerd's GC before it returns
     await cctr(["leases", "create", "--id", "gc-trigger"]);
@@ -292,7 +258,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.a
     const check = await cctr(["images", "check"]);
     assert.match(check, new RegExp(`${pulled.replace(/[.]/g, "\\.")}\\s+\\S+\\s+\\S+\\s+complete \\(2/2\\).*true`));
     assert.match(await cctr(["snapshots", "ls"]), /sha256:[0-9a-f]{64}\s+Committed/);
-    const blobs = await dist(["content", "ls", "-q"], sock);
+    const blobs = await dist(["content", "ls", "-q"], containerd.sock);
     assert.equal(blobs.stdout.trim().split("\n").length, 3, blobs.stdout);
   });
 });
