@@ -22,7 +22,7 @@ export { readTar, TarWriter } from "./archive/tar/index.ts";
 export type * from "./content/content.ts";
 export { hasBlobFiles } from "./content/content.ts";
 export { copyToWriter, MAX_MANIFEST_SIZE, readBlob, readVerified, writeBlob } from "./content/helpers.ts";
-export { type LabelStore, LocalStore } from "./content/local/index.ts";
+export { LocalStore } from "./content/local/index.ts";
 export type { Descriptor, Platform } from "./descriptor.ts";
 export type { AppliedDiff, Applier, ApplyConfig } from "./diff/applier.ts";
 export { FileSystemApplier } from "./diff/filesystem.ts";
@@ -35,11 +35,17 @@ export type { Handler } from "./images/handlers.ts";
 export { dispatch, handlers, SKIP, walk } from "./images/handlers.ts";
 export type { Image, ImageStore } from "./images/image.ts";
 export { defaultMatcher, hostPlatform, parsePlatform } from "./images/platforms.ts";
-export { namespacedContentStore, SqliteLabelStore } from "./metadata/content-labels.ts";
-export { openSqliteImageStore } from "./metadata/images.ts";
+export { NamespacedContentStore } from "./metadata/content.ts";
 export type { Lease, LeaseManager, LeaseResource } from "./metadata/leases.ts";
-export { Metadata } from "./metadata/metadata.ts";
+export {
+  Metadata,
+  namespacedContentStore,
+  openMetadata,
+  openSnapshotterAt,
+  openSqliteImageStore,
+} from "./metadata/metadata.ts";
 export type { Namespace, NamespaceStore } from "./metadata/namespaces.ts";
+export { NamespacedSnapshotter } from "./metadata/snapshots.ts";
 export { ProgressRenderer } from "./progress/render.ts";
 export { ProgressTracker } from "./progress/tracker.ts";
 export { type PullOptions, type PullResult, pull } from "./pull.ts";
@@ -48,8 +54,8 @@ export type { RegistryOptions } from "./remotes/docker/index.ts";
 export { createResolver } from "./remotes/docker/index.ts";
 export { fetchBlob, fetchHandler, fetchImage, fetchObject, type Tee } from "./remotes/handlers.ts";
 export type { Fetcher, Pusher, Resolved, Resolver } from "./remotes/remotes.ts";
-export { openSnapshotterAt } from "./snapshots/open.ts";
 export type { Mount, Snapshotter } from "./snapshots/snapshotter.ts";
+export { epochNsOf, PreciseDate } from "./time.ts";
 export { chainID, chainIDs } from "./unpack/chainid.ts";
 export {
   type UnpackEvent,

@@ -7,10 +7,16 @@
 import type { Readable } from "node:stream";
 import type { Digest } from "../digest.ts";
 
+/**
+ * Times are Dates; the stores and the gRPC client return PreciseDates (src/time.ts),
+ * which keep the nanoseconds (`epochNsOf(date)` reads them from any Date).
+ */
 export interface Info {
   digest: Digest;
   size: number;
+  /** When the blob was committed in the namespace. */
   createdAt: Date;
+  /** The commit, or the last change of its labels. */
   updatedAt: Date;
   labels: Record<string, string>;
 }
@@ -87,8 +93,10 @@ export interface Writer {
   digest(): Digest;
   /**
    * Verifies size and digest (each when given, else from the writer's total and expected),
-   * makes the blob visible atomically and releases the ref. Content that already exists is
-   * not an error. A failed verification discards the ingest.
+   * makes the blob visible atomically and releases the ref. AlreadyExistsError when the
+   * content was already there (the ingest is gone all the same). A failed verification
+   * (FailedPreconditionError) closes the writer and keeps the ingest, as containerd does:
+   * a caller that knows the bytes are bad aborts it.
    */
   commit(size?: number, expected?: Digest, opts?: CommitOptions): Promise<void>;
   /** Releases the ref, keeping what was written for a later resume. */
@@ -99,8 +107,9 @@ export interface Writer {
 
 export interface Ingester {
   /**
-   * Opens (or resumes) the ingest of `ref`, holding its lock until commit or close.
-   * Throws AlreadyExistsError at once when `expected` is already in the store.
+   * Opens (or resumes) the ingest of `ref`, holding its lock until commit or close; a ref
+   * another writer holds is waited for a while, then UnavailableError. Throws
+   * AlreadyExistsError at once when `expected` is already in the store.
    */
   writer(opts: WriterOptions): Promise<Writer>;
 }
@@ -108,6 +117,7 @@ export interface Ingester {
 export interface IngestManager {
   status(ref: string): Promise<Status>;
   listStatuses(filter?: { refPrefixes?: string[] }): Promise<Status[]>;
+  /** Drops the ingest, without waiting for a writer that holds it (its commit then fails). */
   abort(ref: string): Promise<void>;
 }
 

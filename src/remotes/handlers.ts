@@ -8,7 +8,7 @@
  * wraps the handler with the unpacker and tees layer downloads into it.
  */
 import { Readable, type Writable } from "node:stream";
-import type { Ingester, Provider, Writer } from "../content/content.ts";
+import type { Ingester, IngestManager, Provider, Writer } from "../content/content.ts";
 import { checkSize, copyToWriter, MAX_MANIFEST_SIZE, type OpenAt, readVerified } from "../content/helpers.ts";
 import type { Descriptor } from "../descriptor.ts";
 import { DistError, isAlreadyExists, isNotFound, wrapError } from "../errors.ts";
@@ -38,7 +38,8 @@ import type { Fetcher, Resolver } from "./remotes.ts";
 
 export { DEFAULT_MAX_CONCURRENT_DOWNLOADS } from "../images/handlers.ts";
 
-export type ContentTarget = Provider & Ingester;
+/** Where blobs are fetched to; with abort, a blob that fails verification is dropped with its ingest. */
+export type ContentTarget = Provider & Ingester & Partial<Pick<IngestManager, "abort">>;
 
 /**
  * Asked as a fresh download of a blob starts (from byte 0): a stream to receive
@@ -117,11 +118,14 @@ async function fetchInto(
       : // the writer hashes every byte and verifies the digest on commit: one hash, not two
         (offset) => fetcher.fetch(desc, { offset, signal: opts.signal, verify: false });
     const tee = opts.tee;
+    const abort = store.abort?.bind(store);
     await copyToWriter(w, open, {
       what: key,
       size: desc.size,
       expected: desc.digest,
       signal: opts.signal,
+      // a mismatch means the registry sent bad bytes: never resume them
+      discard: abort ? () => abort(key) : undefined,
       tee: tee && !manifest ? () => tee(desc) : undefined,
       onStart: manifest
         ? undefined

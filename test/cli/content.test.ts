@@ -25,7 +25,7 @@ import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { digestOf } from "../../src/digest.ts";
-import { namespacedContentStore } from "../../src/metadata/content-labels.ts";
+import { namespacedContentStore } from "../../src/metadata/metadata.ts";
 
 const DIST = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "bin", "dist");
 
@@ -162,7 +162,7 @@ describe("dist ingest / get / list / path / delete", () => {
     const r = await run(["delete", missing, d], { root });
     assert.equal(r.code, 1);
     assert.equal(r.stdout, `${d}\n`);
-    assert.equal(r.stderr, `dist: content ${missing}: not found\n`);
+    assert.equal(r.stderr, `dist: content ${missing}: not found in namespace default\n`);
   });
 });
 
@@ -367,7 +367,7 @@ describe("dist content commands on bad input", { concurrency: true }, () => {
       input: "data",
       argv0: asRoot ? ["runuser", "-u", "nobody", "--"] : [],
     });
-    assertOneLineError(r, /cannot write to the content store in .*permission denied/i);
+    assertOneLineError(r, /cannot write to the store in .*permission denied/i);
     assert.equal(existsSync(root), false);
   });
 });
