@@ -7,7 +7,14 @@
 import type { Readable, Writable } from "node:stream";
 import type { Descriptor } from "../descriptor.ts";
 import { algorithmOf, type Digest, Digester } from "../digest.ts";
-import { DataLossError, errorMessage, InvalidArgumentError, isAlreadyExists, isErrorCode } from "../errors.ts";
+import {
+  DataLossError,
+  errorMessage,
+  FailedPreconditionError,
+  InvalidArgumentError,
+  isAlreadyExists,
+  isErrorCode,
+} from "../errors.ts";
 import { chunksHandled } from "../sys/heap.ts";
 import { WriteBatcher } from "./batch.ts";
 import type { Ingester, IngestManager, Provider, Writer } from "./content.ts";
@@ -183,7 +190,7 @@ export interface WriteBlobOptions {
 
 export interface WriteBlobResult {
   digest: Digest;
-  /** Bytes committed; when the content already existed, opts.size (or -1 when not given). */
+  /** Bytes committed, or the size of the content that was already there. */
   size: number;
   /** True when the content was already in the store (the source was not read). */
   existed: boolean;
@@ -197,9 +204,11 @@ export interface WriteBlobResult {
  * its offset: through `reopen` when given, else by skipping that many source
  * bytes when an expected digest will verify the result, else from zero. Bytes
  * that fail the verification are aborted with the ingest (when the store can).
+ * Content already stored under the expected digest with another size than the
+ * expected one is a FailedPreconditionError.
  */
 export async function writeBlob(
-  ingester: Ingester & Partial<Pick<IngestManager, "abort">>,
+  ingester: Ingester & Pick<Provider, "info"> & Partial<Pick<IngestManager, "abort">>,
   ref: string,
   source: Source,
   opts: WriteBlobOptions = {},
@@ -209,7 +218,13 @@ export async function writeBlob(
     writer = await ingester.writer({ ref, total: opts.size, expected: opts.expected, signal: opts.signal });
   } catch (err) {
     if (isAlreadyExists(err) && opts.expected) {
-      return { digest: opts.expected, size: opts.size ?? -1, existed: true, resumedAt: 0 };
+      const { size } = await ingester.info(opts.expected);
+      if (opts.size !== undefined && size !== opts.size) {
+        throw new FailedPreconditionError(
+          `content ${opts.expected} is already stored with ${size} bytes, not the expected ${opts.size}`,
+        );
+      }
+      return { digest: opts.expected, size, existed: true, resumedAt: 0 };
     }
     throw err;
   }

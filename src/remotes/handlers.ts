@@ -11,7 +11,7 @@ import { Readable, type Writable } from "node:stream";
 import type { Ingester, IngestManager, Provider, Writer } from "../content/content.ts";
 import { checkSize, copyToWriter, MAX_MANIFEST_SIZE, type OpenAt, readVerified } from "../content/helpers.ts";
 import type { Descriptor } from "../descriptor.ts";
-import { DistError, isAlreadyExists, isNotFound, wrapError } from "../errors.ts";
+import { DistError, FailedPreconditionError, isAlreadyExists, isNotFound, wrapError } from "../errors.ts";
 import { childrenHandler, filterPlatforms, type NoteFn } from "../images/children.ts";
 import {
   DEFAULT_MAX_CONCURRENT_DOWNLOADS,
@@ -103,7 +103,7 @@ async function fetchInto(
     try {
       w = await store.writer({ ref: key, total: desc.size, expected: desc.digest, signal: opts.signal });
     } catch (err) {
-      if (isAlreadyExists(err)) {
+      if (isAlreadyExists(err) && (await present(store, desc))) {
         progress?.update(key, { state: "exists" });
         return { result: "exists" };
       }
@@ -150,14 +150,21 @@ function withKey(key: string, err: unknown): unknown {
   return wrapError(err, `${key}: storing the blob`);
 }
 
+/** Whether the blob is stored; one stored with another size than the descriptor's is an error. */
 async function present(store: Provider, desc: Descriptor): Promise<boolean> {
+  let size: number;
   try {
-    const info = await store.info(desc.digest);
-    return info.size === desc.size;
+    size = (await store.info(desc.digest)).size;
   } catch (err) {
     if (isNotFound(err)) return false;
     throw err;
   }
+  if (size !== desc.size) {
+    throw new FailedPreconditionError(
+      `${desc.digest}: the descriptor says ${desc.size} bytes, the stored blob has ${size}`,
+    );
+  }
+  return true;
 }
 
 /**
