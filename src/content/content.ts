@@ -5,7 +5,8 @@
  * src/services implements the same ones, so callers never know which is used.
  */
 import type { Readable } from "node:stream";
-import type { Digest } from "../digest.ts";
+import { type Digest, validateDigest } from "../digest.ts";
+import { InvalidArgumentError } from "../errors.ts";
 
 /**
  * Times are Dates; the stores and the gRPC client return PreciseDates (src/time.ts),
@@ -103,6 +104,17 @@ export interface Writer {
   close(): Promise<void>;
   /** Only 0: restart the ingest from the beginning. */
   truncate(size: 0): Promise<void>;
+}
+
+/** Checks a writer's options: a ref, a total that is a size (0 when absent), a valid expected digest. */
+export function checkWriterOptions(opts: WriterOptions): { ref: string; total: number; expected?: Digest } {
+  const ref = opts.ref;
+  if (typeof ref !== "string" || ref === "") throw new InvalidArgumentError("must specify a ref for the ingest");
+  const total = opts.total ?? 0;
+  if (!Number.isSafeInteger(total) || total < 0) {
+    throw new InvalidArgumentError(`invalid total size ${opts.total} for ref ${ref}`);
+  }
+  return { ref, total, expected: opts.expected ? validateDigest(opts.expected) : undefined };
 }
 
 export interface Ingester {

@@ -20,16 +20,17 @@
  */
 import { dirname } from "node:path";
 import type { Readable } from "node:stream";
-import type {
-  BlobFiles,
-  CommitOptions,
-  Info,
-  ReadOptions,
-  Status,
-  Store,
-  WalkFilter,
-  Writer,
-  WriterOptions,
+import {
+  type BlobFiles,
+  type CommitOptions,
+  checkWriterOptions,
+  type Info,
+  type ReadOptions,
+  type Status,
+  type Store,
+  type WalkFilter,
+  type Writer,
+  type WriterOptions,
 } from "../content/content.ts";
 import type { LocalStore } from "../content/local/store.ts";
 import { type LocalWriter, syncDir } from "../content/local/writer.ts";
@@ -190,13 +191,7 @@ export class NamespacedContentStore implements Store, BlobFiles {
   // ---- Ingester
 
   async writer(opts: WriterOptions): Promise<Writer> {
-    const ref = opts.ref;
-    if (typeof ref !== "string" || ref === "") throw new InvalidArgumentError("must specify a ref for the ingest");
-    const total = opts.total ?? 0;
-    if (!Number.isSafeInteger(total) || total < 0) {
-      throw new InvalidArgumentError(`invalid total size ${opts.total} for ref ${ref}`);
-    }
-    const expected = opts.expected ? validateDigest(opts.expected) : undefined;
+    const { ref, total, expected } = checkWriterOptions(opts);
     for (let attempt = 0; ; attempt++) {
       opts.signal?.throwIfAborted();
       if (expected && this.#has(expected)) {

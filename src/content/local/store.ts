@@ -13,15 +13,7 @@ import { type BigIntStats, createReadStream, existsSync, renameSync, statSync, u
 import { chmod, type FileHandle, open, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
-import {
-  algorithmOf,
-  CANONICAL,
-  type Digest,
-  isAlgorithm,
-  isDigest,
-  parseDigest,
-  validateDigest,
-} from "../../digest.ts";
+import { algorithmOf, CANONICAL, type Digest, isAlgorithm, isDigest, parseDigest } from "../../digest.ts";
 import {
   AlreadyExistsError,
   DistError,
@@ -32,7 +24,16 @@ import {
   wrapError,
 } from "../../errors.ts";
 import { PreciseDate } from "../../time.ts";
-import type { BlobFiles, Info, ReadOptions, Status, Store, WalkFilter, WriterOptions } from "../content.ts";
+import {
+  type BlobFiles,
+  checkWriterOptions,
+  type Info,
+  type ReadOptions,
+  type Status,
+  type Store,
+  type WalkFilter,
+  type WriterOptions,
+} from "../content.ts";
 import { CorruptIngest, createIngest, type IngestState, readIngest, toStatus } from "./ingest.ts";
 import { acquireRefLock, DEFAULT_LOCK_TIMEOUT, GaveUp, tryLock } from "./lock.ts";
 import { hashFile, LocalWriter } from "./writer.ts";
@@ -243,13 +244,7 @@ export class LocalStore implements Store, BlobFiles {
    * for (lockTimeout), then UnavailableError.
    */
   async writer(opts: LocalWriterOptions): Promise<LocalWriter> {
-    const ref = opts.ref;
-    if (typeof ref !== "string" || ref === "") throw new InvalidArgumentError("must specify a ref for the ingest");
-    const total = opts.total ?? 0;
-    if (!Number.isSafeInteger(total) || total < 0) {
-      throw new InvalidArgumentError(`invalid total size ${opts.total} for ref ${ref}`);
-    }
-    const expected = opts.expected ? validateDigest(opts.expected) : undefined;
+    const { ref, total, expected } = checkWriterOptions(opts);
     const exists = () => (expected ? existsSync(this.blobPath(expected)) : false);
     const already = () => new AlreadyExistsError(`content ${expected} already exists`);
     if (exists()) throw already();
