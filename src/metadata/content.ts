@@ -201,7 +201,7 @@ export class NamespacedContentStore implements Store, BlobFiles {
       // the shared policy: bytes another namespace committed stand in for this ingest's
       const present = expected ? this.#blobs.blobSize(expected) : undefined;
       const shared = present !== undefined && (total === 0 || total === present) ? present : undefined;
-      const rec = transaction(this.#db, () =>
+      const { rec, created } = transaction(this.#db, () =>
         this.#openRecord(ref, shared === undefined ? undefined : expected, shared),
       );
       if (shared !== undefined && expected) {
@@ -224,6 +224,8 @@ export class NamespacedContentStore implements Store, BlobFiles {
       } catch (err) {
         // committed elsewhere meanwhile: share it
         if (isAlreadyExists(err) && attempt < 3) continue;
+        // a record this call made for an ingest that never was: nobody else knows its backend ref
+        if (created) this.#drop(rec);
         throw err;
       }
       if (this.#backendRef(ref) === rec.backend_ref) {
@@ -236,10 +238,15 @@ export class NamespacedContentStore implements Store, BlobFiles {
   }
 
   /** The ingest record of `ref` (made when missing), inside a transaction. */
-  #openRecord(ref: string, expected: Digest | undefined, size: number | undefined): IngestRow {
+  #openRecord(
+    ref: string,
+    expected: Digest | undefined,
+    size: number | undefined,
+  ): { rec: IngestRow; created: boolean } {
     this.#lease.check();
     ensureNamespace(this.#db, this.namespace);
     let rec = this.#ingest(ref);
+    const created = !rec;
     if (!rec) {
       const backendRef = `${this.namespace}/${nextSequence(this.#db, "ingest")}/${ref}`;
       this.#db
@@ -254,7 +261,16 @@ export class NamespacedContentStore implements Store, BlobFiles {
     }
     rec = this.#ingest(ref) as IngestRow;
     this.#lease.hold("ingests", ref);
-    return rec;
+    return { rec, created };
+  }
+
+  #drop(rec: IngestRow): void {
+    transaction(this.#db, () => {
+      this.#db
+        .prepare("DELETE FROM content_ingests WHERE namespace = ? AND ref = ? AND backend_ref = ?")
+        .run(this.namespace, rec.ref, rec.backend_ref);
+      this.#lease.release("ingests", rec.ref);
+    });
   }
 
   #ingest(ref: string): IngestRow | undefined {
