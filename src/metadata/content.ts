@@ -509,6 +509,8 @@ class NamespacedWriter implements Writer {
         if (this.#ctx.backendRef(this.#ref) !== this.#backendRef) {
           throw new NotFoundError(`commit of ref ${this.#ref}: the ingest was aborted`);
         }
+        // every refusal before the blob is published: after it, nothing here fails
+        lease.check();
         if (backend) published = backend.publish();
         else if (!this.#ctx.blobs.hasBlob(verified.digest)) {
           throw new NotFoundError(`commit of ref ${this.#ref}: content ${verified.digest} is gone`);

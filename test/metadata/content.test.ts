@@ -342,6 +342,7 @@ describe("namespaced content: leases", () => {
     await assert.rejects(w.commit(4, digestOf("gone")), code("NotFound"));
     await assert.rejects(md.content("a").info(digestOf("gone")), code("NotFound"));
     assert.equal(existsSync(md.blobs.blobPath(digestOf("gone"))), false);
+    assert.equal((await md.content("a").status("r2")).offset, 4, "refused before publishing: the ingest stays");
   });
 });
 
