@@ -151,7 +151,8 @@ export function migrate(db: DatabaseSync, root: string): void {
       db.exec(`UPDATE ${BACKEND_TABLE} SET created_at = created_at * ${MS}, updated_at = updated_at * ${MS}`);
     }
     db.exec(TABLES);
-    if (before.size > 0) migrateFromV0(db, root, before);
+    // before, a root used only for content had no database at all: its blobs and ingests count too
+    migrateFromV0(db, root, before);
     db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
   });
 }
@@ -202,8 +203,6 @@ function migrateFromV0(db: DatabaseSync, root: string, before: Set<string>): voi
     }
     db.exec("DROP TABLE content_labels");
   }
-  const ensure = db.prepare("INSERT OR IGNORE INTO namespaces (name, labels, created_at) VALUES (?, '{}', ?)");
-  for (const ns of known) ensure.run(ns, now);
 
   const insertBlob = db.prepare(
     "INSERT OR IGNORE INTO content_blobs (namespace, digest, size, labels, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
@@ -227,6 +226,12 @@ function migrateFromV0(db: DatabaseSync, root: string, before: Set<string>): voi
        SELECT ?, snapshotter, name, name, parent, labels, created_at, updated_at FROM ${BACKEND_TABLE} WHERE kind = 'committed' OR ? = 'default'`,
     );
     for (const ns of known) insertSnapshot.run(ns, ns);
+  }
+  // a namespace exists once something is recorded in it
+  for (const table of ["images", "leases", "content_blobs", "content_ingests", "snapshots"]) {
+    db.prepare(
+      `INSERT OR IGNORE INTO namespaces (name, labels, created_at) SELECT DISTINCT namespace, '{}', ? FROM ${table}`,
+    ).run(now);
   }
 }
 

@@ -217,3 +217,24 @@ describe("a root written before namespaces held content and snapshots", () => {
     }
   });
 });
+
+describe("a root used only for content before (no metadata.db then)", () => {
+  it("opens with its blobs and ingests in default", async () => {
+    const root = join(tmp, "content-only");
+    const dir = join(root, "content", "blobs", "sha256");
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, digestOf("lonely").slice(7)), "lonely");
+    const md = new Metadata(root);
+    assert.equal((await md.content("default").info(digestOf("lonely"))).size, 6);
+    assert.deepEqual(
+      md.namespaces.list().map((n) => n.name),
+      ["default"],
+    );
+    await assert.rejects(md.content("other").info(digestOf("lonely")), { code: "NotFound" });
+  });
+
+  it("a fresh root records no namespace until something is written", () => {
+    const md = new Metadata(join(tmp, "fresh"));
+    assert.deepEqual(md.namespaces.list(), []);
+  });
+});
