@@ -16,8 +16,7 @@ export type * from "./content/content.ts";
 export { hasBlobFiles } from "./content/content.ts";
 export type { CopyOptions, CopyResult, OpenAt, Source, WriteBlobOptions, WriteBlobResult } from "./content/helpers.ts";
 export { copyToWriter, MAX_MANIFEST_SIZE, readBlob, readVerified, writeBlob } from "./content/helpers.ts";
-export { type LabelStore, LocalStore } from "./content/local/index.ts";
-export type { LabelSet } from "./content/local/labels.ts";
+export { LocalStore } from "./content/local/index.ts";
 export type { LocalStoreOptions } from "./content/local/store.ts";
 export type { Descriptor, Platform } from "./descriptor.ts";
 export type { AppliedDiff, Applier, ApplyConfig } from "./diff/applier.ts";
@@ -61,11 +60,17 @@ export {
   parsePlatform,
 } from "./images/platforms.ts";
 export { type ImageTree, imageTree, type MissingBlob } from "./images/tree.ts";
-export { namespacedContentStore, SqliteLabelStore } from "./metadata/content-labels.ts";
-export { openSqliteImageStore } from "./metadata/images.ts";
+export { NamespacedContentStore } from "./metadata/content.ts";
 export type { Lease, LeaseManager, LeaseResource } from "./metadata/leases.ts";
-export { Metadata } from "./metadata/metadata.ts";
+export {
+  Metadata,
+  namespacedContentStore,
+  openMetadata,
+  openSnapshotterAt,
+  openSqliteImageStore,
+} from "./metadata/metadata.ts";
 export type { Namespace, NamespaceStore } from "./metadata/namespaces.ts";
+export { NamespacedSnapshotter } from "./metadata/snapshots.ts";
 export { type ProgressOutput, ProgressRenderer, type RendererOptions } from "./progress/render.ts";
 export {
   type ProgressEntry,
@@ -93,7 +98,7 @@ export {
   type Tee,
 } from "./remotes/handlers.ts";
 export type { Fetcher, FetchOptions, Pusher, Resolved, Resolver } from "./remotes/remotes.ts";
-export { openSnapshotterAt, SNAPSHOTTERS, type SnapshotterName } from "./snapshots/open.ts";
+export { SNAPSHOTTERS, type SnapshotterName } from "./snapshots/open.ts";
 export type {
   Kind as SnapshotKind,
   LocalSnapshotter,
@@ -103,6 +108,7 @@ export type {
   Snapshotter,
   Usage as SnapshotUsage,
 } from "./snapshots/snapshotter.ts";
+export { epochNsOf, PreciseDate } from "./time.ts";
 export { type ExportOptions, type ExportOutput, type ExportResult, exportImages } from "./transfer/export.ts";
 export { type ImportOptions, type ImportResult, importImages } from "./transfer/import.ts";
 export type { NamingOptions } from "./transfer/import-names.ts";

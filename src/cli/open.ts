@@ -15,7 +15,7 @@ function remote(g: GlobalOptions) {
 
 export async function openContentStore(g: GlobalOptions): Promise<Store> {
   if (g.address) return (await import("../services/client/index.ts")).remoteContentStore(remote(g));
-  const { namespacedContentStore } = await import("../metadata/content-labels.ts");
+  const { namespacedContentStore } = await import("../metadata/metadata.ts");
   return namespacedContentStore(g.root, g.namespace);
 }
 
@@ -31,13 +31,16 @@ export async function withContentStore<T>(g: GlobalOptions, fn: (store: Store) =
 
 export async function openImageStore(g: GlobalOptions): Promise<ImageStore> {
   if (g.address) return (await import("../services/client/index.ts")).remoteImageStore(remote(g));
-  const { openSqliteImageStore } = await import("../metadata/images.ts");
+  const { openSqliteImageStore } = await import("../metadata/metadata.ts");
   return openSqliteImageStore(g.root, g.namespace);
 }
 
-/** The snapshotter `name` (overlay or native; the default when absent: overlay where root and supported). */
+/**
+ * The namespace's snapshots on snapshotter `name` (overlay or native; the
+ * default when absent: overlay where root and supported).
+ */
 export async function openSnapshotter(g: GlobalOptions, name?: string): Promise<Snapshotter> {
   if (g.address) return (await import("../services/client/index.ts")).remoteSnapshotter(remote(g), name);
-  const { openSnapshotterAt } = await import("../snapshots/open.ts");
-  return openSnapshotterAt(g.root, name);
+  const { openSnapshotterAt } = await import("../metadata/metadata.ts");
+  return openSnapshotterAt(g.root, name, g.namespace);
 }

@@ -340,7 +340,9 @@ Examples:
       if (digests.length > 0) throw new UsageError("dist rm takes either container ids or blob digests, not both");
       const { removeContainerOrRemains } = await runLib();
       for (const id of ids) {
-        await removeContainerOrRemains(g.root, await containerId(id), (name) => openSnapshotter(g, name), {
+        const open = (name?: string, namespace?: string) =>
+          openSnapshotter({ ...g, namespace: namespace ?? g.namespace }, name);
+        await removeContainerOrRemains(g.root, await containerId(id), open, {
           force: o.force,
         });
         process.stdout.write(`${id}\n`);

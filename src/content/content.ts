@@ -5,13 +5,20 @@
  * src/services implements the same ones, so callers never know which is used.
  */
 import type { Readable } from "node:stream";
-import type { Digest } from "../digest.ts";
+import { type Digest, validateDigest } from "../digest.ts";
+import { InvalidArgumentError } from "../errors.ts";
 
-/** A committed blob: digest, size, times and labels. */
+/**
+ * A committed blob: digest, size, times and labels.
+ * Times are Dates; the stores and the gRPC client return PreciseDates (src/time.ts),
+ * which keep the nanoseconds (`epochNsOf(date)` reads them from any Date).
+ */
 export interface Info {
   digest: Digest;
   size: number;
+  /** When the blob was committed in the namespace. */
   createdAt: Date;
+  /** The commit, or the last change of its labels. */
   updatedAt: Date;
   labels: Record<string, string>;
 }
@@ -96,8 +103,10 @@ export interface Writer {
   digest(): Digest;
   /**
    * Verifies size and digest (each when given, else from the writer's total and expected),
-   * makes the blob visible atomically and releases the ref. Content that already exists is
-   * not an error. A failed verification discards the ingest.
+   * makes the blob visible atomically and releases the ref. AlreadyExistsError when the
+   * content was already there (the ingest is gone all the same). A failed verification
+   * (FailedPreconditionError) closes the writer and keeps the ingest, as containerd does:
+   * a caller that knows the bytes are bad aborts it.
    */
   commit(size?: number, expected?: Digest, opts?: CommitOptions): Promise<void>;
   /** Releases the ref, keeping what was written for a later resume. */
@@ -107,10 +116,22 @@ export interface Writer {
 }
 
 /** Writes blobs through ingests keyed by a ref. */
+/** Checks a writer's options: a ref, a total that is a size (0 when absent), a valid expected digest. */
+export function checkWriterOptions(opts: WriterOptions): { ref: string; total: number; expected?: Digest } {
+  const ref = opts.ref;
+  if (typeof ref !== "string" || ref === "") throw new InvalidArgumentError("must specify a ref for the ingest");
+  const total = opts.total ?? 0;
+  if (!Number.isSafeInteger(total) || total < 0) {
+    throw new InvalidArgumentError(`invalid total size ${opts.total} for ref ${ref}`);
+  }
+  return { ref, total, expected: opts.expected ? validateDigest(opts.expected) : undefined };
+}
+
 export interface Ingester {
   /**
-   * Opens (or resumes) the ingest of `ref`, holding its lock until commit or close.
-   * Throws AlreadyExistsError at once when `expected` is already in the store.
+   * Opens (or resumes) the ingest of `ref`, holding its lock until commit or close; a ref
+   * another writer holds is waited for a while, then UnavailableError. Throws
+   * AlreadyExistsError at once when `expected` is already in the store.
    */
   writer(opts: WriterOptions): Promise<Writer>;
 }
@@ -119,6 +140,7 @@ export interface Ingester {
 export interface IngestManager {
   status(ref: string): Promise<Status>;
   listStatuses(filter?: { refPrefixes?: string[] }): Promise<Status[]>;
+  /** Drops the ingest, without waiting for a writer that holds it (its commit then fails). */
   abort(ref: string): Promise<void>;
 }
 

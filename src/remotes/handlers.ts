@@ -8,10 +8,10 @@
  * wraps the handler with the unpacker and tees layer downloads into it.
  */
 import { Readable, type Writable } from "node:stream";
-import type { Ingester, Provider, Writer } from "../content/content.ts";
+import type { Ingester, IngestManager, Provider, Writer } from "../content/content.ts";
 import { checkSize, copyToWriter, MAX_MANIFEST_SIZE, type OpenAt, readVerified } from "../content/helpers.ts";
 import type { Descriptor } from "../descriptor.ts";
-import { DistError, isAlreadyExists, isNotFound, wrapError } from "../errors.ts";
+import { DistError, FailedPreconditionError, isAlreadyExists, isNotFound, wrapError } from "../errors.ts";
 import { childrenHandler, filterPlatforms, type NoteFn } from "../images/children.ts";
 import {
   DEFAULT_MAX_CONCURRENT_DOWNLOADS,
@@ -38,8 +38,8 @@ import type { Fetcher, Resolver } from "./remotes.ts";
 
 export { DEFAULT_MAX_CONCURRENT_DOWNLOADS } from "../images/handlers.ts";
 
-/** What a fetch writes into: a content store's Provider (to find what is there) and Ingester. */
-export type ContentTarget = Provider & Ingester;
+/** Where blobs are fetched to; with abort, a blob that fails verification is dropped with its ingest. */
+export type ContentTarget = Provider & Ingester & Partial<Pick<IngestManager, "abort">>;
 
 /**
  * Asked as a fresh download of a blob starts (from byte 0): a stream to receive
@@ -105,7 +105,7 @@ async function fetchInto(
     try {
       w = await store.writer({ ref: key, total: desc.size, expected: desc.digest, signal: opts.signal });
     } catch (err) {
-      if (isAlreadyExists(err)) {
+      if (isAlreadyExists(err) && (await present(store, desc))) {
         progress?.update(key, { state: "exists" });
         return { result: "exists" };
       }
@@ -120,11 +120,14 @@ async function fetchInto(
       : // the writer hashes every byte and verifies the digest on commit: one hash, not two
         (offset) => fetcher.fetch(desc, { offset, signal: opts.signal, verify: false });
     const tee = opts.tee;
+    const abort = store.abort?.bind(store);
     await copyToWriter(w, open, {
       what: key,
       size: desc.size,
       expected: desc.digest,
       signal: opts.signal,
+      // a mismatch means the registry sent bad bytes: never resume them
+      discard: abort ? () => abort(key) : undefined,
       tee: tee && !manifest ? () => tee(desc) : undefined,
       onStart: manifest
         ? undefined
@@ -149,14 +152,21 @@ function withKey(key: string, err: unknown): unknown {
   return wrapError(err, `${key}: storing the blob`);
 }
 
+/** Whether the blob is stored; one stored with another size than the descriptor's is an error. */
 async function present(store: Provider, desc: Descriptor): Promise<boolean> {
+  let size: number;
   try {
-    const info = await store.info(desc.digest);
-    return info.size === desc.size;
+    size = (await store.info(desc.digest)).size;
   } catch (err) {
     if (isNotFound(err)) return false;
     throw err;
   }
+  if (size !== desc.size) {
+    throw new FailedPreconditionError(
+      `${desc.digest}: the descriptor says ${desc.size} bytes, the stored blob has ${size}`,
+    );
+  }
+  return true;
 }
 
 /**

@@ -557,12 +557,12 @@ export async function removeContainer(
 /**
  * Removes container `id` (removeContainer) or, where a creation was killed before
  * its record was written, what it left (removeIncomplete). The snapshotter is
- * opened by the name in the record (the default one for such remains).
+ * opened by the name and namespace in the record (the default ones for such remains).
  */
 export async function removeContainerOrRemains(
   root: string,
   id: string,
-  openSnapshotter: (name?: string) => Promise<Snapshotter>,
+  openSnapshotter: (name?: string, namespace?: string) => Promise<Snapshotter>,
   opts: { force?: boolean } = {},
 ): Promise<void> {
   let record: ContainerRecord;
@@ -572,7 +572,7 @@ export async function removeContainerOrRemains(
     if (!(err instanceof NotFoundError) || !existsSync(containerDir(root, id))) throw err;
     return removeIncomplete(root, id, await openSnapshotter());
   }
-  await removeContainer(root, id, await openSnapshotter(record.snapshotter), opts);
+  await removeContainer(root, id, await openSnapshotter(record.snapshotter, record.namespace), opts);
 }
 
 /**

@@ -1,8 +1,10 @@
 /**
  * Opening a snapshotter by name under a dist root (`<root>/snapshots/<name>/`,
- * metadata in `<root>/metadata.db`), and choosing the default: overlay when we
- * are root and the kernel mounts an overlay on this filesystem (probed once),
- * native otherwise.
+ * its records in `<root>/metadata.db`), and choosing the default: overlay when
+ * we are root and the kernel mounts an overlay on this filesystem (probed
+ * once), native otherwise. These are the namespace-free snapshotters; what
+ * callers use is the metadata layer's view of one namespace
+ * (metadata/snapshots.ts, `openSnapshotterAt`).
  */
 import { randomBytes } from "node:crypto";
 import { mkdirSync, rmSync } from "node:fs";
@@ -10,6 +12,7 @@ import { join } from "node:path";
 import { FailedPreconditionError, InvalidArgumentError } from "../errors.ts";
 import { openDatabase } from "../metadata/db.ts";
 import { umount2 } from "../sys/index.ts";
+import type { FsSnapshotter } from "./fs-snapshotter.ts";
 import { mountOne } from "./mount.ts";
 import { openNative } from "./native/native.ts";
 import { openOverlay } from "./overlay/overlay.ts";
@@ -67,8 +70,8 @@ export function checkName(name: string): SnapshotterName {
   throw new InvalidArgumentError(`unknown snapshotter "${name}": expected ${SNAPSHOTTERS.join(" or ")}`);
 }
 
-/** Opens snapshotter `name` (the default when absent) under the dist root. */
-export function openSnapshotterAt(root: string, name?: string): Snapshotter & LocalSnapshotter {
+/** Opens snapshotter `name` (the default when absent) under the dist root, namespace-free. */
+export function openBackendSnapshotter(root: string, name?: string): FsSnapshotter {
   const n = name ? checkName(name) : defaultSnapshotterName(root);
   const dir = join(root, "snapshots", n);
   if (n === "overlay") {

@@ -19,6 +19,7 @@ export interface SnapshotInfo {
   parent?: string;
   kind: Kind;
   labels: Record<string, string>;
+  /** PreciseDates from the stores (nanoseconds kept); a commit's created and updated are its time. */
   createdAt: Date;
   updatedAt: Date;
 }

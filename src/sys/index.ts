@@ -1,7 +1,7 @@
 /**
  * Linux syscalls node:fs lacks, through koffi (FFI into libc, loaded by ffi.ts):
  * mknod, the l*xattr family, utimensat/futimens with nanoseconds, fsetxattr,
- * mount/umount2, flock, syncfs, lseek and fcntl(F_SETPIPE_SZ). libc is bound
+ * mount/umount2, flock, syncfs, lseek and fcntl(F_SETPIPE_SZ), clock_gettime. libc is bound
  * lazily on first use, so importing this module costs nothing.
  *
  * Every wrapper is synchronous and throws a SysError (an Error with `code` set to
@@ -103,6 +103,7 @@ interface Libc {
   syncfs: Fn;
   lseek: Fn;
   fcntl: Fn;
+  clock_gettime: Fn;
   errno: () => number;
 }
 
@@ -130,6 +131,7 @@ function lib(): Libc {
     syncfs: c.func("int syncfs(int fd)"),
     lseek: c.func("int64_t lseek(int fd, int64_t offset, int whence)"),
     fcntl: c.func("int fcntl(int fd, int cmd, ...)"),
+    clock_gettime: c.func("int clock_gettime(int clockid, _Out_ void *tp)"),
     errno: lastErrno,
   };
   return libc;
@@ -295,6 +297,15 @@ const F_SETPIPE_SZ = 1031;
 /** fcntl(F_SETPIPE_SZ): sets the capacity of the pipe on `fd`; returns the size the kernel chose. */
 export function setPipeSize(fd: number, size: number): number {
   return check(lib().fcntl(fd, F_SETPIPE_SZ, "int", size), "fcntl");
+}
+
+const CLOCK_REALTIME = 0;
+const timespec = Buffer.alloc(16);
+
+/** clock_gettime(CLOCK_REALTIME): the wall clock in nanoseconds since the epoch. */
+export function realtimeNs(): bigint {
+  check(lib().clock_gettime(CLOCK_REALTIME, timespec), "clock_gettime");
+  return timespec.readBigInt64LE(0) * 1_000_000_000n + timespec.readBigInt64LE(8);
 }
 
 const optional = new Map<string, ((...args: number[]) => number) | null>();

@@ -15,7 +15,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { Readable } from "node:stream";
-import type { Ingester, IngestManager } from "../content/content.ts";
+import type { Ingester, IngestManager, Provider } from "../content/content.ts";
 import { checkSize, MAX_MANIFEST_SIZE, readAtMost, writeBlob } from "../content/helpers.ts";
 import type { Digest } from "../digest.ts";
 import { InvalidArgumentError, isErrorCode, wrapError } from "../errors.ts";
@@ -41,7 +41,7 @@ export interface StoredFile {
 }
 
 export interface CollectOptions {
-  content: Ingester & IngestManager;
+  content: Provider & Ingester & IngestManager;
   signal?: AbortSignal;
   progress?: ProgressTracker;
 }

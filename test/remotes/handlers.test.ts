@@ -10,28 +10,30 @@ import { join } from "node:path";
 import { PassThrough, Readable } from "node:stream";
 import { text } from "node:stream/consumers";
 import { after, describe, it } from "node:test";
-import type { LocalStore } from "../../src/content/local/index.ts";
 import type { Descriptor } from "../../src/descriptor.ts";
 import { DataLossError, NotFoundError } from "../../src/errors.ts";
 
 import { allPlatforms, only } from "../../src/images/platforms.ts";
-import { namespacedContentStore } from "../../src/metadata/content-labels.ts";
+import type { NamespacedContentStore } from "../../src/metadata/content.ts";
 import { closeAllDatabases } from "../../src/metadata/db.ts";
-import { openSqliteImageStore } from "../../src/metadata/images.ts";
+import { namespacedContentStore, openSqliteImageStore } from "../../src/metadata/metadata.ts";
 import { ProgressTracker } from "../../src/progress/tracker.ts";
 import { fetchBlob, fetchImage } from "../../src/remotes/handlers.ts";
 import type { Fetcher, Resolver } from "../../src/remotes/remotes.ts";
 import { addImage, addIndex, MemoryProvider } from "../images/memory.ts";
 
-const roots: string[] = [];
-function store(): LocalStore {
+const roots = new Map<NamespacedContentStore, string>();
+function store(): NamespacedContentStore {
   const root = mkdtempSync(join(tmpdir(), "dist-fetch-"));
-  roots.push(root);
-  return namespacedContentStore(root);
+  const s = namespacedContentStore(root);
+  roots.set(s, root);
+  return s;
 }
+/** The image store next to a content store of store(). */
+const imagesOf = (s: NamespacedContentStore) => openSqliteImageStore(roots.get(s) as string, "default");
 after(() => {
   closeAllDatabases();
-  for (const r of roots) rmSync(r, { recursive: true, force: true });
+  for (const r of roots.values()) rmSync(r, { recursive: true, force: true });
 });
 
 /** Serves blobs from a MemoryProvider; `corrupt` flips a byte of the named digests, `fail` errors midway. */
@@ -193,7 +195,7 @@ describe("fetchImage", () => {
   it("fetches one platform, notes the attestation, records the image and shows progress", async () => {
     const { p, amd, arm, index } = multi();
     const s = store();
-    const images = openSqliteImageStore(s.root, "default");
+    const images = imagesOf(s);
     const progress = new ProgressTracker();
     const notes: string[] = [];
     const r = await fetchImage({
@@ -256,7 +258,7 @@ describe("fetchImage", () => {
   it("fails naming the missing platform and records nothing", async () => {
     const { p, index } = multi();
     const s = store();
-    const images = openSqliteImageStore(s.root, "default");
+    const images = imagesOf(s);
     await assert.rejects(
       fetchImage({
         resolver: resolverFor(p, index),
@@ -273,7 +275,7 @@ describe("fetchImage", () => {
   it("fails when a layer is corrupt, leaving no blob and no image", async () => {
     const { p, amd, index } = multi();
     const s = store();
-    const images = openSqliteImageStore(s.root, "default");
+    const images = imagesOf(s);
     const resolver = resolverFor(p, index);
     resolver.fetcherImpl.corrupt.add(amd.layers[0].digest);
     await assert.rejects(

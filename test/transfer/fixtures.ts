@@ -14,8 +14,7 @@ import type { Descriptor, Platform } from "../../src/descriptor.ts";
 import { digestOf } from "../../src/digest.ts";
 import type { ImageStore } from "../../src/images/image.ts";
 import { MediaType } from "../../src/images/mediatypes.ts";
-import { namespacedContentStore } from "../../src/metadata/content-labels.ts";
-import { openSqliteImageStore } from "../../src/metadata/images.ts";
+import { namespacedContentStore, openSqliteImageStore } from "../../src/metadata/metadata.ts";
 
 export const HOST: Platform = { os: "linux", architecture: process.arch === "x64" ? "amd64" : process.arch };
 export const OTHER: Platform =

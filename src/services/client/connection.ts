@@ -7,9 +7,8 @@
 import { randomBytes } from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
 import { wrapError } from "../../errors.ts";
-import { clientConstructor, NAMESPACE_KEY, type ServiceKey } from "../proto.ts";
+import { clientConstructor, LEASE_KEY, NAMESPACE_KEY, type ServiceKey } from "../proto.ts";
 
-export const LEASE_KEY = "containerd-lease";
 /** How long a process lease protects its content if the process dies before releasing it. */
 const LEASE_EXPIRY_MS = 60 * 60_000;
 const DEFAULT_CONNECT_TIMEOUT = 10_000;
