@@ -17,7 +17,8 @@ export { hasBlobFiles } from "./content/content.ts";
 export type { CopyOptions, CopyResult, OpenAt, Source, WriteBlobOptions, WriteBlobResult } from "./content/helpers.ts";
 export { copyToWriter, MAX_MANIFEST_SIZE, readBlob, readVerified, writeBlob } from "./content/helpers.ts";
 export { LocalStore } from "./content/local/index.ts";
-export type { LocalStoreOptions } from "./content/local/store.ts";
+export type { LocalStoreOptions, LocalWriterOptions } from "./content/local/store.ts";
+export type { LocalWriter } from "./content/local/writer.ts";
 export type { Descriptor, Platform } from "./descriptor.ts";
 export type { AppliedDiff, Applier, ApplyConfig } from "./diff/applier.ts";
 export { FileSystemApplier } from "./diff/filesystem.ts";
@@ -60,17 +61,18 @@ export {
   parsePlatform,
 } from "./images/platforms.ts";
 export { type ImageTree, imageTree, type MissingBlob } from "./images/tree.ts";
-export { NamespacedContentStore } from "./metadata/content.ts";
+export { type ContentOptions, NamespacedContentStore } from "./metadata/content.ts";
 export type { Lease, LeaseManager, LeaseResource } from "./metadata/leases.ts";
 export {
   Metadata,
+  type MetadataOptions,
   namespacedContentStore,
   openMetadata,
   openSnapshotterAt,
   openSqliteImageStore,
 } from "./metadata/metadata.ts";
 export type { Namespace, NamespaceStore } from "./metadata/namespaces.ts";
-export { NamespacedSnapshotter } from "./metadata/snapshots.ts";
+export { NamespacedSnapshotter, type SnapshotterOptions } from "./metadata/snapshots.ts";
 export { type ProgressOutput, ProgressRenderer, type RendererOptions } from "./progress/render.ts";
 export {
   type ProgressEntry,

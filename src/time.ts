@@ -17,6 +17,7 @@ import { realtimeNs } from "./sys/index.ts";
 
 const NS_PER_MS = 1_000_000n;
 
+/** A Date that keeps nanoseconds: `epochNs` is exact, `toISOString()` has nine fractional digits. */
 export class PreciseDate extends Date {
   /** Nanoseconds since the epoch. */
   readonly epochNs: bigint;

@@ -116,7 +116,7 @@ export interface Writer {
 }
 
 /** Writes blobs through ingests keyed by a ref. */
-/** Checks a writer's options: a ref, a total that is a size (0 when absent), a valid expected digest. */
+/** @internal Checks a writer's options: a ref, a total that is a size (0 when absent), a valid expected digest. */
 export function checkWriterOptions(opts: WriterOptions): { ref: string; total: number; expected?: Digest } {
   const ref = opts.ref;
   if (typeof ref !== "string" || ref === "") throw new InvalidArgumentError("must specify a ref for the ingest");
@@ -127,6 +127,7 @@ export function checkWriterOptions(opts: WriterOptions): { ref: string; total: n
   return { ref, total, expected: opts.expected ? validateDigest(opts.expected) : undefined };
 }
 
+/** Writes blobs through ingests keyed by a ref. */
 export interface Ingester {
   /**
    * Opens (or resumes) the ingest of `ref`, holding its lock until commit or close; a ref

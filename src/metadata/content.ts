@@ -50,6 +50,7 @@ import { LeaseContext } from "./leases.ts";
 import { ensureNamespace } from "./namespaces.ts";
 import { nextSequence } from "./schema.ts";
 
+/** A namespace's content store's options: the lease its writes go on, the ref lock wait. */
 export interface ContentOptions {
   /** The lease a write is made under: what it creates goes on it (NotFound when it does not exist). */
   lease?: string;
@@ -89,6 +90,7 @@ export function blobHeld(db: Database, digest: Digest): boolean {
   );
 }
 
+/** A namespace's content: its own blob records and ingests over the shared, namespace-free blob store (containerd's shared policy). */
 export class NamespacedContentStore implements Store, BlobFiles {
   readonly namespace: string;
   readonly #db: Database;
@@ -96,6 +98,7 @@ export class NamespacedContentStore implements Store, BlobFiles {
   readonly #lease: LeaseContext;
   readonly #lockTimeout: number | undefined;
 
+  /** @internal made by Metadata.content() */
   constructor(db: Database, blobs: LocalStore, namespace: string, opts: ContentOptions = {}) {
     this.#db = db;
     this.#blobs = blobs;

@@ -28,6 +28,7 @@ import { type NamespaceStore, SqliteNamespaceStore, validateNamespace } from "./
 import { migrate } from "./schema.ts";
 import { NamespacedSnapshotter, type SnapshotterOptions } from "./snapshots.ts";
 
+/** How a root's Metadata opens its stores. */
 export interface MetadataOptions {
   /** How long content writers wait for a ref another writer holds (ms); 60 s when absent. */
   lockTimeout?: number;
@@ -70,7 +71,7 @@ export class Metadata {
     return new NamespacedSnapshotter(this.db, this.backendSnapshotter(name), validateNamespace(namespace), opts);
   }
 
-  /** The namespace-free snapshotter under this root (opened once). */
+  /** @internal The namespace-free snapshotter under this root (opened once). */
   backendSnapshotter(name?: string): FsSnapshotter {
     const n = name ? checkName(name) : defaultSnapshotterName(this.root);
     let sn = this.#backends.get(n);

@@ -56,11 +56,13 @@ interface Row {
   updated_at: bigint;
 }
 
+/** A namespace's snapshotter's options: the lease its writes go on. */
 export interface SnapshotterOptions {
   /** The lease a write is made under: what it creates goes on it (NotFound when it does not exist). */
   lease?: string;
 }
 
+/** A namespace's snapshots (keys, parents, labels) over a namespace-free snapshotter, as containerd's metadata layer keeps them. */
 export class NamespacedSnapshotter implements Snapshotter, LocalSnapshotter {
   /** The snapshotter's name ("overlay", "native"). */
   readonly name: string;
@@ -72,6 +74,7 @@ export class NamespacedSnapshotter implements Snapshotter, LocalSnapshotter {
   readonly #lease: LeaseContext;
   readonly #resource: string;
 
+  /** @internal made by Metadata.snapshotter() */
   constructor(db: Database, backend: FsSnapshotter, namespace: string, opts: SnapshotterOptions = {}) {
     this.#db = db;
     this.#backend = backend;

@@ -16,7 +16,6 @@ import type { FsSnapshotter } from "./fs-snapshotter.ts";
 import { mountOne } from "./mount.ts";
 import { openNative } from "./native/native.ts";
 import { openOverlay } from "./overlay/overlay.ts";
-import type { LocalSnapshotter, Snapshotter } from "./snapshotter.ts";
 
 /** The snapshotters openSnapshotterAt opens, by name. */
 export const SNAPSHOTTERS = ["overlay", "native"] as const;

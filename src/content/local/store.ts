@@ -46,6 +46,7 @@ export interface LocalStoreOptions {
   lockTimeout?: number;
 }
 
+/** A writer's options in the filesystem store: the Writer options and how long to wait for the ref. */
 export interface LocalWriterOptions extends WriterOptions {
   /** How long to wait for a ref held by another writer (ms); the store's lockTimeout when absent. */
   lockTimeout?: number;

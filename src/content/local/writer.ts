@@ -49,6 +49,7 @@ export interface Verified {
   size: number;
 }
 
+/** A writer of the filesystem store: appends to an ingest's data file under its ref lock. */
 export class LocalWriter implements Writer {
   readonly #ctx: WriterContext;
   readonly #lock: RefLock;
@@ -60,6 +61,7 @@ export class LocalWriter implements Writer {
   /** Bytes already handed to early writeback. */
   #flushed = 0;
 
+  /** @internal made by LocalStore.writer() */
   constructor(ctx: WriterContext, lock: RefLock, state: IngestState, fh: FileHandle, digester: Digester) {
     this.#ctx = ctx;
     this.#lock = lock;
@@ -115,7 +117,7 @@ export class LocalWriter implements Writer {
   }
 
   /**
-   * The first step of a commit: flushes the data and checks its size and digest
+   * @internal The first step of a commit: flushes the data and checks its size and digest
    * (each when given, else from the ingest's total and expected digest). On a
    * mismatch the writer is closed and the ingest kept (FailedPreconditionError).
    */
