@@ -203,10 +203,14 @@ export class NamespacedContentStore implements Store, BlobFiles {
       }
       // the shared policy: bytes another namespace committed stand in for this ingest's
       const present = expected ? this.#blobs.blobSize(expected) : undefined;
-      const shared = present !== undefined && (total === 0 || total === present) ? present : undefined;
-      const { rec, created } = transaction(this.#db, () =>
-        this.#openRecord(ref, shared === undefined ? undefined : expected, shared),
-      );
+      const sharable = present !== undefined && (total === 0 || total === present) ? present : undefined;
+      const { rec, created, shared } = transaction(this.#db, () => {
+        // a ref another writer is filling is not taken over (its commit would find its record gone):
+        // this writer waits for that one's ref like any other
+        const active = this.#ingest(ref);
+        const shared = sharable !== undefined && (!active || active.size !== null) ? sharable : undefined;
+        return { ...this.#openRecord(ref, shared === undefined ? undefined : expected, shared), shared };
+      });
       if (shared !== undefined && expected) {
         return new NamespacedWriter(this.#writerContext(), ref, rec.backend_ref, undefined, {
           digest: expected,
@@ -295,6 +299,7 @@ export class NamespacedContentStore implements Store, BlobFiles {
       lease: this.#lease,
       lockTimeout: this.#lockTimeout,
       backendRef: (ref) => this.#backendRef(ref),
+      has: (digest) => this.#has(digest),
     };
   }
 
@@ -389,6 +394,8 @@ interface WriterContext {
   lockTimeout: number | undefined;
   /** The blob store's ref of this namespace's ingest of `ref`, while it exists. */
   backendRef(ref: string): string | undefined;
+  /** Whether the namespace has recorded this blob. */
+  has(digest: Digest): boolean;
 }
 
 /** A shared ingest: bytes another namespace committed, not copied unless written to. */
@@ -510,11 +517,13 @@ class NamespacedWriter implements Writer {
     try {
       already = transaction(db, () => {
         if (this.#ctx.backendRef(this.#ref) !== this.#backendRef) {
+          // two shared writers of one ref: the first commit recorded the same bytes
+          if (!backend && this.#ctx.has(verified.digest)) return true;
           throw new NotFoundError(`commit of ref ${this.#ref}: the ingest was aborted`);
         }
         // every refusal before the blob is published: after it, nothing here fails
         lease.check();
-        if (backend) published = backend.publish();
+        if (backend) published = backend.publish({ holdRef: true });
         else if (!this.#ctx.blobs.hasBlob(verified.digest)) {
           throw new NotFoundError(`commit of ref ${this.#ref}: content ${verified.digest} is gone`);
         }
@@ -543,6 +552,9 @@ class NamespacedWriter implements Writer {
       }
       if (!published) await backend?.close().catch(() => {});
       throw err;
+    } finally {
+      // only now may a writer waiting for the ref look at the records
+      backend?.releaseRef();
     }
     if (published === "created") await syncDir(dirname(this.#ctx.blobs.blobPath(verified.digest)));
     if (already) throw new AlreadyExistsError(`content ${verified.digest} already exists in namespace ${namespace}`);

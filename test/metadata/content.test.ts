@@ -294,6 +294,34 @@ describe("namespaced content: commits and aborts", () => {
     assert.deepEqual(await digests(s), [digestOf("first"), digestOf("second")].sort());
   });
 
+  it("a ref another writer is filling is not taken over when another namespace commits the blob meanwhile", async () => {
+    const md = fresh({ lockTimeout: 2000 });
+    const b = md.content("b");
+    const data = "same bytes";
+    const d = digestOf(data);
+    const filling = await b.writer({ ref: "same-ref", expected: d });
+    await filling.write(Buffer.from(data));
+    await put(md.content("a"), data, "other-ref");
+    // the bytes are in the blob store now: a second writer of "same-ref" in B waits for the first, not shares over it
+    const second = b.writer({ ref: "same-ref", expected: d });
+    second.catch(() => {});
+    await filling.commit(data.length, d);
+    await assert.rejects(second, code("AlreadyExists"));
+    assert.deepEqual(await digests(b), [d]);
+    assert.deepEqual(await b.listStatuses(), []);
+  });
+
+  it("two shared writers of one ref: the second commit is AlreadyExists, not an aborted ingest", async () => {
+    const md = fresh();
+    const d = await put(md.content("a"), "shared twice");
+    const b = md.content("b");
+    const w1 = await b.writer({ ref: "twice", expected: d });
+    const w2 = await b.writer({ ref: "twice", expected: d });
+    await w1.commit(12, d);
+    await assert.rejects(w2.commit(12, d), code("AlreadyExists"));
+    assert.deepEqual(await digests(b), [d]);
+  });
+
   it("keeps ingest times in nanoseconds across a close", async () => {
     const md = fresh();
     const s = md.content("default");

@@ -158,9 +158,12 @@ export class LocalWriter implements Writer {
   /**
    * The second step, synchronous: renames the verified data into blobs/ and
    * removes the ingest, or, when the blob is already there, only removes the
-   * ingest. Releases the ref either way. The caller syncs the blob's directory.
+   * ingest. Releases the ref either way, unless `holdRef`: then the caller
+   * releases it with releaseRef() once it has recorded the outcome (a writer
+   * waiting for the ref must not see the ingest gone from the disk but not yet
+   * from the records). The caller syncs the blob's directory.
    */
-  publish(): "created" | "existed" {
+  publish(opts: { holdRef?: boolean } = {}): "created" | "existed" {
     const v = this.#verified;
     if (!v || this.#done) throw new FailedPreconditionError(`writer for ref ${this.#state.ref} is not verified`);
     const target = this.#ctx.blobPath(v.digest);
@@ -183,8 +186,14 @@ export class LocalWriter implements Writer {
       } catch {}
       throw err;
     } finally {
-      this.#finish();
+      if (opts.holdRef) this.#done = true;
+      else this.#finish();
     }
+  }
+
+  /** @internal Releases the ref a publish({ holdRef: true }) kept. */
+  releaseRef(): void {
+    this.#lock.release();
   }
 
   /**
