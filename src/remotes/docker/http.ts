@@ -10,12 +10,18 @@
  * in package-lock.json; the registry tests go through them.
  */
 import { createRequire } from "node:module";
-import type { Dispatcher, Agent as UndiciAgent } from "undici";
+import type { Dispatcher, Agent as UndiciAgent, ProxyAgent as UndiciProxyAgent } from "undici";
 
 const require = createRequire(import.meta.url);
 
 export const Agent = require("undici/lib/dispatcher/agent.js") as typeof UndiciAgent;
 export type Agent = UndiciAgent;
+
+/** undici's ProxyAgent (CONNECT tunnels, or absolute-form requests to an http proxy), loaded when a proxy is used. */
+export function proxyAgent(opts: UndiciProxyAgent.Options): Dispatcher {
+  const ProxyAgent = require("undici/lib/dispatcher/proxy-agent.js") as typeof UndiciProxyAgent;
+  return new ProxyAgent(opts);
+}
 
 type RequestMethod = (this: Dispatcher, opts: Dispatcher.RequestOptions) => Promise<Dispatcher.ResponseData>;
 const apiRequest = require("undici/lib/api/api-request.js") as RequestMethod;
