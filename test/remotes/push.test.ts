@@ -36,6 +36,8 @@ class UploadRegistry {
   referrersApi = true;
   /** Answer 401 to mounts (no pull access to the source). */
   refuseMounts = false;
+  /** Answer uploads or manifest PUTs with this status and registry error. */
+  deny?: { on: "POST" | "PUT"; status: number; code: string; message: string };
   #server: Server;
   #next = 0;
   addr = "";
@@ -68,6 +70,7 @@ class UploadRegistry {
     this.dropOnStatus = false;
     this.referrersApi = true;
     this.refuseMounts = false;
+    this.deny = undefined;
     this.#next = 0;
   }
 
@@ -88,6 +91,14 @@ class UploadRegistry {
     this.log.push(
       `${req.method} ${p}${url.search}${req.headers["content-range"] ? ` [${req.headers["content-range"]}]` : ""}`,
     );
+    if (this.deny && req.method === this.deny.on) {
+      req.resume();
+      const { status, code, message } = this.deny;
+      res
+        .writeHead(status, { "content-type": "application/json" })
+        .end(JSON.stringify({ errors: [{ code, message }] }));
+      return;
+    }
     let m = /^\/v2\/app\/blobs\/(sha256:[0-9a-f]{64})$/.exec(p);
     if (m && req.method === "HEAD") {
       res.writeHead(this.blobs.has(m[1]) ? 200 : 404).end();
@@ -285,7 +296,7 @@ describe("pushBlob", () => {
       "POST /v2/app/blobs/uploads/",
       `PUT /v2/app/blobs/uploads/u1?digest=${encodeURIComponent(b.desc.digest)}`,
     ]);
-    assert.deepEqual(progress, [3000]);
+    assert.deepEqual(progress, [0, 3000]);
     reg.log = [];
     assert.equal(await p.pushBlob(b.desc, b.open), "exists");
     assert.deepEqual(reg.log, [`HEAD /v2/app/blobs/${b.desc.digest}`]);
@@ -380,6 +391,33 @@ describe("pushBlob", () => {
       p.pushBlob(short, b.open, { monolithicMax: 1000, chunkSize: 4096 }),
       /the source ended early \(the blob is 20000 bytes\)/,
     );
+  });
+});
+
+describe("refusals", () => {
+  it("say in one line which repository refused which action, and why", async () => {
+    const b = blob(3000);
+    const p = await pusher();
+    reg.deny = { on: "POST", status: 403, code: "DENIED", message: "requested access to the resource is denied" };
+    await assert.rejects(p.pushBlob(b.desc, b.open), (err: Error) => {
+      assert.ok(isErrorCode(err, "PermissionDenied"), err.name);
+      assert.equal(
+        err.message,
+        `${reg.addr}/app:v1: starting upload of ${b.desc.digest}: denied: requested access to the resource is denied (HTTP 403)`,
+      );
+      return true;
+    });
+    const body = Buffer.from(JSON.stringify({ schemaVersion: 2, manifests: [] }));
+    const idx: Descriptor = { mediaType: OCI_INDEX, digest: digestOf(body), size: body.length };
+    reg.deny = { on: "PUT", status: 403, code: "DENIED", message: "quota exceeded: 10.0 GiB of 10.0 GiB used" };
+    await assert.rejects(p.pushManifest(idx, body, { tag: "v1" }), (err: Error) => {
+      assert.equal(
+        err.message,
+        `${reg.addr}/app:v1: tagging ${idx.digest} as v1: denied: quota exceeded: 10.0 GiB of 10.0 GiB used (HTTP 403)`,
+      );
+      assert.ok(!err.message.includes("\n"));
+      return true;
+    });
   });
 });
 

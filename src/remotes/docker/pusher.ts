@@ -196,6 +196,7 @@ export class DockerPusher implements Pusher {
     const started = await this.#uploads.start(desc, { mountFrom: opts.mountFrom, signal });
     if (started.mounted) return "mounted";
     let location = started.location;
+    opts.onProgress?.(0);
     try {
       if (desc.size <= (opts.monolithicMax ?? MONOLITHIC_MAX)) {
         const body = await readVerified(await open(0), desc, `${ref}: pushing blob ${desc.digest}`);
