@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the integration tests drive (the real registry,
-# skopeo, umoci, containerd/ctr, runc, busybox-static, ...) when they are missing.
+# skopeo, umoci, containerd/ctr, runc, busybox-static, squid as a forward proxy, ...) when they are missing.
 # Needs root for apt-get; without root it only reports what is missing.
 set -euo pipefail
 PKGS=(docker-registry skopeo umoci containerd runc busybox-static debootstrap
       zstd pigz libisal2 apache2-utils openssl curl jq attr util-linux python3 time
-      golang-github-containerd-containerd-dev)
+      golang-github-containerd-containerd-dev squid)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")

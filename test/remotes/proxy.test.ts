@@ -95,3 +95,45 @@ describe("proxy rules", () => {
     assert.throws(() => new ProxyRules({ httpsProxy: "http://" }), /HTTPS_PROXY/);
   });
 });
+
+describe("a proxy that refuses", () => {
+  it("is named in one line: a tunnel refused, authentication required", async () => {
+    const { createServer } = await import("node:http");
+    const { createResolver } = await import("../../src/remotes/docker/index.ts");
+    const server = createServer((_req, res) => res.writeHead(407, { "proxy-authenticate": 'Basic realm="p"' }).end());
+    server.on("connect", (_req, socket) => socket.end("HTTP/1.1 403 Forbidden\r\n\r\n"));
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const addr = server.address() as { port: number };
+    const proxy = `http://user:s3cret@127.0.0.1:${addr.port}`;
+    const r = createResolver({
+      retries: 0,
+      dockerConfigPath: "/nonexistent/config.json",
+      proxy: { httpProxy: proxy, httpsProxy: proxy },
+    });
+    try {
+      await assert.rejects(r.resolve("reg.example.com/app:1"), (err: Error) => {
+        assert.match(
+          err.message,
+          /^reg\.example\.com\/app:1: cannot reach reg\.example\.com \(through proxy http:\/\/\*\*\*@127\.0\.0\.1:\d+\): the proxy refused the tunnel \(HTTP 403\)$/,
+        );
+        return true;
+      });
+      const plain = createResolver({
+        plainHttp: true,
+        retries: 0,
+        dockerConfigPath: "/nonexistent/config.json",
+        proxy: { httpProxy: `http://127.0.0.1:${addr.port}` },
+      });
+      await assert.rejects(plain.resolve("reg.example.com/app:1"), (err: Error) => {
+        assert.match(err.message, /the proxy requires authentication \(HTTP 407\)/);
+        assert.ok(!err.message.includes("s3cret"));
+        return true;
+      });
+      await plain.close();
+    } finally {
+      await r.close();
+      server.closeAllConnections();
+      await new Promise<void>((res) => server.close(() => res()));
+    }
+  });
+});

@@ -14,7 +14,7 @@ import { Authorizer } from "./auth.ts";
 import { parseChallenges } from "./challenge.ts";
 import { errorCode, httpError, isRetryableNetworkError, networkError } from "./errors.ts";
 import type { RegistryHost } from "./hosts.ts";
-import { Agent, type Dispatcher, proxyAgent, request } from "./http.ts";
+import { Agent, connector, type Dispatcher, proxyAgent, request } from "./http.ts";
 import { DEFAULT_STALL_TIMEOUT_MS, DEFAULT_USER_AGENT, type RegistryOptions } from "./options.ts";
 import { ProxyRules, proxyConfigFromEnv, redactProxy } from "./proxy.ts";
 import { backoffDelay, DEFAULT_RETRIES, isRetryableStatus, parseRetryAfter, sleep } from "./retry.ts";
@@ -97,6 +97,8 @@ export class RegistryClient {
   readonly userAgent: string;
   readonly #agents = new Map<string, Dispatcher>();
   readonly #proxies: ProxyRules;
+  /** The last error a connected socket of each origin emitted (a TLS alert after the handshake), and when. */
+  readonly #socketErrors = new Map<string, { err: Error; at: number }>();
   /** Hosts that could not be connected to while others remained: skipped from then on. */
   readonly #dead = new Set<string>();
 
@@ -137,10 +139,26 @@ export class RegistryClient {
       const pool = { keepAliveTimeout: 30_000, connections: 32 };
       agent = proxy
         ? proxyAgent({ ...pool, uri: proxy.href, proxyTunnel: url.protocol === "https:", requestTls: tls })
-        : new Agent({ ...pool, connect: tls });
+        : new Agent({
+            ...pool,
+            connect: connector(tls, (err) => this.#socketErrors.set(url.origin, { err, at: Date.now() })),
+          });
       this.#agents.set(key, agent);
     }
     return agent;
+  }
+
+  /**
+   * A socket closed under a request with no reason given, when its origin's
+   * socket just reported one (a TLS alert: the registry refused the client's
+   * certificate, or wanted one), is that reason.
+   */
+  #explained(url: URL, err: unknown): unknown {
+    if (errorCode(err) !== undefined && errorCode(err) !== "UND_ERR_SOCKET") return err;
+    const last = this.#socketErrors.get(url.origin);
+    if (!last || Date.now() - last.at > 2000) return err;
+    this.#socketErrors.delete(url.origin);
+    return last.err;
   }
 
   /** `host`, or `host (through proxy URL)` when requests to `url` are proxied: for messages. */
@@ -203,9 +221,10 @@ export class RegistryClient {
           // body stalls are watched by the reader, which knows about backpressure
           bodyTimeout: 0,
         });
-      } catch (err) {
+      } catch (caught) {
         if (spec.signal?.aborted) throw spec.signal.reason;
-        if (err instanceof DistError) throw err;
+        if (caught instanceof DistError) throw caught;
+        const err = this.#explained(url, caught);
         const code = errorCode(err);
         // nothing was sent: while another host can answer, do not wait for this one
         const skip = more && sameHost && isConnectFailure(code);
