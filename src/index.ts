@@ -34,6 +34,7 @@ export { childrenHandler, filterPlatforms } from "./images/children.ts";
 export type { Handler } from "./images/handlers.ts";
 export { dispatch, handlers, SKIP, walk } from "./images/handlers.ts";
 export type { Image, ImageStore } from "./images/image.ts";
+export { narrowIndex } from "./images/narrow.ts";
 export { defaultMatcher, hostPlatform, parsePlatform } from "./images/platforms.ts";
 export { namespacedContentStore, SqliteLabelStore } from "./metadata/content-labels.ts";
 export { openSqliteImageStore } from "./metadata/images.ts";
@@ -47,9 +48,13 @@ export { familiar, normalize, parseReference } from "./reference/index.ts";
 export type { RegistryOptions } from "./remotes/docker/index.ts";
 export { createResolver } from "./remotes/docker/index.ts";
 export { fetchBlob, fetchHandler, fetchImage, fetchObject, type Tee } from "./remotes/handlers.ts";
-export type { Fetcher, Pusher, Resolved, Resolver } from "./remotes/remotes.ts";
+export type { Fetcher, Pusher, PushStatus, Resolved, Resolver, UploadOptions } from "./remotes/remotes.ts";
+export { distributionSourceKey, mountCandidate } from "./remotes/source-labels.ts";
 export { openSnapshotterAt } from "./snapshots/open.ts";
 export type { Mount, Snapshotter } from "./snapshots/snapshotter.ts";
+export { type CopyImageOptions, type CopyImageResult, copyImage } from "./transfer/copy.ts";
+export { type PushImageOptions, type PushImageResult, pushImage } from "./transfer/push.ts";
+export { type PushTreeOptions, pushTree, type TransferSource } from "./transfer/push-tree.ts";
 export { chainID, chainIDs } from "./unpack/chainid.ts";
 export {
   type UnpackEvent,
