@@ -29,7 +29,6 @@ import type { DockerFetcher } from "../remotes/docker/fetcher.ts";
 import type { DockerPusher } from "../remotes/docker/pusher.ts";
 import type { DockerResolver } from "../remotes/docker/resolver.ts";
 import type { PushStatus } from "../remotes/remotes.ts";
-import { noteSelection } from "./push.ts";
 import { pushTree, type TransferSource } from "./push-tree.ts";
 import { type Selection, selectPlatforms } from "./select.ts";
 
@@ -91,13 +90,10 @@ export async function copyImage(opts: CopyImageOptions): Promise<CopyImageResult
     matchers,
     named: !matchers.some((m) => m.all),
     read: (d) => source.manifest(d, signal),
+    expected: dstRef.digest,
     signal,
     onNote: opts.onNote,
   });
-  noteSelection(resolved.desc, selection, opts.onNote);
-  if (dstRef.digest && dstRef.digest !== selection.desc.digest) {
-    throw new Error(`${dst}: the reference names ${dstRef.digest}, but the copy is ${selection.desc.digest}`);
-  }
   const common = { source, pusher, limit: opts.limit, signal, progress, onNote: opts.onNote };
   const tree = await pushTree({ ...common, root: selection, tag: dstRef.digest ? undefined : dstRef.tag });
   const manifests = [...tree.manifests];

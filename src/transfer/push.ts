@@ -115,15 +115,10 @@ export async function pushImage(opts: PushImageOptions): Promise<PushImageResult
     named: opts.platforms !== undefined && !opts.platforms.some((m) => m.all),
     available: opts.requireAll ? undefined : (d) => present(content, d),
     read: (d) => source.manifest(d, signal),
+    expected: dest.digest,
     signal,
     onNote: opts.onNote,
   });
-  noteSelection(image.target, selection, opts.onNote);
-  if (dest.digest && dest.digest !== selection.desc.digest) {
-    throw new NotFoundError(
-      `${name}: the reference names ${dest.digest}, but ${localName} is ${selection.desc.digest}`,
-    );
-  }
   const pusher = await opts.resolver.pusher(name);
   const tree = await pushTree({
     source,
@@ -143,18 +138,4 @@ export async function pushImage(opts: PushImageOptions): Promise<PushImageResult
     },
   });
   return { name, desc: selection.desc, changed: selection.changed, manifests: tree.manifests };
-}
-
-/** A note when what goes is not the image's own root. */
-export function noteSelection(root: Descriptor, s: Selection, onNote?: NoteFn): void {
-  if (!onNote || s.changed === "no") return;
-  const left = s.omitted.length;
-  if (s.changed === "manifest") {
-    onNote(s.desc, `sending the platform manifest ${s.desc.digest} alone, not the index ${root.digest}`);
-  } else {
-    onNote(
-      s.desc,
-      `sending a new index ${s.desc.digest} of ${root.digest}'s manifests without ${left} of them (other platforms, or not here)`,
-    );
-  }
 }

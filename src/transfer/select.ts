@@ -7,7 +7,7 @@
  * do), else the index narrowed to the chosen ones (a new digest).
  */
 import type { Descriptor } from "../descriptor.ts";
-import { NotFoundError } from "../errors.ts";
+import { InvalidArgumentError, NotFoundError } from "../errors.ts";
 import type { NoteFn } from "../images/children.ts";
 import { filterPlatforms } from "../images/children.ts";
 import { parseIndex } from "../images/manifest.ts";
@@ -33,11 +33,24 @@ export interface SelectOptions {
   available?: (desc: Descriptor) => Promise<boolean>;
   /** Reads a manifest chosen to go alone. */
   read: (desc: Descriptor) => Promise<Buffer>;
+  /** The digest the destination reference names, if any: what is chosen must be it. */
+  expected?: string;
   signal?: AbortSignal;
+  /** Told when what goes is not the image's own root. */
   onNote?: NoteFn;
 }
 
+/** Chooses (see the module's comment), notes a change, and checks the destination's digest. */
 export async function selectPlatforms(root: Descriptor, bytes: Buffer, opts: SelectOptions): Promise<Selection> {
+  const s = await choose(root, bytes, opts);
+  noteSelection(root, s, opts.onNote);
+  if (opts.expected && opts.expected !== s.desc.digest) {
+    throw new InvalidArgumentError(`the destination names ${opts.expected}, but what goes is ${s.desc.digest}`);
+  }
+  return s;
+}
+
+async function choose(root: Descriptor, bytes: Buffer, opts: SelectOptions): Promise<Selection> {
   if (!isIndex(root.mediaType)) return { desc: root, bytes, changed: "no", omitted: [] };
   const all = parseIndex(bytes, root).manifests;
   const available: Descriptor[] = [];
@@ -59,4 +72,17 @@ export async function selectPlatforms(root: Descriptor, bytes: Buffer, opts: Sel
   }
   const narrowed = narrowIndex(root, bytes, chosen);
   return { desc: narrowed.desc, bytes: narrowed.bytes, changed: "index", omitted };
+}
+
+/** A note when what goes is not the image's own root. */
+function noteSelection(root: Descriptor, s: Selection, onNote?: NoteFn): void {
+  if (!onNote || s.changed === "no") return;
+  if (s.changed === "manifest") {
+    onNote(s.desc, `sending the platform manifest ${s.desc.digest} alone, not the index ${root.digest}`);
+  } else {
+    onNote(
+      s.desc,
+      `sending a new index ${s.desc.digest} of ${root.digest}'s manifests without ${s.omitted.length} of them (other platforms, or not here)`,
+    );
+  }
 }

@@ -32,37 +32,35 @@ async function openssl(...args: string[]): Promise<void> {
 async function makeCerts(): Promise<void> {
   const p = (f: string) => join(certs, f);
   const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-  await openssl(
-    "req",
-    "-x509",
-    ...ec,
-    "-days",
-    "2",
-    "-subj",
-    "/CN=edges CA",
-    "-keyout",
-    p("ca.key"),
-    "-out",
-    p("ca.crt"),
-  );
+  const selfSigned = (name: string, cn: string) =>
+    openssl(
+      "req",
+      "-x509",
+      ...ec,
+      "-days",
+      "2",
+      "-subj",
+      `/CN=${cn}`,
+      "-keyout",
+      p(`${name}.key`),
+      "-out",
+      p(`${name}.crt`),
+    );
+  await selfSigned("ca", "edges CA");
+  await selfSigned("stranger", "stranger");
   for (const [name, ext] of [
     ["server", `subjectAltName=IP:127.0.0.1,DNS:${NAME}\nextendedKeyUsage=serverAuth\n`],
     ["client", "extendedKeyUsage=clientAuth\n"],
   ]) {
     await openssl("req", ...ec, "-subj", `/CN=${name}`, "-keyout", p(`${name}.key`), "-out", p(`${name}.csr`));
     writeFileSync(p(`${name}.ext`), ext);
+    const ca = ["-CA", p("ca.crt"), "-CAkey", p("ca.key"), "-CAcreateserial", "-days", "2"];
     await openssl(
       "x509",
       "-req",
       "-in",
       p(`${name}.csr`),
-      "-CA",
-      p("ca.crt"),
-      "-CAkey",
-      p("ca.key"),
-      "-CAcreateserial",
-      "-days",
-      "2",
+      ...ca,
       "-extfile",
       p(`${name}.ext`),
       "-out",
@@ -70,19 +68,6 @@ async function makeCerts(): Promise<void> {
     );
   }
   writeFileSync(p("client.pem"), readFileSync(p("client.crt"), "utf8") + readFileSync(p("client.key"), "utf8"));
-  await openssl(
-    "req",
-    "-x509",
-    ...ec,
-    "-days",
-    "2",
-    "-subj",
-    "/CN=stranger",
-    "-keyout",
-    p("stranger.key"),
-    "-out",
-    p("stranger.crt"),
-  );
 }
 
 before(async () => {
