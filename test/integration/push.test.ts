@@ -287,7 +287,10 @@ describe("the pusher against distribution 2.8", () => {
       });
       assert.equal(status, "pushed");
       assert.deepEqual(opens, [0, 0]);
-      assert.match(warnings.join("\n"), /interrupted at byte \d+ .*the registry dropped the upload, starting over/);
+      assert.match(
+        warnings.join("\n"),
+        /the chunk from byte \d+ failed .*the registry dropped the upload, starting over/,
+      );
       const log = requests(tb.logs.plain).filter((q) => q.includes(repo("cut")));
       assert.ok(
         log.some((q) => /^GET \/v2\/.*\/blobs\/uploads\/.* (400|404)$/.test(q)),

@@ -234,6 +234,11 @@ export class DockerPusher implements Pusher {
           );
           const r = await this.#uploads.patch(location, body, from, n, signal);
           location = r.location;
+          if (r.offset > desc.size) {
+            throw new DataLossError(
+              `${this.#target.ref}: ${what}: the registry holds ${r.offset} bytes of ${desc.size}`,
+            );
+          }
           if (r.offset !== from + n) {
             // the registry kept another amount: continue from what it holds
             offset = r.offset;
@@ -258,13 +263,13 @@ export class DockerPusher implements Pusher {
         if (at && at.offset <= desc.size) {
           location = at.location;
           this.#client.opts.onWarning?.(
-            `${this.#target.ref}: ${what}: interrupted at byte ${offset} (${errorText(err)}); resuming from the registry's offset ${at.offset}`,
+            `${this.#target.ref}: ${what}: the chunk from byte ${offset} failed (${errorText(err)}); resuming from the registry's offset ${at.offset}`,
           );
           offset = at.offset;
         } else {
           location = await this.#uploads.begin(desc, signal);
           this.#client.opts.onWarning?.(
-            `${this.#target.ref}: ${what}: interrupted at byte ${offset} (${errorText(err)}); the registry dropped the upload, starting over`,
+            `${this.#target.ref}: ${what}: the chunk from byte ${offset} failed (${errorText(err)}); the registry dropped the upload, starting over`,
           );
           offset = 0;
         }
