@@ -45,7 +45,7 @@ export { ProgressRenderer } from "./progress/render.ts";
 export { ProgressTracker } from "./progress/tracker.ts";
 export { type PullOptions, type PullResult, pull } from "./pull.ts";
 export { familiar, normalize, parseReference } from "./reference/index.ts";
-export type { RegistryOptions } from "./remotes/docker/index.ts";
+export type { ProxyConfig, RegistryOptions } from "./remotes/docker/index.ts";
 export { createResolver } from "./remotes/docker/index.ts";
 export { fetchBlob, fetchHandler, fetchImage, fetchObject, type Tee } from "./remotes/handlers.ts";
 export type { Fetcher, Pusher, PushStatus, Resolved, Resolver, UploadOptions } from "./remotes/remotes.ts";
@@ -53,8 +53,8 @@ export { distributionSourceKey, mountCandidate } from "./remotes/source-labels.t
 export { openSnapshotterAt } from "./snapshots/open.ts";
 export type { Mount, Snapshotter } from "./snapshots/snapshotter.ts";
 export { type CopyImageOptions, type CopyImageResult, copyImage } from "./transfer/copy.ts";
-export { type PushImageOptions, type PushImageResult, pushImage } from "./transfer/push.ts";
-export { type PushTreeOptions, pushTree, type TransferSource } from "./transfer/push-tree.ts";
+export { type LocalContent, type PushImageOptions, type PushImageResult, pushImage } from "./transfer/push.ts";
+export { type PushedTree, type PushTreeOptions, pushTree, type TransferSource } from "./transfer/push-tree.ts";
 export { chainID, chainIDs } from "./unpack/chainid.ts";
 export {
   type UnpackEvent,

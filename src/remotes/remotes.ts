@@ -38,6 +38,7 @@ export interface Fetcher {
 /** What a push did with an object: sent it, found it there already, or mounted it from another repository. */
 export type PushStatus = "pushed" | "exists" | "mounted";
 
+/** How Pusher.pushBlob goes about it: cancellation, a mount source, progress. */
 export interface UploadOptions {
   signal?: AbortSignal;
   /** A repository of the same registry holding the blob: tried as a cross-repository mount. */

@@ -30,8 +30,9 @@ import type { DockerPusher } from "../remotes/docker/pusher.ts";
 import type { DockerResolver } from "../remotes/docker/resolver.ts";
 import type { PushStatus } from "../remotes/remotes.ts";
 import { pushTree, type TransferSource } from "./push-tree.ts";
-import { type Selection, selectPlatforms } from "./select.ts";
+import { selectPlatforms } from "./select.ts";
 
+/** What copyImage copies, from where to where, and how. */
 export interface CopyImageOptions {
   resolver: DockerResolver;
   /** `registry/repository[:tag|@digest]` to copy from. */
@@ -49,13 +50,15 @@ export interface CopyImageOptions {
   onNote?: NoteFn;
 }
 
+/** What copyImage did. */
 export interface CopyImageResult {
   /** The normalised source and destination. */
   src: string;
   dst: string;
   /** What went under the destination's tag. */
   desc: Descriptor;
-  changed: Selection["changed"];
+  /** "no": the source's root; "manifest": one platform's manifest of its index; "index": its index narrowed. */
+  changed: "no" | "manifest" | "index";
   /** Manifests and indexes copied, children first (referrers included). */
   manifests: Descriptor[];
   /** Referrer manifests copied. */
@@ -73,6 +76,14 @@ export function registrySource(fetcher: DockerFetcher, mount?: string): Transfer
   };
 }
 
+/**
+ * Copies an image from one registry to another, streamed straight through (see
+ * the module's comment).
+ *
+ * @example
+ * const r = await copyImage({ resolver: createResolver(), src: "docker.io/library/busybox:latest",
+ *   dst: "registry.example.com/mirror/busybox:latest", platforms: [allPlatforms()], referrers: true });
+ */
 export async function copyImage(opts: CopyImageOptions): Promise<CopyImageResult> {
   const { resolver, progress, signal } = opts;
   const srcRef = parseReference(opts.src);

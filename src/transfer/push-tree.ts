@@ -26,6 +26,7 @@ export interface TransferSource {
   mountFrom?(desc: Descriptor): Promise<string | undefined>;
 }
 
+/** What pushTree pushes, from where, to which pusher, and how. */
 export interface PushTreeOptions {
   source: TransferSource;
   pusher: Pusher;
@@ -42,6 +43,7 @@ export interface PushTreeOptions {
   onPushed?: (desc: Descriptor, status: PushStatus) => void | Promise<void>;
 }
 
+/** What pushTree pushed. */
 export interface PushedTree {
   /** Manifests and indexes, children before parents, the root last. */
   manifests: Descriptor[];
@@ -83,7 +85,7 @@ async function collect(
   return { manifests, blobs: [...blobs.values()] };
 }
 
-/** Pushes the tree (see the module's comment). */
+/** Pushes a tree from a source to a pusher: blobs first, then manifests, the root last under its tag (see the module's comment). */
 export async function pushTree(opts: PushTreeOptions): Promise<PushedTree> {
   const { source, pusher, progress, signal } = opts;
   const { manifests, blobs } = await collect(opts);

@@ -20,10 +20,12 @@ import { formatReference, parseReference } from "../reference/reference.ts";
 import type { Resolver } from "../remotes/remotes.ts";
 import { mountCandidate, recordDistributionSource } from "../remotes/source-labels.ts";
 import { pushTree, type TransferSource } from "./push-tree.ts";
-import { type Selection, selectPlatforms } from "./select.ts";
+import { selectPlatforms } from "./select.ts";
 
+/** The local content store as a push reads it: blobs, and their labels updated. */
 export type LocalContent = Provider & Pick<Manager, "update">;
 
+/** What pushImage pushes, from which store, to where, and how. */
 export interface PushImageOptions {
   resolver: Resolver;
   content: LocalContent;
@@ -47,12 +49,14 @@ export interface PushImageOptions {
   onWarning?: (message: string) => void;
 }
 
+/** What pushImage did. */
 export interface PushImageResult {
   /** The normalised destination. */
   name: string;
-  /** What went under the tag (see Selection.changed). */
+  /** What went under the tag. */
   desc: Descriptor;
-  changed: Selection["changed"];
+  /** "no": the image's own root; "manifest": one platform's manifest of its index; "index": its index narrowed. */
+  changed: "no" | "manifest" | "index";
   /** Manifests and indexes pushed, children first. */
   manifests: Descriptor[];
 }
@@ -98,6 +102,14 @@ export function localSource(content: Provider, dest: { domain: string; path: str
   };
 }
 
+/**
+ * Pushes a local image to a registry (see the module's comment).
+ *
+ * @example
+ * const r = await pushImage({ resolver: createResolver(), content: namespacedContentStore(root),
+ *   images: openSqliteImageStore(root, "default"), ref: "registry.example.com/team/app:1",
+ *   local: "docker.io/library/busybox:latest" });
+ */
 export async function pushImage(opts: PushImageOptions): Promise<PushImageResult> {
   const { content, signal } = opts;
   const dest = parseReference(opts.ref);

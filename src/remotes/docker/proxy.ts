@@ -23,6 +23,7 @@
 import { BlockList, isIP } from "node:net";
 import { InvalidArgumentError } from "../../errors.ts";
 
+/** Proxy settings: as the environment gives them (proxyConfigFromEnv), or set by the caller. */
 export interface ProxyConfig {
   /** For http:// destinations. */
   httpProxy?: string;
