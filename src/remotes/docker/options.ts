@@ -1,6 +1,6 @@
-/** Options of the registry client, as the CLI's registry flags fill them in. */
 import type { ProxyConfig } from "./proxy.ts";
 
+/** Options of the registry client, as the CLI's registry flags fill them in. */
 export interface RegistryOptions {
   /** Talk http instead of https to hosts without an explicit scheme. */
   plainHttp?: boolean;
