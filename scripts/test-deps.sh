@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the integration tests drive (the real registry,
-# skopeo, umoci, containerd/ctr, runc, busybox-static, ...) when they are missing.
+# skopeo, umoci, containerd/ctr, runc, busybox-static, squid as a forward proxy, ...) when they are missing.
 # Needs root for apt-get; without root it only reports what is missing.
 set -euo pipefail
 PKGS=(docker-registry skopeo umoci containerd runc busybox-static debootstrap
@@ -14,7 +14,9 @@ PKGS=(docker-registry skopeo umoci containerd runc busybox-static debootstrap
       golang-github-opencontainers-go-digest-dev golang-github-opencontainers-image-spec-dev
       golang-github-pkg-errors-dev golang-github-sirupsen-logrus-dev golang-golang-x-net-dev
       golang-golang-x-sys-dev golang-golang-x-text-dev golang-google-genproto-dev
-      golang-google-grpc-dev golang-google-protobuf-dev)
+      golang-google-grpc-dev golang-google-protobuf-dev
+      # a forward proxy for the HTTP(S)_PROXY tests
+      squid)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")

@@ -50,6 +50,7 @@ export { type DispatchOptions, dispatch, handlers, Limiter, SKIP, SkipError, wal
 export type { Image, ImageStore } from "./images/image.ts";
 export { type Index, type Manifest, parseIndex, parseManifest } from "./images/manifest.ts";
 export { isConfig, isIndex, isLayer, isManifest, MediaType } from "./images/mediatypes.ts";
+export { narrowIndex } from "./images/narrow.ts";
 export {
   allPlatforms,
   defaultMatcher,
@@ -84,7 +85,7 @@ export {
 export { type PullOptions, type PullResult, pull } from "./pull.ts";
 export { familiar, normalize, parseReference } from "./reference/index.ts";
 export type { ParseOptions, Reference } from "./reference/reference.ts";
-export type { DockerResolver, RegistryOptions } from "./remotes/docker/index.ts";
+export type { DockerResolver, ProxyConfig, RegistryOptions } from "./remotes/docker/index.ts";
 export { createResolver } from "./remotes/docker/index.ts";
 export {
   type BlobResult,
@@ -99,7 +100,16 @@ export {
   fetchObject,
   type Tee,
 } from "./remotes/handlers.ts";
-export type { Fetcher, FetchOptions, Pusher, Resolved, Resolver } from "./remotes/remotes.ts";
+export type {
+  Fetcher,
+  FetchOptions,
+  Pusher,
+  PushStatus,
+  Resolved,
+  Resolver,
+  UploadOptions,
+} from "./remotes/remotes.ts";
+export { distributionSourceKey, mountCandidate } from "./remotes/source-labels.ts";
 export { SNAPSHOTTERS, type SnapshotterName } from "./snapshots/open.ts";
 export type {
   Kind as SnapshotKind,
@@ -111,9 +121,12 @@ export type {
   Usage as SnapshotUsage,
 } from "./snapshots/snapshotter.ts";
 export { epochNsOf, PreciseDate } from "./time.ts";
+export { type CopyImageOptions, type CopyImageResult, copyImage } from "./transfer/copy.ts";
 export { type ExportOptions, type ExportOutput, type ExportResult, exportImages } from "./transfer/export.ts";
 export { type ImportOptions, type ImportResult, importImages } from "./transfer/import.ts";
 export type { NamingOptions } from "./transfer/import-names.ts";
+export { type LocalContent, type PushImageOptions, type PushImageResult, pushImage } from "./transfer/push.ts";
+export { type PushedTree, type PushTreeOptions, pushTree, type TransferSource } from "./transfer/push-tree.ts";
 export { chainID, chainIDs } from "./unpack/chainid.ts";
 export {
   type UnpackContent,

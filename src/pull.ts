@@ -77,6 +77,7 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
       handlerWrapper: unpacker && ((h) => unpacker.unpack(h)),
       images: opts.images,
       labels: opts.labels,
+      sourceLabels: opts.content,
     });
   } catch (err) {
     if (!unpacker) throw err;

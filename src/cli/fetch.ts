@@ -168,6 +168,7 @@ Examples:
             progress: progress.tracker,
             onNote: progress.onNote,
             images,
+            sourceLabels: store,
           }),
         );
       } catch (err) {

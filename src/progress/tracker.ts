@@ -18,6 +18,8 @@ export type ProgressState =
   | "exporting"
   | "done"
   | "exists"
+  /** A push found the blob in another repository of the registry and mounted it: nothing sent. */
+  | "mounted"
   | "skipped"
   | "error";
 
@@ -94,7 +96,7 @@ export class ProgressTracker extends EventEmitter<TrackerEvents> {
     if (u.startOffset !== undefined) e.startOffset = u.startOffset;
     if (u.offset !== undefined) e.offset = u.offset;
     if (u.state !== undefined) e.state = u.state;
-    if ((e.state === "done" || e.state === "exists") && e.total > 0) e.offset = e.total;
+    if ((e.state === "done" || e.state === "exists" || e.state === "mounted") && e.total > 0) e.offset = e.total;
     if (e.total > 0 && e.offset > e.total) e.offset = e.total;
     if (e.startedAt === undefined && e.state !== "waiting") e.startedAt = t;
     e.updatedAt = t;

@@ -4,11 +4,13 @@
  * into the content store, verified, and returns its children (a manifest's
  * config and layers, an index's manifests) parsed from the bytes it verified,
  * so nothing reads them again. fetchImage resolves a reference and walks it
- * with the platform filter; `dist fetch` records the name; `pull` (src/pull.ts)
- * wraps the handler with the unpacker and tees layer downloads into it.
+ * with the platform filter, labelling each blob with the repository it came
+ * from (source-labels.ts, as containerd does) when it can update labels;
+ * `dist fetch` records the name; `pull` (src/pull.ts) wraps the handler with
+ * the unpacker and tees layer downloads into it.
  */
 import { Readable, type Writable } from "node:stream";
-import type { Ingester, IngestManager, Provider, Writer } from "../content/content.ts";
+import type { Ingester, IngestManager, Manager, Provider, Writer } from "../content/content.ts";
 import { checkSize, copyToWriter, MAX_MANIFEST_SIZE, type OpenAt, readVerified } from "../content/helpers.ts";
 import type { Descriptor } from "../descriptor.ts";
 import { DistError, FailedPreconditionError, isAlreadyExists, isNotFound, wrapError } from "../errors.ts";
@@ -35,6 +37,7 @@ import {
 import { defaultMatcher, type PlatformMatcher } from "../images/platforms.ts";
 import type { ProgressTracker } from "../progress/tracker.ts";
 import type { Fetcher, Resolver } from "./remotes.ts";
+import { distributionSourceHandler } from "./source-labels.ts";
 
 export { DEFAULT_MAX_CONCURRENT_DOWNLOADS } from "../images/handlers.ts";
 
@@ -240,6 +243,12 @@ export interface FetchImageOptions {
    * are not held meanwhile.
    */
   handlerWrapper?: (h: Handler) => Handler;
+  /**
+   * When given (the store itself, usually), every blob of the walk is labelled
+   * `containerd.io/distribution.source.<host>=<repos>`, so a push to another
+   * repository of that registry can mount it.
+   */
+  sourceLabels?: Pick<Manager, "update">;
   /** When given, the resolved name is recorded there → target after a complete fetch. */
   images?: ImageStore;
   /** Labels for the image record. */
@@ -282,7 +291,11 @@ export async function fetchImage(opts: FetchImageOptions): Promise<FetchImageRes
       if (!isForeignLayer(k.mediaType)) progress?.update(refKey(k), { state: "waiting", total: k.size });
     return kids;
   };
-  let handler = handlers(record, announce);
+  const labels = opts.sourceLabels;
+  const source =
+    labels &&
+    distributionSourceHandler({ info: (d) => store.info(d), update: labels.update.bind(labels) }, resolved.name);
+  let handler = source ? handlers(record, announce, source) : handlers(record, announce);
   if (opts.handlerWrapper) handler = opts.handlerWrapper(handler);
   await dispatch(handler, [resolved.desc], { signal });
 

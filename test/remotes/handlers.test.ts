@@ -311,4 +311,25 @@ describe("fetchImage", () => {
     });
     assert.deepEqual(new Set(seen), new Set([index, arm.manifest, arm.config, ...arm.layers].map((d) => d.digest)));
   });
+
+  it("labels every blob with the repository it came from, as containerd does", async () => {
+    const { p, arm, index } = multi();
+    const s = store();
+    const key = "containerd.io/distribution.source.reg.example.com";
+    const fetch = (ref: string) =>
+      fetchImage({
+        resolver: resolverFor(p, index),
+        store: s,
+        ref,
+        platforms: [only({ os: "linux", architecture: "arm64" })],
+        sourceLabels: s,
+      });
+    await fetch("reg.example.com:5000/team/app:1");
+    for (const d of [index, arm.manifest, arm.config, ...arm.layers]) {
+      assert.equal((await s.info(d.digest)).labels[key], "team/app", d.digest);
+    }
+    await fetch("reg.example.com:5000/base/app:1");
+    await fetch("reg.example.com:5000/team/app:2");
+    assert.equal((await s.info(arm.layers[0].digest)).labels[key], "base/app,team/app");
+  });
 });

@@ -27,6 +27,7 @@ import { repositoryScope } from "./challenge.ts";
 import { drain, header, type RegistryClient, type RegistryResponse, type RequestSpec } from "./client.ts";
 import { dataLoss, isRetryableNetworkError, networkReason } from "./errors.ts";
 import type { RegistryHost } from "./hosts.ts";
+import { listReferrers, type Referrers } from "./referrers.ts";
 import { sleep } from "./retry.ts";
 
 export interface Repository {
@@ -279,6 +280,11 @@ export class DockerFetcher implements Fetcher {
     // generation, whose dead Buffers are only freed by a full GC (measured: 1 MiB here
     // held ~40 MiB of dead chunks and the RSS with them; 64 KiB keeps them young)
     return Readable.from(chunks(), { objectMode: false, highWaterMark: 64 << 10 });
+  }
+
+  /** The OCI 1.1 referrers of a manifest: through the referrers API, else the `<alg>-<hex>` tag. */
+  referrers(subject: Digest, opts: { signal?: AbortSignal } = {}): Promise<Referrers> {
+    return listReferrers(this.#client, this.#hosts, this.#repo, subject, opts.signal);
   }
 
   /**
