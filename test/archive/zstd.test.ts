@@ -1,7 +1,7 @@
 /**
  * zstd streams of many frames (RFC 8878 §3.1) on both decoding paths: the
  * decompression worker (InflateJob: apply, pull, the Diff service) and
- * decompressStream (Node's zstd stream, written a frame at a time).
+ * decompressStream (the same decoder, run as its reader asks).
  */
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
@@ -10,7 +10,6 @@ import { describe, test } from "node:test";
 import * as zlib from "node:zlib";
 import { decompressStream } from "../../src/archive/compression.ts";
 import { InflateJob } from "../../src/archive/inflater.ts";
-import { zstdFrameSplitter } from "../../src/archive/zstd-frames.ts";
 
 const { ZSTD_c_checksumFlag, ZSTD_c_contentSizeFlag } = zlib.constants;
 
@@ -192,25 +191,4 @@ describe("zstd streams of many frames", () => {
       });
     });
   }
-
-  test("the frame splitter never hands on a piece across a frame's end, wherever the chunks end", () => {
-    for (const size of [1, 3, 4, 5, 13, 1000, small.bytes.length]) {
-      const s = zstdFrameSplitter("x");
-      let at = 0;
-      for (const chunk of pieces(small.bytes, size)) {
-        for (const piece of s.split(chunk)) {
-          const inside = small.ends.filter((e) => e > at && e < at + piece.length);
-          assert.deepEqual(inside, [], `chunks of ${size}: the piece at ${at} crosses a frame's end`);
-          at += piece.length;
-        }
-      }
-      assert.equal(at, small.bytes.length);
-      s.end();
-    }
-    const s = zstdFrameSplitter("layer J");
-    assert.throws(() => s.split(Buffer.concat([zstd(rle), Buffer.from("junk")])), {
-      code: "DataLoss",
-      message: /^layer J: corrupt zstd data: no frame starts at byte \d+ of the stream$/,
-    });
-  });
 });
