@@ -35,6 +35,7 @@ export type { Handler } from "./images/handlers.ts";
 export { dispatch, handlers, SKIP, walk } from "./images/handlers.ts";
 export type { Image, ImageStore } from "./images/image.ts";
 export { defaultMatcher, hostPlatform, parsePlatform } from "./images/platforms.ts";
+export { MAX_INDEX_DEPTH, type Selection, selectManifests } from "./images/select.ts";
 export { namespacedContentStore, SqliteLabelStore } from "./metadata/content-labels.ts";
 export { openSqliteImageStore } from "./metadata/images.ts";
 export type { Lease, LeaseManager, LeaseResource } from "./metadata/leases.ts";

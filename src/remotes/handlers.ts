@@ -259,11 +259,15 @@ export async function fetchImage(opts: FetchImageOptions): Promise<FetchImageRes
     }
     return [];
   };
-  // children are shown as waiting as soon as they are known, as containerd's table does
+  // children are shown as waiting as soon as they are known, as containerd's table does (unless already
+  // seen: the platform filter fetches the indexes nested in an index before handing on its children)
   const announce: Handler = async (desc, sig) => {
     const kids = await children(desc, sig);
-    for (const k of kids)
-      if (!isForeignLayer(k.mediaType)) progress?.update(refKey(k), { state: "waiting", total: k.size });
+    for (const k of kids) {
+      const key = refKey(k);
+      if (!isForeignLayer(k.mediaType) && !progress?.get(key))
+        progress?.update(key, { state: "waiting", total: k.size });
+    }
     return kids;
   };
   let handler = handlers(record, announce);

@@ -219,6 +219,24 @@ describe("an index inside an index", { skip: !isRoot && "containerd needs root" 
     }
   });
 
+  test("dist pull's progress: both indexes, the amd64 manifest and its blobs, each ending done; nothing of arm64", async () => {
+    const r = await tb.dist(["pull", "--plain-http", `${tb.plain}/${ref}`], { root: tb.newRoot() });
+    assert.equal(r.code, 0, r.stderr);
+    const last = new Map<string, string>();
+    for (const m of r.stdout.matchAll(/^(\w+-sha256:[0-9a-f]{64}): (\w+)/gm)) last.set(m[1], m[2]);
+    const info = tb.images[ref];
+    const amd64 = info.manifests?.find((m) => m.platform?.architecture === "amd64");
+    const arm64 = info.manifests?.find((m) => m.platform?.architecture === "arm64");
+    assert.equal(last.get(`index-${info.digest}`), "done");
+    assert.equal(last.get(`index-${info.indexes?.[0].digest}`), "done");
+    assert.equal(last.get(`manifest-${amd64?.digest}`), "done");
+    assert.equal(last.get(`manifest-${arm64?.digest}`), undefined);
+    assert.deepEqual(
+      [...last].filter(([, state]) => state !== "done"),
+      [],
+    );
+  });
+
   test("dist rootfs unpack of the outer index selects linux/amd64 through the nesting", async () => {
     const root = tb.newRoot();
     const f = await tb.dist(["fetch", "--plain-http", `${tb.plain}/${ref}`], { root });
