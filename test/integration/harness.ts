@@ -50,6 +50,7 @@ import { type Registry, startRegistry } from "./fixtures/registry.ts";
 import { startTokenServer, type TokenServer } from "./fixtures/token-server.ts";
 
 export type { BlobInfo, ImageInfo, ManifestInfo, NestedIndexInfo, PlatformInfo } from "./fixtures/build.ts";
+export { GENERAL } from "./fixtures/general.ts";
 export type { ProxyMode } from "./fixtures/proxy.ts";
 export { UNUSUAL } from "./fixtures/unusual.ts";
 
