@@ -123,6 +123,13 @@ describe("selectManifests", () => {
       code: "InvalidArgument",
       message: new RegExp(`indexes nested more than ${MAX_INDEX_DEPTH} deep`),
     });
+    // with every platform there is no selection, but the walk is bounded alike
+    const all = filterPlatforms(childrenHandler(p), [allPlatforms()]);
+    await assert.rejects(walk(all, [index(p, [deepest])]), {
+      code: "InvalidArgument",
+      message: new RegExp(`indexes nested more than ${MAX_INDEX_DEPTH} deep`),
+    });
+    await walk(filterPlatforms(childrenHandler(p), [allPlatforms()]), [deepest]);
     const wide = index(
       p,
       Array.from({ length: MAX_INDEXES }, (_, i) => index(p, [], { ...amd64, variant: `v${i}` })),
