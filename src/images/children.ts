@@ -64,11 +64,10 @@ export function filterPlatforms(
     }
     let keep = follow.get(desc.digest);
     let children = read.get(desc.digest);
-    read.delete(desc.digest);
     if (!keep || !children) {
       const sel = await selectManifests(h, desc, matchers, { signal, note, missing: opts.missing });
       for (const [digest, set] of sel.follow) follow.set(digest, set);
-      for (const [digest, kids] of sel.children) if (digest !== desc.digest) read.set(digest, kids);
+      for (const [digest, kids] of sel.children) read.set(digest, kids);
       keep = sel.follow.get(desc.digest) ?? new Set();
       children = sel.children.get(desc.digest) ?? [];
     }
