@@ -38,7 +38,8 @@ export async function check(
   const missing: Descriptor[] = [];
   const seen = new Set<string>();
   let known = true;
-  const children = filterPlatforms(childrenHandler(provider), [platform]);
+  // a nested index that is missing is walked to, and found missing, when nothing else matched
+  const children = filterPlatforms(childrenHandler(provider), [platform], undefined, { missing: "keep" });
   await walk(
     async (desc, signal) => {
       if (seen.has(desc.digest)) return [];

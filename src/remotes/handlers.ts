@@ -199,25 +199,31 @@ export interface FetchHandlerOptions extends FetchBlobOptions {
  * The fetch handler: fetches a descriptor into the store and returns its
  * children, from the bytes it fetched and verified, or read from the store when
  * the blob was already there. A blob fetched twice in one walk is fetched once.
- * Non-distributable layers are skipped with a note.
+ * Non-distributable layers are fetched from the registry like any other blob,
+ * as containerd does (registries hold them now); one the registry does not
+ * have is skipped with a note: its `urls` name hosts outside the registry's
+ * trust, which dist does not fetch from.
  */
 export function fetchHandler(store: ContentTarget, fetcher: Fetcher, opts: FetchHandlerOptions = {}): Handler {
   const stored = childrenHandler(store);
   const inflight = new Map<string, Promise<Descriptor[]>>();
   return async (desc, signal) => {
     refuseSchema1(desc);
-    if (isForeignLayer(desc.mediaType)) {
-      opts.note?.(desc, `skipped non-distributable layer ${desc.digest}`);
-      opts.progress?.update(refKey(desc), { state: "skipped", total: desc.size });
-      throw SKIP;
-    }
     let p = inflight.get(desc.digest);
     if (!p) {
       p = fetchInto(store, fetcher, desc, { ...opts, signal }).then((f) => f.children ?? stored(desc, signal));
       inflight.set(desc.digest, p);
       p.catch(() => inflight.delete(desc.digest));
     }
-    return [...(await p)];
+    try {
+      return [...(await p)];
+    } catch (err) {
+      if (!isForeignLayer(desc.mediaType) || !isNotFound(err)) throw err;
+      const urls = desc.urls?.length ? ` (its urls are not fetched from: ${desc.urls.join(" ")})` : "";
+      opts.note?.(desc, `skipped non-distributable layer ${desc.digest}: not in the registry${urls}`);
+      opts.progress?.update(refKey(desc), { state: "skipped", total: desc.size });
+      throw SKIP;
+    }
   };
 }
 
@@ -284,11 +290,14 @@ export async function fetchImage(opts: FetchImageOptions): Promise<FetchImageRes
     }
     return [];
   };
-  // children are shown as waiting as soon as they are known, as containerd's table does
+  // children are shown as waiting as soon as they are known, as containerd's table does (unless already
+  // seen: the platform filter fetches the indexes nested in an index before handing on its children)
   const announce: Handler = async (desc, sig) => {
     const kids = await children(desc, sig);
-    for (const k of kids)
-      if (!isForeignLayer(k.mediaType)) progress?.update(refKey(k), { state: "waiting", total: k.size });
+    for (const k of kids) {
+      const key = refKey(k);
+      if (!progress?.get(key)) progress?.update(key, { state: "waiting", total: k.size });
+    }
     return kids;
   };
   const labels = opts.sourceLabels;

@@ -326,22 +326,21 @@ describe("dist --address against dist daemon", () => {
 describe("dist --address against a real containerd", {
   skip: process.getuid?.() !== 0 && "containerd needs root",
 }, () => {
-  let dir: string;
   let containerd: Containerd;
+  let sock: string;
   const cctr = async (args: string[]) => {
-    const r = await run("ctr", ["--address", containerd.sock, ...args], { timeoutMs: 60_000 });
+    const r = await containerd.ctr(args);
     assert.equal(r.code, 0, `ctr ${args.join(" ")}: ${r.stderr}`);
-    return r.stdout.toString();
+    return r.stdout;
   };
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), "dist-containerd-"));
-    containerd = await startContainerd(dir);
+    containerd = await startContainerd(mkdtempSync(join(tmpdir(), "dist-containerd-")));
+    sock = containerd.sock;
   });
 
   after(async () => {
     await containerd?.stop();
-    rmSync(dir, { recursive: true, force: true });
   });
 
   test("list, fetch and pull; what dist wrote survives containerd's garbage collection", async () => {

@@ -50,10 +50,12 @@ import { type Registry, type RegistryOptions, startRegistry } from "./fixtures/r
 import { type Squid, startSquid } from "./fixtures/squid.ts";
 import { startTokenServer, type TokenServer } from "./fixtures/token-server.ts";
 
-export type { BlobInfo, ImageInfo, ManifestInfo, PlatformInfo } from "./fixtures/build.ts";
+export type { BlobInfo, ImageInfo, ManifestInfo, NestedIndexInfo, PlatformInfo } from "./fixtures/build.ts";
+export { GENERAL } from "./fixtures/general.ts";
 export type { ProxyMode } from "./fixtures/proxy.ts";
 export type { Registry } from "./fixtures/registry.ts";
 export type { Squid } from "./fixtures/squid.ts";
+export { UNUSUAL } from "./fixtures/unusual.ts";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 /** The repository's top directory. */
@@ -105,10 +107,13 @@ export interface Testbed {
   tokenService: string;
   tokenRequests: TokenServer["requests"];
   /** OCI layout of the built images (tags busybox, busybox-arm64, multi, multi-plain,
-   * busybox-uncompressed, edge-whiteouts, edge-xlayer, edge-breakout, debian) and its zstd copies
-   * (busybox, edge-whiteouts, debian). Read-only: shared by every test process. */
+   * busybox-uncompressed, edge-whiteouts, edge-xlayer, edge-breakout, debian; the unusual ones
+   * of fixtures/unusual.ts: zstd-pzstd, zstd-concat, zstd-skippable, deep-127, deep-500,
+   * nested-inner, nested), its zstd copies (busybox, edge-whiteouts, debian) and its zstd:chunked
+   * copies (busybox, edge-whiteouts). Read-only: shared by every test process. */
   layout: string;
   layoutZstd: string;
+  layoutChunked: string;
   /** Registry refs ("tiny/busybox:oci", ...) → what the registry serves for them. */
   images: Record<string, ImageInfo>;
   hasDebian: boolean;
@@ -318,6 +323,7 @@ async function start(): Promise<Testbed> {
       tokenRequests: token.requests,
       layout: built.layout,
       layoutZstd: built.layoutZstd,
+      layoutChunked: built.layoutChunked,
       images: built.images,
       hasDebian: built.hasDebian,
       storage,

@@ -255,6 +255,35 @@ describe("fetchImage", () => {
     assert.equal(shared.length, 1);
   });
 
+  it("fetches non-distributable layers the registry has; skips one it lacks with a note, not its urls", async () => {
+    const p = new MemoryProvider();
+    const nd = "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip";
+    const here = p.add("in the registry", nd);
+    const gone = { ...p.add("only at a url", nd), urls: ["https://example.com/layer"] };
+    p.blobs.delete(gone.digest);
+    const config = p.addJson({ rootfs: { type: "layers", diff_ids: [] } }, "application/vnd.oci.image.config.v1+json");
+    const manifest = p.addJson(
+      { schemaVersion: 2, mediaType: "application/vnd.oci.image.manifest.v1+json", config, layers: [here, gone] },
+      "application/vnd.oci.image.manifest.v1+json",
+    );
+    const s = store();
+    const notes: string[] = [];
+    const progress = new ProgressTracker();
+    const resolver = resolverFor(p, manifest);
+    await fetchImage({ resolver, store: s, ref: "example.com/nd:1", progress, onNote: (_d, m) => notes.push(m) });
+    assert.equal(await text(await s.openRead(here.digest)), "in the registry");
+    assert.equal(progress.get(`layer-${here.digest}`)?.state, "done");
+    assert.equal(progress.get(`layer-${gone.digest}`)?.state, "skipped");
+    assert.deepEqual(notes, [
+      `skipped non-distributable layer ${gone.digest}: not in the registry (its urls are not fetched from: https://example.com/layer)`,
+    ]);
+    assert.deepEqual(
+      resolver.fetcherImpl.calls.map((c) => c.digest).filter((d) => d === gone.digest),
+      [gone.digest],
+      "asked of the registry only",
+    );
+  });
+
   it("fails naming the missing platform and records nothing", async () => {
     const { p, index } = multi();
     const s = store();
