@@ -61,7 +61,13 @@ export {
   type PlatformMatcher,
   parsePlatform,
 } from "./images/platforms.ts";
-export { MAX_INDEX_DEPTH, type Selection, selectManifests } from "./images/select.ts";
+export {
+  type IndexChildren,
+  MAX_INDEX_DEPTH,
+  type Selection,
+  type SelectOptions,
+  selectManifests,
+} from "./images/select.ts";
 export { type ImageTree, imageTree, type MissingBlob } from "./images/tree.ts";
 export { type ContentOptions, NamespacedContentStore } from "./metadata/content.ts";
 export type { Lease, LeaseManager, LeaseResource } from "./metadata/leases.ts";

@@ -35,6 +35,7 @@ export const MAX_INDEXES = 1000;
  */
 export type IndexChildren = (index: Descriptor, signal: AbortSignal) => Promise<Descriptor[]>;
 
+/** How selectManifests reads: cancellation, notes, and what a nested index it cannot read means. */
 export interface SelectOptions {
   signal?: AbortSignal;
   /** Told about each attestation manifest and artifact left out. */
@@ -47,6 +48,7 @@ export interface SelectOptions {
   missing?: "fail" | "keep";
 }
 
+/** What selectManifests chose, and the indexes it read on the way. */
 export interface Selection {
   /** The chosen manifests: one per matcher that found one, in matcher order, without repeats. */
   manifests: Descriptor[];

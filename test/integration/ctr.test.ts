@@ -327,7 +327,6 @@ describe("dist --address against a real containerd", {
   skip: process.getuid?.() !== 0 && "containerd needs root",
 }, () => {
   let containerd: Containerd;
-  let sock: string;
   const cctr = async (args: string[]) => {
     const r = await containerd.ctr(args);
     assert.equal(r.code, 0, `ctr ${args.join(" ")}: ${r.stderr}`);
@@ -336,7 +335,6 @@ describe("dist --address against a real containerd", {
 
   before(async () => {
     containerd = await startContainerd(mkdtempSync(join(tmpdir(), "dist-containerd-")));
-    sock = containerd.sock;
   });
 
   after(async () => {
