@@ -8,11 +8,12 @@ import { register as images } from "./images.ts";
 import { register as pull } from "./pull.ts";
 import { register as rootfs } from "./rootfs.ts";
 import { register as run } from "./run.ts";
+import { register as serve } from "./serve.ts";
 import { register as snapshots } from "./snapshots.ts";
 
 type Register = (program: Command) => void;
 
-const registrations: Register[] = [images, content, daemon, pull, fetch, rootfs, apply, snapshots, run];
+const registrations: Register[] = [images, content, daemon, pull, fetch, rootfs, apply, snapshots, run, serve];
 
 export function registerCommands(program: Command): void {
   for (const register of registrations) register(program);

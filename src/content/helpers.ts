@@ -24,6 +24,11 @@ export interface CopyOptions {
   size?: number;
   /** Expected digest, verified on commit. */
   expected?: Digest;
+  /**
+   * The expected digest when it is known only once the source ended (a chunked
+   * upload names it in its last request): asked before the commit.
+   */
+  expectedAtEnd?: () => Digest | undefined;
   labels?: Record<string, string>;
   signal?: AbortSignal;
   /**
@@ -116,10 +121,11 @@ export async function copyToWriter(w: Writer, open: OpenAt, opts: CopyOptions): 
         : undefined;
     opts.onCommit?.();
     const digest = w.digest();
+    const expected = opts.expected ?? opts.expectedAtEnd?.();
     committing = true;
     try {
       // a commit that fails its verification discards the ingest (Writer.commit)
-      await w.commit(size, opts.expected, { labels: opts.labels });
+      await w.commit(size, expected, { labels: opts.labels });
     } catch (err) {
       if (isErrorCode(err, "FailedPrecondition")) {
         throw new DataLossError(`${what}: ${mismatch ?? `digest mismatch: ${errorMessage(err)}`}`, { cause: err });
@@ -128,7 +134,7 @@ export async function copyToWriter(w: Writer, open: OpenAt, opts: CopyOptions): 
     }
     if (mismatch) throw new DataLossError(`${what}: ${mismatch}`);
     tee?.end();
-    return { digest: opts.expected ?? digest, size: n, startOffset: offset };
+    return { digest: expected ?? digest, size: n, startOffset: offset };
   } catch (err) {
     tee?.destroy(err instanceof Error ? err : new Error(errorMessage(err)));
     if (!committing) {

@@ -28,7 +28,17 @@ import {
   UnavailableError,
   wrapError,
 } from "../../errors.ts";
-import type { BlobFiles, Info, ReadOptions, Status, Store, WalkFilter, Writer, WriterOptions } from "../content.ts";
+import type {
+  BlobFiles,
+  Info,
+  IngestFiles,
+  ReadOptions,
+  Status,
+  Store,
+  WalkFilter,
+  Writer,
+  WriterOptions,
+} from "../content.ts";
 import { CorruptIngest, createIngest, type IngestState, readIngest, toStatus } from "./ingest.ts";
 import type { LabelStore } from "./labels.ts";
 import { acquireRefLock, DEFAULT_LOCK_TIMEOUT, GaveUp, tryLock } from "./lock.ts";
@@ -54,7 +64,7 @@ function errno(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException | undefined)?.code;
 }
 
-export class LocalStore implements Store, BlobFiles {
+export class LocalStore implements Store, BlobFiles, IngestFiles {
   readonly root: string;
   readonly contentRoot: string;
   readonly lockTimeout: number;
@@ -85,6 +95,11 @@ export class LocalStore implements Store, BlobFiles {
 
   #ingestPath(ref: string): string {
     return join(this.#ingestDir, sha256Hex(ref));
+  }
+
+  /** The data file of the ingest `ref` (IngestFiles). */
+  ingestDataPath(ref: string): string {
+    return join(this.#ingestPath(ref), "data");
   }
 
   /** Rewrites permission errors as one line naming the store. */

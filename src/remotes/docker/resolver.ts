@@ -20,8 +20,14 @@ import type { RegistryOptions } from "./options.ts";
 import { DockerPusher } from "./pusher.ts";
 import { isRetryableStatus } from "./retry.ts";
 
+/** Per call: the hosts to try instead of those of the namespace (a registry server picks its own). */
+export interface HostChoice {
+  hosts?: RegistryHost[];
+}
+
 export interface DockerResolver extends Resolver {
-  fetcher(ref: string): Promise<DockerFetcher>;
+  resolve(ref: string, opts?: { signal?: AbortSignal } & HostChoice): Promise<Resolved>;
+  fetcher(ref: string, opts?: HostChoice): Promise<DockerFetcher>;
   pusher(ref: string): Promise<DockerPusher>;
   /** The hosts tried for a namespace (a reference's domain), in order. */
   hosts(namespace: string): Promise<RegistryHost[]>;
@@ -80,10 +86,10 @@ class Impl implements DockerResolver {
     return p;
   }
 
-  async resolve(input: string, opts: { signal?: AbortSignal } = {}): Promise<Resolved> {
+  async resolve(input: string, opts: { signal?: AbortSignal } & HostChoice = {}): Promise<Resolved> {
     const ref = parseReference(input);
     const name = formatReference(ref);
-    const hosts = hostsWith(await this.hosts(ref.domain), "resolve", ref.domain);
+    const hosts = hostsWith(opts.hosts ?? (await this.hosts(ref.domain)), "resolve", ref.domain);
     const object = objectOf(ref);
     const spec: RequestSpec = {
       method: "HEAD",
@@ -166,9 +172,9 @@ class Impl implements DockerResolver {
     return { ref, repo: { ref: formatReference(ref), namespace: ref.domain, path: ref.path } };
   }
 
-  async fetcher(input: string): Promise<DockerFetcher> {
+  async fetcher(input: string, opts: HostChoice = {}): Promise<DockerFetcher> {
     const { ref, repo } = await this.#repository(input);
-    const hosts = hostsWith(await this.hosts(ref.domain), "pull", ref.domain);
+    const hosts = hostsWith(opts.hosts ?? (await this.hosts(ref.domain)), "pull", ref.domain);
     return new DockerFetcher(this.#client, hosts, repo, this.#cache);
   }
 
