@@ -5,7 +5,7 @@
 set -euo pipefail
 PKGS=(docker-registry skopeo umoci containerd runc busybox-static debootstrap
       zstd pigz libisal2 apache2-utils openssl curl jq attr util-linux python3 time
-      golang-github-containerd-containerd-dev)
+      golang-github-containerd-containerd-dev podman iproute2)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")

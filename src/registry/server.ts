@@ -50,7 +50,8 @@ export interface RegistryServerOptions {
 
 export interface RequestEntry {
   method: string;
-  path: string;
+  /** The request target (path and query). */
+  url: string;
   status: number;
   ms: number;
   user?: string;
@@ -97,7 +98,7 @@ export class RegistryServer {
     res.once("close", () => {
       this.#onRequest?.({
         method: req.method ?? "",
-        path: splitTarget(req.url ?? "/").path,
+        url: req.url ?? "/",
         status: res.statusCode,
         ms: Date.now() - started,
         user,
