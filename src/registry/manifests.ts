@@ -78,14 +78,19 @@ async function byTag(ctx: Context, req: Request, name: string, tag: string, ns: 
 }
 
 async function byDigest(ctx: Context, req: Request, name: string, digest: Digest, ns: string | undefined) {
-  const desc = await ctx.view.reachable(digest);
-  if (desc && (isManifest(desc.mediaType) || isIndex(desc.mediaType))) return desc;
+  const reachable = await ctx.view.reachable(digest);
+  const known = reachable && (isManifest(reachable.mediaType) || isIndex(reachable.mediaType)) ? reachable : undefined;
+  if (known && (await storedSize(ctx, digest)) !== undefined) return known;
   const through = ctx.upstream?.registryFor(registryOf(ctx, ns));
-  if (!ctx.upstream || !through) throw manifestUnknown(name, digest);
+  if (!ctx.upstream || !through) throw manifestUnknown(name, digest, known ? "it is not in the store" : "");
+  const mirrored = isMirrored(req.headers);
   try {
-    const got = await ctx.upstream.manifestByDigest(through, name, digest, isMirrored(req.headers));
+    // a child of an index recorded earlier (its descriptor says what it is), or a digest alone
+    const got = known
+      ? { desc: known, bytes: await ctx.upstream.manifest(through, name, known, mirrored) }
+      : await ctx.upstream.manifestByDigest(through, name, digest, mirrored);
     await storeManifest(ctx, got.desc, got.bytes);
-    // a child of an index recorded earlier: the index's tree can be walked further now
+    // the tree above it can be walked further now
     ctx.view.invalidate();
     return got.desc;
   } catch (err) {
