@@ -55,8 +55,8 @@ async function locate(ctx: Context, req: Request, name: string, digest: Digest, 
     ctx.known.add(digest);
     return fromStore(ctx, digest, stored);
   }
-  const download = await ctx.downloads.join(digest, `blob ${digest} from ${registry}/${name}`, () =>
-    upstream.blob(registry, name, digest, mirrored),
+  const download = await ctx.downloads.join(digest, `blob ${digest} from ${registry}/${name}`, async () =>
+    upstream.blob(registry, name, digest, await upstream.hosts(registry, mirrored, digest)),
   );
   if (!download) {
     const size = await storedSize(ctx, digest);

@@ -126,7 +126,12 @@ export class Download {
   }
 }
 
-/** The downloads in flight, by digest. */
+/**
+ * The downloads in flight, by digest. A request forwarded by a mirror joins
+ * one too: it cannot be waiting on that mirror, since every server orders
+ * the same peers the same way and never asks itself (Upstream.plan); peers
+ * whose lists disagree could wait on each other until the stall timeout.
+ */
 export class Downloads {
   readonly #store: Provider & Ingester;
   readonly #inflight = new Map<Digest, Promise<Download | undefined>>();

@@ -180,6 +180,7 @@ export class RegistryServer {
     });
     this.#server = server;
     const port = (server.address() as AddressInfo).port;
+    if (this.#ctx.upstream) this.#ctx.upstream.port = port;
     const host = opts.host.includes(":") ? `[${opts.host}]` : opts.host;
     return { url: `${opts.tls ? "https" : "http"}://${host}:${port}`, port };
   }

@@ -12,10 +12,15 @@
  * - with `peerOrder: "digest"`, the mirrors are tried in rendezvous order of
  *   the object asked for, so every node that lists the same peers sends a
  *   given blob's requests to the same peer first: that peer downloads it once
- *   and serves it to the others while it arrives.
+ *   and serves it to the others while it arrives;
+ * - a server finds itself in the list (its port, an address of this network
+ *   namespace): the mirrors after it are not asked, it fetches from the server
+ *   itself, so the node a blob falls to is that blob's one downloader.
  */
 import { createHash } from "node:crypto";
 import type { IncomingHttpHeaders } from "node:http";
+import { isIP } from "node:net";
+import { networkInterfaces } from "node:os";
 import type { Readable } from "node:stream";
 import type { OpenAt } from "../content/helpers.ts";
 import type { Descriptor } from "../descriptor.ts";
@@ -54,10 +59,22 @@ export function rendezvous(hosts: RegistryHost[], key: string): RegistryHost[] {
     .map((x) => x.h);
 }
 
+/** Whether `host:port` names this machine's (this network namespace's) `port`. */
+export function isLocalAddress(hostport: string, port: number): boolean {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(hostport);
+  if (!m || Number(m[3]) !== port) return false;
+  const host = m[1] ?? m[2];
+  if (host === "localhost" || (isIP(host) === 4 && host.startsWith("127.")) || host === "::1") return true;
+  if (!isIP(host)) return false;
+  return Object.values(networkInterfaces()).some((list) => list?.some((a) => a.address === host));
+}
+
 export class Upstream {
   readonly #resolver: DockerResolver;
   readonly registries: readonly string[];
   readonly #peerOrder: "file" | "digest";
+  /** The port this server listens on, to know itself among the mirrors. */
+  port: number | undefined;
 
   constructor(opts: UpstreamOptions) {
     if (opts.registries.length === 0) throw new Error("pull-through needs at least one upstream registry");
@@ -72,7 +89,11 @@ export class Upstream {
     return this.registries.includes(ns) ? ns : undefined;
   }
 
-  /** The hosts to ask for `key` (a tag or digest): mirrors (guarded) then the server; the server alone for a mirrored request. */
+  /**
+   * The hosts to ask for `key` (a tag or digest): mirrors (with the loop guard)
+   * up to this server itself, then the server; the server alone for a mirrored
+   * request.
+   */
   async hosts(registry: string, mirrored: boolean, key: string): Promise<RegistryHost[]> {
     const all = await this.#resolver.hosts(registry);
     const servers = all.filter((h) => h.isServer);
@@ -86,6 +107,8 @@ export class Upstream {
       .filter((h) => !h.isServer)
       .map((h) => ({ ...h, header: { ...h.header, [MIRRORED_HEADER]: "true" } }));
     if (this.#peerOrder === "digest") mirrors = rendezvous(mirrors, key);
+    const self = this.port === undefined ? -1 : mirrors.findIndex((h) => isLocalAddress(h.host, this.port as number));
+    if (self >= 0) mirrors = mirrors.slice(0, self);
     return [...mirrors, ...servers];
   }
 
@@ -124,10 +147,9 @@ export class Upstream {
     registry: string,
     repository: string,
     digest: Digest,
-    mirrored: boolean,
+    hosts: RegistryHost[],
     signal?: AbortSignal,
   ): Promise<DownloadSource> {
-    const hosts = await this.hosts(registry, mirrored, digest);
     const fetcher = await this.#resolver.fetcher(`${registry}/${repository}`, { hosts });
     const first = await fetcher.fetchByDigest(digest, { mediaType: OCTET, signal });
     let pending: Readable | undefined = first.stream;
