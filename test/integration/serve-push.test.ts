@@ -6,9 +6,10 @@
  * loopback rule.
  */
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { readdirSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
+import { connect } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -53,7 +54,10 @@ function layoutBlobs(dir: string): string[] {
 before(async () => {
   tb = await testbed();
   root = tb.newRoot();
-  srv = await startServe({ root, args: ["--allow-push", "--max-upload-size", "8000000", "--upload-timeout", "2s"] });
+  srv = await startServe({
+    root,
+    args: ["--allow-push", "--max-upload-size", "8000000", "--upload-timeout", "2s"],
+  });
 });
 
 after(async () => {
@@ -156,6 +160,39 @@ describe("dist serve --allow-push", () => {
     assert.equal((await http(idleLoc)).status, 404);
     const active = await tb.dist(["active"], { root });
     assert.doesNotMatch(active.stdout, /upload-/, "no ingest left behind");
+  });
+});
+
+describe("dist serve: a client that stops reading", () => {
+  test("holds its own connection until the idle timeout; everyone else is served meanwhile", async () => {
+    // more than the kernel buffers of a loopback connection hold (tcp_rmem goes up to 32 MiB)
+    const data = randomBytes(96 << 20);
+    const digest = sha256(data);
+    const s = await startServe({ root: tb.newRoot(), args: ["--allow-push", "--idle-timeout", "1s"] });
+    after(() => s.stop());
+    const put = await http(`/v2/slow/reader/blobs/uploads/?digest=${digest}`, { method: "POST", body: data }, s.url);
+    assert.equal(put.status, 201);
+    const u = new URL(s.url);
+    const sock = connect(Number(u.port), u.hostname);
+    sock.write(`GET /v2/slow/reader/blobs/${digest} HTTP/1.1\r\nHost: ${u.host}\r\n\r\n`);
+    sock.pause();
+    const closed = new Promise<void>((resolve) => sock.once("close", () => resolve()));
+    sock.on("error", () => {});
+    await sleep(300);
+    for (let i = 0; i < 8; i++) {
+      const r = await http(`/v2/slow/reader/blobs/${digest}`, { headers: { range: "bytes=0-1048575" } }, s.url);
+      assert.equal(r.status, 206);
+      assert.deepEqual(r.body, data.subarray(0, 1 << 20));
+    }
+    // past the idle timeout: the server gave up on it, so reading now ends early
+    await sleep(2000);
+    let received = 0;
+    sock.on("data", (b: Buffer) => {
+      received += b.length;
+    });
+    sock.resume();
+    await closed;
+    assert.ok(received < data.length, `the stalled response was cut (${received} of ${data.length} bytes)`);
   });
 });
 
