@@ -4,6 +4,7 @@
  * it arrives. Range requests get 206 with one range.
  */
 import type { Readable } from "node:stream";
+import { hasBlobFiles } from "../content/content.ts";
 import type { Digest } from "../digest.ts";
 import { isNotFound } from "../errors.ts";
 import { type Context, namespaceOf, registryOf } from "./context.ts";
@@ -11,6 +12,7 @@ import type { Download } from "./downloads.ts";
 import { blobUnknown } from "./errors.ts";
 import { type Request, type Response, sendStream } from "./http.ts";
 import { type ByteRange, parseRange } from "./range.ts";
+import { sendFileRange } from "./send-file.ts";
 import { isMirrored } from "./upstream.ts";
 
 /** The size of a blob in the store, or undefined when it is not there. */
@@ -23,12 +25,14 @@ export async function storedSize(ctx: Context, digest: Digest): Promise<number |
   }
 }
 
-type Source = { size: number; open: (r: ByteRange) => Promise<Readable> };
+type Source = { size: number; open: (r: ByteRange) => Promise<Readable>; file?: string };
 
 function fromStore(ctx: Context, digest: Digest, size: number): Source {
   return {
     size,
     open: (r) => ctx.content.openRead(digest, { offset: r.start, length: r.end - r.start + 1 }),
+    // a local store's blob is sent from its file through pooled buffers
+    file: hasBlobFiles(ctx.content) ? ctx.content.blobPath(digest) : undefined,
   };
 }
 
@@ -95,6 +99,11 @@ export async function getBlob(
   if (src.size === 0) {
     res.writeHead(200, headers);
     res.end();
+    return;
+  }
+  if (src.file) {
+    res.writeHead(range ? 206 : 200, headers);
+    await sendFileRange(res, src.file, r.start, r.end);
     return;
   }
   await sendStream(res, range ? 206 : 200, headers, await src.open(r));
