@@ -60,8 +60,9 @@ export class Download {
     this.finished.catch(() => {});
   }
 
-  /** Bytes handed to the writer so far (they reach the file within a batch). */
+  /** Bytes in the file so far: readers waiting for more are woken when it grows. */
   progress(n: number): void {
+    if (n === this.#available) return;
     this.#available = n;
     this.#wake();
   }
@@ -76,7 +77,7 @@ export class Download {
     if (--this.#users === 0) void this.#fh?.close().catch(() => {});
   }
 
-  /** The bytes a reader may have: all once committed, else all but the last. */
+  /** The bytes a reader may have: all once committed, else all but the last of those in the file. */
   #limit(): number {
     return this.#done ? this.size : Math.min(this.#available, this.size - 1);
   }
@@ -187,8 +188,9 @@ export class Downloads {
       size: src.size,
       expected: digest,
       signal: this.#ctrl.signal,
-      onStart: (offset) => download?.progress(offset),
-      onData: (n) => download?.progress(n),
+      // the writer's offset counts what reached the file (the copy gathers chunks into batches)
+      onStart: () => download?.progress(w.status().offset),
+      onData: () => download?.progress(w.status().offset),
     });
     download = new Download(this.#store, digest, src.size, fh, copy);
     return download;

@@ -151,14 +151,14 @@ export class Upstream {
     signal?: AbortSignal,
   ): Promise<DownloadSource> {
     const fetcher = await this.#resolver.fetcher(`${registry}/${repository}`, { hosts });
-    const first = await fetcher.fetchByDigest(digest, { mediaType: OCTET, signal });
+    // the store's writer verifies the blob on commit: no second hash here
+    const first = await fetcher.fetchByDigest(digest, { mediaType: OCTET, signal, verify: false });
     let pending: Readable | undefined = first.stream;
     const open: OpenAt = async (offset) => {
       const s = pending;
       pending = undefined;
       if (offset === 0 && s) return s;
       s?.destroy();
-      // the store's writer verifies the whole blob on commit
       return fetcher.fetch(first.desc, { offset, signal, verify: false });
     };
     return {
