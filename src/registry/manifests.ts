@@ -86,9 +86,12 @@ async function byDigest(ctx: Context, req: Request, name: string, digest: Digest
   const mirrored = isMirrored(req.headers);
   try {
     // a child of an index recorded earlier (its descriptor says what it is), or a digest alone
-    const got = known
-      ? { desc: known, bytes: await ctx.upstream.manifest(through, name, known, mirrored) }
-      : await ctx.upstream.manifestByDigest(through, name, digest, mirrored);
+    let got: { desc: Descriptor; bytes: Buffer };
+    if (known) got = { desc: known, bytes: await ctx.upstream.manifest(through, name, known, mirrored) };
+    else {
+      const { desc, bytes } = await ctx.upstream.manifestByDigest(through, name, digest, mirrored);
+      got = { desc: { ...desc, mediaType: manifestType(undefined, bytes) }, bytes };
+    }
     await storeManifest(ctx, got.desc, got.bytes);
     // the tree above it can be walked further now
     ctx.view.invalidate();
@@ -162,6 +165,7 @@ async function missingChildren(ctx: Context, mediaType: string, bytes: Buffer, d
   return missing;
 }
 
+/** A manifest's media type: the Content-Type it came with, else the one it declares, else its shape. */
 function manifestType(contentType: string | undefined, bytes: Buffer): string {
   const ct = baseMediaType(contentType ?? "");
   if (isManifest(ct) || isIndex(ct)) return ct;

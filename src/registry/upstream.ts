@@ -26,7 +26,7 @@ import type { OpenAt } from "../content/helpers.ts";
 import type { Descriptor } from "../descriptor.ts";
 import type { Digest } from "../digest.ts";
 import { NotFoundError } from "../errors.ts";
-import { isIndex, isManifest, MediaType } from "../images/mediatypes.ts";
+import { MediaType } from "../images/mediatypes.ts";
 import type { RegistryHost } from "../remotes/docker/hosts.ts";
 import type { DockerResolver } from "../remotes/docker/resolver.ts";
 import type { DownloadSource } from "./downloads.ts";
@@ -125,7 +125,7 @@ export class Upstream {
     return fetcher.manifest(desc, signal);
   }
 
-  /** A manifest known by digest alone: its descriptor (media type from its bytes) and bytes. */
+  /** A manifest known by digest alone: its size and bytes (the caller reads its media type from them). */
   async manifestByDigest(
     registry: string,
     repository: string,
@@ -139,7 +139,7 @@ export class Upstream {
     const chunks: Buffer[] = [];
     for await (const c of stream) chunks.push(c as Buffer);
     const bytes = Buffer.concat(chunks);
-    return { desc: { ...desc, mediaType: declaredType(bytes) }, bytes };
+    return { desc, bytes };
   }
 
   /** Where a blob download comes from: its size (a HEAD), then its bytes from any offset. */
@@ -193,16 +193,5 @@ export class Upstream {
 
   close(): Promise<void> {
     return this.#resolver.close();
-  }
-}
-
-/** The media type a manifest or index declares, else what its shape says. */
-function declaredType(bytes: Buffer): string {
-  try {
-    const v = JSON.parse(bytes.toString("utf8")) as { mediaType?: unknown; manifests?: unknown };
-    if (typeof v.mediaType === "string" && (isManifest(v.mediaType) || isIndex(v.mediaType))) return v.mediaType;
-    return Array.isArray(v.manifests) ? MediaType.OciIndex : MediaType.OciManifest;
-  } catch {
-    return MediaType.OciManifest;
   }
 }

@@ -4,14 +4,13 @@
  * that fetches and unpacks through our services.
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import { type DaemonProcess, startDaemonProcess } from "../services/fixture.ts";
+import { type Containerd, startContainerd } from "./fixtures/containerd.ts";
 import { run } from "./fixtures/exec.ts";
 import { type Testbed, testbed } from "./harness.ts";
 
@@ -225,9 +224,8 @@ describe("dist --address against dist daemon", () => {
 describe("dist --address against a real containerd", {
   skip: process.getuid?.() !== 0 && "containerd needs root",
 }, () => {
-  let dir: string;
+  let containerd: Containerd;
   let sock: string;
-  let proc: ChildProcess;
   const cctr = async (args: string[]) => {
     const r = await run("ctr", ["--address", sock, ...args], { timeoutMs: 60_000 });
     assert.equal(r.code, 0, `ctr ${args.join(" ")}: ${r.stderr}`);
@@ -235,45 +233,12 @@ describe("dist --address against a real containerd", {
   };
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), "dist-containerd-"));
-    sock = join(dir, "containerd.sock");
-    writeFileSync(
-      join(dir, "config.toml"),
-      `version = 2
-root = "${dir}/root"
-state = "${dir}/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.aufs",
-  "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
-  "io.containerd.snapshotter.v1.devmapper"]
-[grpc]
-  address = "${sock}"
-[ttrpc]
-  address = "${sock}.ttrpc"
-[debug]
-  address = ""
-[metrics]
-  address = ""
-[plugins."io.containerd.internal.v1.opt"]
-  path = "${dir}/opt"
-`,
-    );
-    proc = spawn("containerd", ["--config", join(dir, "config.toml")], { stdio: "ignore" });
-    for (let i = 0; ; i++) {
-      const r = await run("ctr", ["--address", sock, "version"]);
-      if (r.code === 0) break;
-      if (i > 100) throw new Error("containerd did not start");
-      await sleep(100);
-    }
+    containerd = await startContainerd(mkdtempSync(join(tmpdir(), "dist-containerd-")));
+    sock = containerd.sock;
   });
 
   after(async () => {
-    if (proc && proc.exitCode === null) {
-      const exited = new Promise((r) => proc.once("exit", r));
-      proc.kill("SIGTERM");
-      await exited;
-    }
-    await run("umount", ["-R", join(dir, "state")]);
-    rmSync(dir, { recursive: true, force: true });
+    await containerd?.stop();
   });
 
   test("list, fetch and pull; what dist wrote survives containerd's garbage collection", async () => {

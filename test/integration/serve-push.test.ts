@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { must } from "./fixtures/exec.ts";
-import { type ServeProcess, startServe } from "./fixtures/serve.ts";
+import { fetchFrom, layoutBlobs, type ServeProcess, startServe } from "./fixtures/serve.ts";
 import { type Testbed, testbed } from "./harness.ts";
 
 let tb: Testbed;
@@ -23,11 +23,7 @@ let root: string;
 
 const sha256 = (b: Buffer | string) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
 
-async function http(path: string, init: RequestInit = {}, base = srv.url) {
-  const res = await fetch(`${base}${path}`, init);
-  const body = Buffer.from(await res.arrayBuffer());
-  return { status: res.status, headers: res.headers, body, json: () => JSON.parse(body.toString()) };
-}
+const http = (path: string, init: RequestInit = {}, base = srv.url) => fetchFrom(base, path, init);
 
 /** A request whose body is written chunk by chunk (or not at all), for the upload bounds. */
 function send(method: string, path: string, chunks: Buffer[], headers: Record<string, string>) {
@@ -45,10 +41,6 @@ function send(method: string, path: string, chunks: Buffer[], headers: Record<st
     if (chunks.length > 0) req.end();
     else req.flushHeaders();
   });
-}
-
-function layoutBlobs(dir: string): string[] {
-  return readdirSync(join(dir, "blobs", "sha256")).sort();
 }
 
 before(async () => {

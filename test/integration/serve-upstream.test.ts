@@ -7,12 +7,12 @@
  * mirror (with ?ns=) and falls back to the registry for what it lacks.
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import { type Containerd, startContainerd } from "./fixtures/containerd.ts";
 import { run } from "./fixtures/exec.ts";
 import { type Proxy as CountingProxy, startProxy } from "./fixtures/proxy.ts";
 import { type ServeProcess, startServe } from "./fixtures/serve.ts";
@@ -126,55 +126,18 @@ describe("dist serve --upstream", () => {
 });
 
 describe("ctr pulls from dist serve", { skip: process.getuid?.() !== 0 && "containerd needs root" }, () => {
-  let dir: string;
-  let sock: string;
-  let proc: ChildProcess;
+  let containerd: Containerd;
 
   before(async () => {
-    dir = tb.tempDir("containerd");
-    sock = join(dir, "containerd.sock");
-    writeFileSync(
-      join(dir, "config.toml"),
-      `version = 2
-root = "${dir}/root"
-state = "${dir}/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.aufs",
-  "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
-  "io.containerd.snapshotter.v1.devmapper"]
-[grpc]
-  address = "${sock}"
-[ttrpc]
-  address = "${sock}.ttrpc"
-[debug]
-  address = ""
-[metrics]
-  address = ""
-[plugins."io.containerd.internal.v1.opt"]
-  path = "${dir}/opt"
-`,
-    );
-    proc = spawn("setpriv", ["--pdeathsig", "SIGKILL", "--", "containerd", "--config", join(dir, "config.toml")], {
-      stdio: "ignore",
-    });
-    for (let i = 0; ; i++) {
-      if ((await run("ctr", ["--address", sock, "version"])).code === 0) break;
-      if (i > 100) throw new Error("containerd did not start");
-      await sleep(100);
-    }
+    containerd = await startContainerd(tb.tempDir("containerd"));
   });
 
   after(async () => {
-    if (proc && proc.exitCode === null) {
-      const exited = new Promise((r) => proc.once("exit", r));
-      proc.kill("SIGTERM");
-      await exited;
-    }
-    await run("umount", ["-R", join(dir, "state")]);
-    rmSync(dir, { recursive: true, force: true });
+    await containerd?.stop();
   });
 
   const ctr = async (args: string[]) => {
-    const r = await run("ctr", ["--address", sock, ...args], { timeoutMs: 120_000 });
+    const r = await run("ctr", ["--address", containerd.sock, ...args], { timeoutMs: 120_000 });
     assert.equal(r.code, 0, `ctr ${args.join(" ")}: ${r.stderr}`);
     return r.stdout.toString();
   };

@@ -6,13 +6,12 @@
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { readdirSync } from "node:fs";
 import { request } from "node:http";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { must } from "./fixtures/exec.ts";
 import { startRegistry } from "./fixtures/registry.ts";
-import { type ServeProcess, startServe } from "./fixtures/serve.ts";
+import { fetchFrom, layoutBlobs, type ServeProcess, startServe } from "./fixtures/serve.ts";
 import { type Testbed, testbed } from "./harness.ts";
 
 let tb: Testbed;
@@ -21,11 +20,7 @@ let srv: ServeProcess;
 
 const sha256 = (b: Buffer | string) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
 
-async function http(path: string, init: RequestInit = {}, base = srv.url) {
-  const res = await fetch(`${base}${path}`, init);
-  const body = Buffer.from(await res.arrayBuffer());
-  return { status: res.status, headers: res.headers, body, json: () => JSON.parse(body.toString()) };
-}
+const http = (path: string, init: RequestInit = {}, base = srv.url) => fetchFrom(base, path, init);
 
 /** A GET with the path sent as written (fetch would resolve dot segments first). */
 function raw(path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
@@ -41,11 +36,6 @@ function raw(path: string, headers: Record<string, string> = {}): Promise<{ stat
     req.on("error", reject);
     req.end();
   });
-}
-
-/** The files of an OCI layout's blobs directory, by digest. */
-function layoutBlobs(dir: string): Set<string> {
-  return new Set(readdirSync(join(dir, "blobs", "sha256")).map((h) => `sha256:${h}`));
 }
 
 before(async () => {
