@@ -16,7 +16,9 @@ PKGS=(docker-registry skopeo umoci containerd runc busybox-static debootstrap
       golang-golang-x-sys-dev golang-golang-x-text-dev golang-google-genproto-dev
       golang-google-grpc-dev golang-google-protobuf-dev
       # a forward proxy for the HTTP(S)_PROXY tests
-      squid)
+      squid
+      # dist serve's real clients (podman) and the fleet's network namespaces
+      podman iproute2)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")

@@ -92,6 +92,15 @@ export {
 export { type PullOptions, type PullResult, pull } from "./pull.ts";
 export { familiar, normalize, parseReference } from "./reference/index.ts";
 export type { ParseOptions, Reference } from "./reference/reference.ts";
+export { checkListen, Htpasswd } from "./registry/auth.ts";
+export {
+  type ListenOptions,
+  RegistryServer,
+  type RegistryServerOptions,
+  type RequestEntry,
+} from "./registry/server.ts";
+export type { UploadLimits } from "./registry/uploads.ts";
+export { Upstream, type UpstreamOptions } from "./registry/upstream.ts";
 export type { DockerResolver, ProxyConfig, RegistryOptions } from "./remotes/docker/index.ts";
 export { createResolver } from "./remotes/docker/index.ts";
 export {

@@ -12,6 +12,7 @@ import { register as pull } from "./pull.ts";
 import { register as push } from "./push.ts";
 import { register as rootfs } from "./rootfs.ts";
 import { register as run } from "./run.ts";
+import { register as serve } from "./serve.ts";
 import { register as snapshots } from "./snapshots.ts";
 
 type Register = (program: Command) => void;
@@ -30,6 +31,7 @@ const registrations: Register[] = [
   importImages,
   push,
   copy,
+  serve,
 ];
 
 export function registerCommands(program: Command): void {

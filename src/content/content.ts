@@ -65,6 +65,21 @@ export function hasBlobFiles<T extends object>(provider: T): provider is T & Blo
   return typeof (provider as Partial<BlobFiles>).blobPath === "function";
 }
 
+/**
+ * A capability of an ingester whose writes in progress are files on this
+ * machine: a reader may follow an ingest's bytes as they are written (the
+ * registry server hands a download to every client waiting for it).
+ */
+export interface IngestFiles {
+  /** The file receiving the bytes of the ingest `ref` (whether or not it exists). */
+  ingestDataPath(ref: string): string;
+}
+
+/** Whether an ingester declares the IngestFiles capability. */
+export function hasIngestFiles<T extends object>(ingester: T): ingester is T & IngestFiles {
+  return typeof (ingester as Partial<IngestFiles>).ingestDataPath === "function";
+}
+
 /** Selects blobs in Manager.walk by digest prefix and labels. */
 export interface WalkFilter {
   /** Digest prefixes, e.g. "sha256:ab". */

@@ -33,6 +33,11 @@ export interface CopyOptions {
   size?: number;
   /** Expected digest, verified on commit. */
   expected?: Digest;
+  /**
+   * The expected digest when it is known only once the source ended (a chunked
+   * upload names it in its last request): asked before the commit.
+   */
+  expectedAtEnd?: () => Digest | undefined;
   labels?: Record<string, string>;
   signal?: AbortSignal;
   /**
@@ -130,12 +135,13 @@ export async function copyToWriter(w: Writer, open: OpenAt, opts: CopyOptions): 
     if (overflow) throw new DataLossError(`${what}: more than the expected ${size} bytes`);
     if (size !== undefined && n !== size) throw new DataLossError(`${what}: got ${n} bytes, expected ${size}`);
     const digest = w.digest();
-    if (opts.expected && algorithmOf(opts.expected) === algorithmOf(digest) && digest !== opts.expected) {
-      throw new DataLossError(`${what}: digest mismatch: got digest ${digest}, expected ${opts.expected}`);
+    const expected = opts.expected ?? opts.expectedAtEnd?.();
+    if (expected && algorithmOf(expected) === algorithmOf(digest) && digest !== expected) {
+      throw new DataLossError(`${what}: digest mismatch: got digest ${digest}, expected ${expected}`);
     }
     committing = true;
     try {
-      await w.commit(size, opts.expected, { labels: opts.labels });
+      await w.commit(size, expected, { labels: opts.labels });
     } catch (err) {
       if (isErrorCode(err, "FailedPrecondition")) {
         // the store keeps a failed commit's bytes; these are known bad
@@ -145,7 +151,7 @@ export async function copyToWriter(w: Writer, open: OpenAt, opts: CopyOptions): 
       if (!isAlreadyExists(err)) throw err;
     }
     tee?.end();
-    return { digest: opts.expected ?? digest, size: n, startOffset: offset };
+    return { digest: expected ?? digest, size: n, startOffset: offset };
   } catch (err) {
     tee?.destroy(err instanceof Error ? err : new Error(errorMessage(err)));
     if (!committing) {

@@ -25,6 +25,7 @@ import {
   type CommitOptions,
   checkWriterOptions,
   type Info,
+  type IngestFiles,
   type ReadOptions,
   type Status,
   type Store,
@@ -91,7 +92,7 @@ export function blobHeld(db: Database, digest: Digest): boolean {
 }
 
 /** A namespace's content: its own blob records and ingests over the shared, namespace-free blob store (containerd's shared policy). */
-export class NamespacedContentStore implements Store, BlobFiles {
+export class NamespacedContentStore implements Store, BlobFiles, IngestFiles {
   readonly namespace: string;
   readonly #db: Database;
   readonly #blobs: LocalStore;
@@ -110,6 +111,18 @@ export class NamespacedContentStore implements Store, BlobFiles {
   /** The blob store's file (check info() first: the file may belong to another namespace only). */
   blobPath(digest: Digest): string {
     return this.#blobs.blobPath(digest);
+  }
+
+  /**
+   * The file receiving the bytes of this namespace's ingest of `ref`: its data file in the
+   * blob store, or, for an ingest that stands for a blob another namespace committed, that
+   * blob's file (its bytes are all there). NotFound when the namespace has no such ingest.
+   */
+  ingestDataPath(ref: string): string {
+    const rec = this.#ingest(ref);
+    if (!rec) throw new NotFoundError(`ingest ${ref}: not found in namespace ${this.namespace}`);
+    if (rec.size !== null && rec.expected) return this.#blobs.blobPath(rec.expected);
+    return this.#blobs.ingestDataPath(rec.backend_ref);
   }
 
   #row(digest: Digest): BlobRow | undefined {

@@ -28,6 +28,7 @@ import {
   type BlobFiles,
   checkWriterOptions,
   type Info,
+  type IngestFiles,
   type ReadOptions,
   type Status,
   type Store,
@@ -64,7 +65,7 @@ function errno(err: unknown): string | undefined {
 const REMOVING = ".rm-";
 
 /** The filesystem content store under `<root>/content`: verified, atomic, resumable ingests; namespacedContentStore opens one. */
-export class LocalStore implements Store, BlobFiles {
+export class LocalStore implements Store, BlobFiles, IngestFiles {
   readonly root: string;
   readonly contentRoot: string;
   readonly lockTimeout: number;
@@ -93,6 +94,11 @@ export class LocalStore implements Store, BlobFiles {
 
   #ingestPath(ref: string): string {
     return join(this.#ingestDir, sha256Hex(ref));
+  }
+
+  /** The data file of the ingest `ref` (IngestFiles). */
+  ingestDataPath(ref: string): string {
+    return join(this.#ingestPath(ref), "data");
   }
 
   /** Rewrites permission errors as one line naming the store. */

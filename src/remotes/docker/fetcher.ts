@@ -196,7 +196,12 @@ export class DockerFetcher implements Fetcher {
     let cur = await this.#open(desc, offset, this.#hosts, signal);
     const client = this.#client;
     const stallMs = client.stallTimeoutMs;
-    const open = (from: number, host: RegistryHost) => this.#open(desc, from, [host], signal);
+    // a resume asks the host that was sending, then those after it (a mirror that died mid-blob)
+    const hosts = this.#hosts;
+    const open = (from: number, host: RegistryHost) => {
+      const i = hosts.indexOf(host);
+      return this.#open(desc, from, i < 0 ? [host] : hosts.slice(i), signal);
+    };
     const want = desc.size - offset;
 
     async function* chunks(): AsyncGenerator<Buffer> {
@@ -293,7 +298,7 @@ export class DockerFetcher implements Fetcher {
    */
   async fetchByDigest(
     digest: Digest,
-    opts: { mediaType?: string; signal?: AbortSignal } = {},
+    opts: { mediaType?: string; signal?: AbortSignal; verify?: boolean } = {},
   ): Promise<{ desc: Descriptor; stream: Readable }> {
     try {
       parseDigest(digest);
@@ -333,7 +338,7 @@ export class DockerFetcher implements Fetcher {
     }
     const desc: Descriptor = { mediaType: opts.mediaType ?? "application/octet-stream", digest, size: blob.size };
     if (opts.mediaType || blob.size > MAX_MANIFEST_SIZE) {
-      return { desc, stream: await this.#blob(desc, 0, opts.signal) };
+      return { desc, stream: await this.#blob(desc, 0, opts.signal, opts.verify ?? true) };
     }
     // small and untyped: read it whole (verified) and name a manifest or index by its own mediaType
     const body = await readVerified(await this.#blob(desc, 0, opts.signal, false), desc, `${this.#repo.ref}: ${what}`);
