@@ -4,9 +4,9 @@
  * tables with CREATE TABLE IF NOT EXISTS when it opens, so modules stay
  * independent. WAL and a busy timeout let several dist processes share it.
  */
-import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
+import { createPrivateFile, prepareRoot } from "../store-root.ts";
 
 export type Database = DatabaseSync;
 
@@ -17,7 +17,9 @@ export function openDatabase(root: string, file = "metadata.db"): DatabaseSync {
   const path = join(root, file);
   const existing = open.get(path);
   if (existing) return existing;
-  mkdirSync(root, { recursive: true });
+  prepareRoot(root);
+  // 0600 before SQLite opens it: SQLite gives the -wal and -shm files the database's mode
+  createPrivateFile(path);
   const db = new DatabaseSync(path, { timeout: BUSY_TIMEOUT_MS });
   enableWal(db);
   db.exec("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;");

@@ -136,7 +136,7 @@ export class LocalWriter implements Writer {
         await fh.chmod(0o444);
         await fh.close();
         this.#fh = undefined;
-        await mkdir(dirname(target), { recursive: true });
+        await mkdir(dirname(target), { recursive: true, mode: 0o700 });
         await rename(this.#dataPath, target);
         await syncDir(dirname(target));
         await rm(this.#state.dir, { recursive: true, force: true });
