@@ -102,6 +102,7 @@ export type {
   Snapshotter,
   Usage as SnapshotUsage,
 } from "./snapshots/snapshotter.ts";
+export { type ModeChange, type PrepareRootOptions, prepareRoot } from "./store-root.ts";
 export { chainID, chainIDs } from "./unpack/chainid.ts";
 export {
   type UnpackContent,
