@@ -136,6 +136,7 @@ export type {
   Snapshotter,
   Usage as SnapshotUsage,
 } from "./snapshots/snapshotter.ts";
+export { type ModeChange, type PrepareRootOptions, prepareRoot } from "./store-root.ts";
 export { epochNsOf, PreciseDate } from "./time.ts";
 export { type CopyImageOptions, type CopyImageResult, copyImage } from "./transfer/copy.ts";
 export { type ExportOptions, type ExportOutput, type ExportResult, exportImages } from "./transfer/export.ts";

@@ -4,10 +4,10 @@
  * snapshotters' own tables. WAL and a busy timeout let several dist processes
  * share it.
  */
-import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { wrapError } from "../errors.ts";
+import { createPrivateFile, prepareRoot } from "../store-root.ts";
 
 export type Database = DatabaseSync;
 
@@ -20,7 +20,9 @@ export function openDatabase(root: string, file = "metadata.db"): DatabaseSync {
   if (existing) return existing;
   let db: DatabaseSync;
   try {
-    mkdirSync(root, { recursive: true });
+    prepareRoot(root);
+    // 0600 before SQLite opens it: SQLite gives the -wal and -shm files the database's mode
+    createPrivateFile(path);
     db = new DatabaseSync(path, { timeout: BUSY_TIMEOUT_MS });
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;

@@ -69,6 +69,8 @@ export async function createBundle(
   }
   const undo = new Undo(deps.log);
   try {
+    // 0711, not 0700: a runtime whose container root is not DIR's owner (a user namespace) still
+    // reaches rootfs/; what may hold secrets (config.json's environment, the record) is 0600
     mkdirSync(dir, { recursive: true, mode: 0o711 });
     undo.push(`remove ${dir}`, async () => {
       if (!existed) return removeTree(dir);
@@ -107,7 +109,7 @@ export async function createBundle(
     }
     const user = resolveUser(opts.user ?? image.config.config.User ?? "", await readUserFiles(rootfs));
     const spec = buildSpec(image.config, { hostname: "dist", ...opts.spec, rootPath: "rootfs" }, user);
-    writeFileSync(join(dir, "config.json"), `${JSON.stringify(spec, null, 2)}\n`, { mode: 0o644 });
+    writeFileSync(join(dir, "config.json"), `${JSON.stringify(spec, null, 2)}\n`, { mode: 0o600 });
     writeFileSync(join(dir, BUNDLE_RECORD), `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600 });
     undo.clear();
     return { dir, spec, record };

@@ -258,7 +258,7 @@ export async function createContainer(
     await ensureUnpacked(deps, image, opts.signal);
     opts.signal?.throwIfAborted();
     const bundle = join(dir, "bundle");
-    await mkdir(bundle, { mode: 0o711 });
+    await mkdir(bundle, { mode: 0o700 });
     const { rootfs, mounted } = await prepareRootfs(deps.snapshotter, id, image.chainID, join(bundle, "rootfs"), undo, {
       "dist.container": id,
     });
@@ -273,7 +273,7 @@ export async function createContainer(
       },
       user,
     );
-    writeFileSync(join(bundle, "config.json"), `${JSON.stringify(spec, null, 2)}\n`, { mode: 0o644 });
+    writeFileSync(join(bundle, "config.json"), `${JSON.stringify(spec, null, 2)}\n`, { mode: 0o600 });
     const record: ContainerRecord = {
       id,
       namespace: opts.namespace,

@@ -388,7 +388,7 @@ describe("dist content commands on bad input", { concurrency: true }, () => {
       input: "data",
       argv0: asRoot ? ["runuser", "-u", "nobody", "--"] : [],
     });
-    assertOneLineError(r, /cannot write to the store in .*permission denied/i);
+    assertOneLineError(r, /cannot create the store .*root: .*permission denied/i);
     assert.equal(existsSync(root), false);
   });
 });

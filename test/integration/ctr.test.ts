@@ -53,8 +53,8 @@ after(async () => {
 });
 
 describe("ctr against dist daemon", () => {
-  test("the socket is 0660 in a 0711 directory", () => {
-    assert.equal(statSync(d.sock).mode & 0o777, 0o660);
+  test("without --group the socket is its owner's alone (0600) in a 0711 directory", () => {
+    assert.equal(statSync(d.sock).mode & 0o777, 0o600);
     assert.equal(statSync(join(tmp, "run")).mode & 0o777, 0o711);
   });
 

@@ -421,7 +421,7 @@ describe("start-up and shutdown", () => {
     );
   });
 
-  test("a non-root daemon serves its own root and socket", {
+  test("a non-root daemon serves its own private root and socket", {
     skip: process.getuid?.() !== 0 && "needs root (runuser)",
   }, async () => {
     chmodSync(tmp, 0o711);
@@ -447,12 +447,13 @@ describe("start-up and shutdown", () => {
         await sleep(100);
       }
       assert.equal(statSync(sock).uid, 65534);
-      assert.equal(statSync(sock).mode & 0o777, 0o660);
+      assert.equal(statSync(sock).mode & 0o777, 0o600, "nobody's alone: its primary group may be shared");
       const r = await run("ctr", ["--address", sock, "content", "ingest", "as-nobody"], { input: "nobody's bytes" });
       assert.equal(r.code, 0, r.stderr.toString());
       const ls = await run("ctr", ["--address", sock, "content", "ls", "-q"]);
       assert.match(ls.stdout.toString(), new RegExp(sha256("nobody's bytes")));
       assert.equal(statSync(join(home, "root", "content")).uid, 65534, "the store belongs to the daemon's user");
+      assert.equal(statSync(join(home, "root")).mode & 0o777, 0o700, "and is private to it");
       // no overlay for a non-root daemon: dist picks the snapshotter the daemon has
       const sn = await run(DIST, ["--address", sock, "snapshots", "ls"]);
       assert.equal(sn.code, 0, sn.stderr.toString());

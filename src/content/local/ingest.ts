@@ -75,7 +75,7 @@ export async function createIngest(
   expected: Digest | undefined,
 ): Promise<IngestState> {
   await rm(dir, { recursive: true, force: true });
-  await mkdir(dir, { recursive: true });
+  await mkdir(dir, { recursive: true, mode: 0o700 });
   const now = preciseNow();
   await writeFile(join(dir, "data"), "");
   if (total > 0) await writeFile(join(dir, "total"), String(total));

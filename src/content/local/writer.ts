@@ -172,7 +172,7 @@ export class LocalWriter implements Writer {
         rmSync(this.#state.dir, { recursive: true, force: true });
         return "existed";
       }
-      mkdirSync(dirname(target), { recursive: true });
+      mkdirSync(dirname(target), { recursive: true, mode: 0o700 });
       renameSync(this.#dataPath, target);
       rmSync(this.#state.dir, { recursive: true, force: true });
       return "created";
