@@ -157,7 +157,7 @@ describe("private images stay private", { skip }, () => {
     await refused("nobody", "cat", join(store, "metadata.db"));
     await refused("nobody", "ls", join(store, "content/blobs/sha256"));
     await refused("nobody", "cat", join(store, "content/blobs/sha256", await layerHex(store)));
-    await refused("nobody", "cat", join(store, "content/ingest", sha256("private-upload"), "data"));
+    await refused("nobody", "cat", content.ingestDataPath("private-upload"));
     await refused("nobody", "cat", join(store, "containers/sec1/bundle/config.json"));
     await refused("nobody", "cat", join(bundle, "config.json"));
     assert.match(readFileSync(join(bundle, "config.json"), "utf8"), /API_TOKEN=hunter2/, "the secret was there");
