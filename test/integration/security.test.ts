@@ -26,7 +26,6 @@ import { DIST, type Testbed, TOP, testbed } from "./harness.ts";
 const skip = process.getuid?.() !== 0 || !which("runc") ? "needs root (runuser, useradd) and runc" : false;
 
 const mode = (p: string) => statSync(p).mode & 0o7777;
-const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
 
 /** Runs a command as another user (runuser: that user's groups, no login). */
 function as(user: string, cmd: string, args: string[], env: Record<string, string> = {}) {
