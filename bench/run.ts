@@ -32,15 +32,25 @@ function sh(command: string, env: NodeJS.ProcessEnv, what: string): void {
   if (r.status !== 0) throw new Error(`${what} failed (${r.status ?? r.signal}): ${r.stderr.toString().trim()}`);
 }
 
+/** A process's peak RSS in KiB (VmHWM), or null. */
+function serverPeak(pid: string): number | null {
+  const m = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return m ? Number(m[1]) : null;
+}
+
 function timed(c: BenchCase, env: NodeJS.ProcessEnv, rssFile: string): { seconds: number; rss: number | null } {
-  const useTime = existsSync(TIME);
+  const server = c.serverPid ? env[c.serverPid] : undefined;
+  if (c.serverPid && !server) throw new Error(`case "${c.name}": $${c.serverPid} is not set`);
+  // writing 5 to clear_refs resets the peak to the current RSS
+  if (server) writeFileSync(`/proc/${server}/clear_refs`, "5");
+  const useTime = existsSync(TIME) && !server;
   const argv = useTime ? [TIME, "-f", "%M", "-o", rssFile, "bash", "-c", c.command] : ["bash", "-c", c.command];
   const start = process.hrtime.bigint();
   const r = spawnSync(argv[0], argv.slice(1), { env, stdio: ["ignore", "ignore", "pipe"] });
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
   if (r.status !== 0)
     throw new Error(`case "${c.name}" failed (${r.status ?? r.signal}): ${r.stderr.toString().trim()}`);
-  let rss: number | null = null;
+  let rss: number | null = server ? serverPeak(server) : null;
   if (useTime) {
     const n = Number.parseInt(readFileSync(rssFile, "utf8").trim().split("\n").pop() ?? "", 10);
     rss = Number.isFinite(n) ? n : null;

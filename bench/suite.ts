@@ -23,6 +23,12 @@ export interface BenchCase {
   before?: string;
   /** The case the others' ratios are computed against (exactly one). */
   baseline?: boolean;
+  /**
+   * The variable holding the pid of a long-running server the case talks to:
+   * the peak RSS reported is that server's during the case (its VmHWM, reset
+   * before), not the command's.
+   */
+  serverPid?: string;
 }
 
 export interface BenchSuite {

@@ -6,7 +6,9 @@ import { createHash, type Hash } from "node:crypto";
 import { Transform, type TransformCallback } from "node:stream";
 import { DataLossError, InvalidArgumentError } from "./errors.ts";
 
+/** A content digest, `algorithm:hex` (e.g. `sha256:…`); validateDigest checks one. */
 export type Digest = `${string}:${string}`;
+/** The digest algorithms accepted: sha256 (the default) and sha512. */
 export type Algorithm = "sha256" | "sha512";
 
 const HEX_LENGTH: Record<Algorithm, number> = { sha256: 64, sha512: 128 };
@@ -32,6 +34,7 @@ export function parseDigest(s: string): { algorithm: Algorithm; hex: string } {
   return { algorithm, hex };
 }
 
+/** Returns `s` as a Digest when it is one (known algorithm, lowercase hex of the right length); throws InvalidArgumentError otherwise. */
 export function validateDigest(s: string): Digest {
   parseDigest(s);
   return s as Digest;
@@ -71,6 +74,7 @@ export class Digester {
   }
 }
 
+/** The digest of bytes (or a string's UTF-8) held in memory. */
 export function digestOf(data: Uint8Array | string, algorithm: Algorithm = CANONICAL): Digest {
   return `${algorithm}:${createHash(algorithm).update(data).digest("hex")}`;
 }

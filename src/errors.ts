@@ -3,6 +3,7 @@
  * the gRPC layer to status codes and the registry client from HTTP statuses,
  * so each kind is checked by its `code`, never by message text.
  */
+/** The kinds of DistError (gRPC's status codes); each maps to one exit code, gRPC code and HTTP status. */
 export type ErrorCode =
   | "NotFound"
   | "AlreadyExists"
@@ -18,6 +19,7 @@ export type ErrorCode =
   | "DeadlineExceeded"
   | "Internal";
 
+/** An error of a known kind: check `code` (or use isErrorCode), never the message. */
 export class DistError extends Error {
   readonly code: ErrorCode;
   constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
@@ -27,51 +29,61 @@ export class DistError extends Error {
   }
 }
 
+/** Something asked for does not exist (a blob, an image, a snapshot, a manifest in a registry). */
 export class NotFoundError extends DistError {
   constructor(message: string, options?: { cause?: unknown }) {
     super("NotFound", message, options);
   }
 }
+/** Something to be created exists already (a blob being written, an image name, a snapshot key). */
 export class AlreadyExistsError extends DistError {
   constructor(message: string, options?: { cause?: unknown }) {
     super("AlreadyExists", message, options);
   }
 }
+/** The system is not in a state that allows the operation (a snapshot in use, overlayfs unavailable). */
 export class FailedPreconditionError extends DistError {
   constructor(message: string, options?: { cause?: unknown }) {
     super("FailedPrecondition", message, options);
   }
 }
+/** Bad input: a malformed reference, digest, platform, manifest or option. */
 export class InvalidArgumentError extends DistError {
   constructor(message: string, options?: { cause?: unknown }) {
     super("InvalidArgument", message, options);
   }
 }
+/** A service could not be reached or kept failing (a registry's connection errors, 5xx after retries). */
 export class UnavailableError extends DistError {
   constructor(message: string, options?: { cause?: unknown }) {
     super("Unavailable", message, options);
   }
 }
+/** A read or resume offset beyond the end of a blob. */
 export class OutOfRangeError extends DistError {
   constructor(message: string, options?: { cause?: unknown }) {
     super("OutOfRange", message, options);
   }
 }
+/** Bytes that do not match their descriptor (size or digest), or a corrupt layer. */
 export class DataLossError extends DistError {
   constructor(message: string, options?: { cause?: unknown }) {
     super("DataLoss", message, options);
   }
 }
+/** The registry wants credentials that were not given or were refused. */
 export class UnauthenticatedError extends DistError {
   constructor(message: string, options?: { cause?: unknown }) {
     super("Unauthenticated", message, options);
   }
 }
+/** The operation is not allowed for these credentials or this user. */
 export class PermissionDeniedError extends DistError {
   constructor(message: string, options?: { cause?: unknown }) {
     super("PermissionDenied", message, options);
   }
 }
+/** The operation is not supported (by this store, snapshotter or registry). */
 export class UnimplementedError extends DistError {
   constructor(message: string, options?: { cause?: unknown }) {
     super("Unimplemented", message, options);
@@ -148,10 +160,13 @@ export function errorFromData(data: ErrorData): Error {
   return data.kind ? errorFromCode(data.kind, data.message) : withSystemCode(data.message, data.code);
 }
 
+/** Whether `err` is a DistError of kind `code`. */
 export function isErrorCode(err: unknown, code: ErrorCode): boolean {
   return err instanceof DistError && err.code === code;
 }
+/** Whether `err` is a NotFoundError (of any class carrying that code). */
 export const isNotFound = (err: unknown): boolean => isErrorCode(err, "NotFound");
+/** Whether `err` is an AlreadyExistsError (of any class carrying that code). */
 export const isAlreadyExists = (err: unknown): boolean => isErrorCode(err, "AlreadyExists");
 
 /** The message of any thrown value, for one-line reports. */

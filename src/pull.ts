@@ -19,6 +19,7 @@ import { type UnpackedManifest, Unpacker } from "./unpack/unpacker.ts";
 
 export type { UnpackedManifest } from "./unpack/unpacker.ts";
 
+/** Options of pull: where from (resolver, ref), where to (content, images, snapshotter) and how. */
 export interface PullOptions {
   resolver: Resolver;
   content: Store;
@@ -41,10 +42,12 @@ export interface PullOptions {
   sameOwner?: boolean;
 }
 
+/** What pull did: fetchImage's result and the manifests unpacked with their ChainIDs. */
 export interface PullResult extends FetchImageResult {
   unpacked: UnpackedManifest[];
 }
 
+/** Pulls an image: resolves `ref`, fetches the blobs of the selected platforms into the content store, records the image, and unpacks its layers into snapshots as they arrive (when a snapshotter is given). */
 export async function pull(opts: PullOptions): Promise<PullResult> {
   const stop = new AbortController();
   const signal = opts.signal ? AbortSignal.any([opts.signal, stop.signal]) : stop.signal;
@@ -77,6 +80,7 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
       handlerWrapper: unpacker && ((h) => unpacker.unpack(h)),
       images: opts.images,
       labels: opts.labels,
+      sourceLabels: opts.content,
     });
   } catch (err) {
     if (!unpacker) throw err;

@@ -29,7 +29,7 @@ import { setupBigRegistry, teardownBigRegistry } from "./fetch.ts";
 const isRoot = process.getuid?.() === 0;
 
 /** start ROOT | stop: a private containerd keeping its root and state under ROOT, socket $TMP/ctrd/containerd.sock. */
-const CTRD = `#!/bin/bash
+export const CTRD = `#!/bin/bash
 set -u
 CD="$TMP/ctrd"; S="$CD/containerd.sock"
 stop() {

@@ -20,6 +20,7 @@ import { type Compression, detectCompression, peek } from "./compression.ts";
 import { type InflateFile, InflateJob } from "./inflater.ts";
 import { TarParser } from "./tar/reader.ts";
 
+/** Options of applyLayer. */
 export interface ApplyOptions {
   signal?: AbortSignal;
   /** Apply numeric ownership from the headers (lchown). Default: running as root. */
@@ -41,6 +42,7 @@ export interface ApplyOptions {
   onProgress?: (bytes: number) => void;
 }
 
+/** What applyLayer applied: the diffID and size of the uncompressed tar and the compression found. */
 export interface ApplyResult {
   /** sha256 of the uncompressed tar. */
   diffID: Digest;
@@ -107,6 +109,7 @@ function openLayerFile(layer: LayerFile): { compression: Compression; file: Infl
   }
 }
 
+/** Applies a layer (tar, gzip or zstd, detected from its first bytes) onto directory `root` with the OCI whiteout rules, confined to `root`; returns its diffID. `layer` is a stream or a file (read by the decompression worker itself). */
 export async function applyLayer(
   root: string,
   layer: Readable | LayerFile,

@@ -95,6 +95,8 @@ export class ChangesetApplier implements TarHandler {
   readonly #opaqueUpper = new Set<string>();
   readonly #opaqueLower = new Map<string, boolean>();
   #fd = -1;
+  /** The file being written ends in a hole: its size must be set. */
+  #holeAtEnd = false;
   #cur: { h: TarHeader; path: string } | undefined;
   /** Uncompressed bytes of file bodies written. */
   bytes = 0;
@@ -133,6 +135,20 @@ export class ChangesetApplier implements TarHandler {
       let off = 0;
       while (off < chunk.length) off += fs.writeSync(this.#fd, chunk, off, chunk.length - off);
       this.bytes += chunk.length;
+      this.#holeAtEnd = false;
+    } catch (e) {
+      const h = this.#cur!.h;
+      this.#closeFd();
+      this.#fail(h, e);
+    }
+  }
+
+  /** A sparse file's hole: skipped over, so the file gets a hole too (its size is set at the end). */
+  hole(length: number): void {
+    if (this.#fd < 0) return;
+    try {
+      sys.lseek(this.#fd, length, sys.SEEK_CUR);
+      this.#holeAtEnd = true;
     } catch (e) {
       const h = this.#cur!.h;
       this.#closeFd();
@@ -145,6 +161,7 @@ export class ChangesetApplier implements TarHandler {
     const { h, path } = this.#cur!;
     try {
       const fd = this.#fd;
+      if (this.#holeAtEnd) fs.ftruncateSync(fd, sys.lseek(fd, 0, sys.SEEK_CUR));
       if (this.#o.sameOwner) this.#chown(path, h, () => fs.fchownSync(fd, h.uid, h.gid));
       for (const [k, v] of h.xattrs) this.#xattr(path, k, v, fd);
       if (h.mode & 0o7000 || h.mode & this.#o.umask) fs.fchmodSync(fd, h.mode);
@@ -157,6 +174,7 @@ export class ChangesetApplier implements TarHandler {
   }
 
   #closeFd(): void {
+    this.#holeAtEnd = false;
     if (this.#fd >= 0) {
       const fd = this.#fd;
       this.#fd = -1;

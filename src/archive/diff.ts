@@ -22,6 +22,7 @@ import { overlayXattrPrefix } from "../sys/userns.ts";
 import type { TarEntryType, TarHeaderInit } from "./tar/header.ts";
 import { TarWriter } from "./tar/writer.ts";
 
+/** Options of writeDiff. */
 export interface DiffOptions {
   /** The upper directory is an overlayfs upperdir: convert its whiteouts and opaque markers. */
   overlay?: boolean;
@@ -88,6 +89,7 @@ async function sameContent(a: string, b: string): Promise<boolean> {
 
 const join = (dir: string, name: string) => (dir === "" ? name : `${dir}/${name}`);
 
+/** Writes to `out` a layer tar of the changes from `lower` (undefined for a base layer) to `upper`, so that applying it onto lower gives upper (containerd's archive.WriteDiff). */
 export async function writeDiff(
   lower: string | undefined,
   upper: string,

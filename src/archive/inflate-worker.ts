@@ -44,7 +44,10 @@ interface Job {
   compression: Compression;
   what: string;
   decoder: Decoder | null;
-  /** The compressed stream ended: anything after it is ignored. */
+  /**
+   * The gzip stream ended (only zero padding follows): anything after it is
+   * ignored. A zstd stream never ends before its input (decoders.ts).
+   */
   decoded: boolean;
   hash: Hash;
   size: number;

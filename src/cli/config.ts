@@ -17,7 +17,8 @@ import { readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { isAbsolute, join } from "node:path";
 import { parse as parseToml } from "smol-toml";
-import { errorMessage, InvalidArgumentError } from "../errors.ts";
+import { errorMessage, InvalidArgumentError, wrapError } from "../errors.ts";
+import { validateNamespace } from "../metadata/namespaces.ts";
 import { log } from "./log.ts";
 
 export interface Config {
@@ -47,13 +48,12 @@ const KEYS: Record<string, Check> = {
     return { root: absolute(v, where, "root") };
   },
   namespace: (v, where) => {
-    // containerd's rule for namespace names
-    if (typeof v !== "string" || v.length > 76 || !/^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$/.test(v)) {
-      throw new InvalidArgumentError(
-        `${where}: namespace must be letters and digits separated by single ".", "_" or "-", at most 76 characters`,
-      );
+    if (typeof v !== "string") throw new InvalidArgumentError(`${where}: namespace must be a string`);
+    try {
+      return { namespace: validateNamespace(v) };
+    } catch (err) {
+      throw wrapError(err, where);
     }
-    return { namespace: v };
   },
   snapshotter: (v, where) => {
     if (v !== "overlay" && v !== "native") {

@@ -11,7 +11,8 @@ export function register(program: Command): void {
     .description("serve the store at --root over containerd's gRPC API on the unix socket --address")
     .option("--log-level <level>", "trace, debug, info, warn or error (JSON lines on stderr)", "info")
     .option("--grace <duration>", "how long in-flight calls may finish on SIGTERM/SIGINT", "5s")
-    .action(async (opts: { logLevel: string; grace: string }, c: Command) => {
+    .option("--group <name|gid>", "members of this group may use the socket (0660); else its owner only (0600)")
+    .action(async (opts: { logLevel: string; grace: string; group?: string }, c: Command) => {
       const g = globals(c);
       if (!LEVELS.includes(opts.logLevel)) {
         throw new InvalidArgumentError(`invalid --log-level "${opts.logLevel}": expected ${LEVELS.join(", ")}`);
@@ -22,6 +23,7 @@ export function register(program: Command): void {
         address: g.address ?? defaultSocket(),
         logLevel: g.debug ? "debug" : opts.logLevel,
         grace: parseDuration(opts.grace),
+        group: opts.group,
       });
       // stopped cleanly: a helper thread left running (a shared worker) must not keep the process up
       setTimeout(() => process.exit(process.exitCode ?? 0), 200).unref();
@@ -29,14 +31,18 @@ export function register(program: Command): void {
   cmd.addHelpText(
     "after",
     `
-The socket (mode 0660) defaults to /run/dist/dist.sock as root, else
-$XDG_RUNTIME_DIR/dist/dist.sock. Only one daemon may serve a root at a time.
+The socket defaults to /run/dist/dist.sock as root, else
+$XDG_RUNTIME_DIR/dist/dist.sock. It is the daemon user's alone (0600) unless
+--group names a group whose members may use it (0660, as containerd's
+[grpc] gid); its directory is then made searchable (0711) for them. The root
+is made private (0700). Only one daemon may serve a root at a time.
 Services: content, images, namespaces, leases, snapshots, diff, version,
 introspection, events (containerd.services.*.v1), so ctr and containerd
 clients work against it; dist itself uses it with --address.
 
 Examples:
   dist daemon --root /var/lib/dist --address /run/dist/dist.sock
+  dist daemon --group dist          # members of group dist use it without root
   ctr --address /run/dist/dist.sock content ls
   ctr --address /run/dist/dist.sock images pull --plain-http 127.0.0.1:5000/busybox:latest
   dist --address /run/dist/dist.sock images ls`,

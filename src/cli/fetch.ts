@@ -184,6 +184,7 @@ Examples:
               progress: progress.tracker,
               onNote: progress.onNote,
               images,
+              sourceLabels: store,
             }),
           );
           progress.summary.images = results.map(imageSummary);

@@ -6,18 +6,34 @@
 import type { Store } from "../content/content.ts";
 import type { ImageStore } from "../images/image.ts";
 import type { Snapshotter } from "../snapshots/snapshotter.ts";
+import { prepareRoot } from "../store-root.ts";
 import { config } from "./config.ts";
 import type { GlobalOptions } from "./globals.ts";
+import { log } from "./log.ts";
 
 /** The daemon connection options of --address (set when this is called). */
 function remote(g: GlobalOptions) {
   return { address: g.address as string, namespace: g.namespace, connectTimeout: g.connectTimeout };
 }
 
+const prepared = new Set<string>();
+
+/**
+ * The embedded store's root: created private, or an existing one tightened (saying so
+ * in one line), before anything in it is opened; once per process.
+ */
+export function embeddedRoot(g: GlobalOptions): string {
+  if (!prepared.has(g.root)) {
+    prepareRoot(g.root, { onNote: (msg) => log.info(msg), onWarning: (msg) => log.warn(msg) });
+    prepared.add(g.root);
+  }
+  return g.root;
+}
+
 export async function openContentStore(g: GlobalOptions): Promise<Store> {
   if (g.address) return (await import("../services/client/index.ts")).remoteContentStore(remote(g));
-  const { namespacedContentStore } = await import("../metadata/content-labels.ts");
-  return namespacedContentStore(g.root, g.namespace);
+  const { namespacedContentStore } = await import("../metadata/metadata.ts");
+  return namespacedContentStore(embeddedRoot(g), g.namespace);
 }
 
 /** Runs fn with the content store, closed afterwards. */
@@ -32,13 +48,14 @@ export async function withContentStore<T>(g: GlobalOptions, fn: (store: Store) =
 
 export async function openImageStore(g: GlobalOptions): Promise<ImageStore> {
   if (g.address) return (await import("../services/client/index.ts")).remoteImageStore(remote(g));
-  const { openSqliteImageStore } = await import("../metadata/images.ts");
-  return openSqliteImageStore(g.root, g.namespace);
+  const { openSqliteImageStore } = await import("../metadata/metadata.ts");
+  return openSqliteImageStore(embeddedRoot(g), g.namespace);
 }
 
 /**
- * The snapshotter `name` (overlay or native); when absent, DIST_SNAPSHOTTER's, the
- * config file's, else overlay where root and supported.
+ * The namespace's snapshots on snapshotter `name` (overlay or native); when absent,
+ * DIST_SNAPSHOTTER's, the config file's, else overlay where root and supported.
+ * `mountable: false` opens an overlay snapshotter where it could not mount.
  */
 export async function openSnapshotter(
   g: GlobalOptions,
@@ -47,6 +64,6 @@ export async function openSnapshotter(
 ): Promise<Snapshotter> {
   name ??= process.env.DIST_SNAPSHOTTER ? undefined : config().snapshotter;
   if (g.address) return (await import("../services/client/index.ts")).remoteSnapshotter(remote(g), name);
-  const { openSnapshotterAt } = await import("../snapshots/open.ts");
-  return openSnapshotterAt(g.root, name, opts);
+  const { openSnapshotterAt } = await import("../metadata/metadata.ts");
+  return openSnapshotterAt(embeddedRoot(g), name, g.namespace, opts);
 }

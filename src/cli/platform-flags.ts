@@ -24,6 +24,14 @@ export function addDownloadFlags(cmd: Command): Command {
   );
 }
 
+/** `--max-concurrent-uploads <n>`. */
+export function addUploadFlags(cmd: Command): Command {
+  return cmd.option(
+    "--max-concurrent-uploads <n>",
+    `blobs uploaded at once (default ${DEFAULT_MAX_CONCURRENT_DOWNLOADS})`,
+  );
+}
+
 /** One matcher per --platform (each keeps its best manifest), all platforms, or the host's. */
 export async function platformMatchers(opts: {
   platform?: string[];
@@ -44,10 +52,17 @@ export async function platformMatcher(opts: { platform?: string[]; allPlatforms?
 }
 
 export function downloadLimit(opts: { maxConcurrentDownloads?: string }): number {
-  const v = opts.maxConcurrentDownloads;
-  if (v === undefined) return config().maxConcurrentDownloads ?? DEFAULT_MAX_CONCURRENT_DOWNLOADS;
+  return limitFlag(opts.maxConcurrentDownloads, "--max-concurrent-downloads", config().maxConcurrentDownloads);
+}
+
+export function uploadLimit(opts: { maxConcurrentUploads?: string }): number {
+  return limitFlag(opts.maxConcurrentUploads, "--max-concurrent-uploads");
+}
+
+function limitFlag(v: string | undefined, flag: string, configured?: number): number {
+  if (v === undefined) return configured ?? DEFAULT_MAX_CONCURRENT_DOWNLOADS;
   if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > 1024) {
-    throw new UsageError(`invalid --max-concurrent-downloads "${v}": expected 1 to 1024`);
+    throw new UsageError(`invalid ${flag} "${v}": expected 1 to 1024`);
   }
   return Number(v);
 }

@@ -364,7 +364,8 @@ Examples:
       const { removeContainerOrRemains } = await runLib();
       for (const id of ids) {
         // removing needs no mount: a rootless container's overlay snapshot is removed outside its namespace
-        const open = (name?: string) => openSnapshotter(g, name, { mountable: false });
+        const open = (name?: string, namespace?: string) =>
+          openSnapshotter({ ...g, namespace: namespace ?? g.namespace }, name, { mountable: false });
         await removeContainerOrRemains(g.root, await containerId(id), open, {
           force: o.force,
         });

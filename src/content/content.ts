@@ -5,16 +5,25 @@
  * src/services implements the same ones, so callers never know which is used.
  */
 import type { Readable } from "node:stream";
-import type { Digest } from "../digest.ts";
+import { type Digest, validateDigest } from "../digest.ts";
+import { InvalidArgumentError } from "../errors.ts";
 
+/**
+ * A committed blob: digest, size, times and labels.
+ * Times are Dates; the stores and the gRPC client return PreciseDates (src/time.ts),
+ * which keep the nanoseconds (`epochNsOf(date)` reads them from any Date).
+ */
 export interface Info {
   digest: Digest;
   size: number;
+  /** When the blob was committed in the namespace. */
   createdAt: Date;
+  /** The commit, or the last change of its labels. */
   updatedAt: Date;
   labels: Record<string, string>;
 }
 
+/** An ingest in progress: its ref, bytes written so far and expected total. */
 export interface Status {
   ref: string;
   offset: number;
@@ -24,6 +33,7 @@ export interface Status {
   updatedAt: Date;
 }
 
+/** Options of Provider.openRead: a byte range and a signal. */
 export interface ReadOptions {
   offset?: number;
   /** Bytes to read from offset; the rest of the blob when absent. */
@@ -31,6 +41,7 @@ export interface ReadOptions {
   signal?: AbortSignal;
 }
 
+/** Reads blobs by digest. */
 export interface Provider {
   info(digest: Digest): Promise<Info>;
   /** Streams a blob from `offset`; NotFoundError when absent, OutOfRangeError past the end. */
@@ -54,6 +65,22 @@ export function hasBlobFiles<T extends object>(provider: T): provider is T & Blo
   return typeof (provider as Partial<BlobFiles>).blobPath === "function";
 }
 
+/**
+ * A capability of an ingester whose writes in progress are files on this
+ * machine: a reader may follow an ingest's bytes as they are written (the
+ * registry server hands a download to every client waiting for it).
+ */
+export interface IngestFiles {
+  /** The file receiving the bytes of the ingest `ref` (whether or not it exists). */
+  ingestDataPath(ref: string): string;
+}
+
+/** Whether an ingester declares the IngestFiles capability. */
+export function hasIngestFiles<T extends object>(ingester: T): ingester is T & IngestFiles {
+  return typeof (ingester as Partial<IngestFiles>).ingestDataPath === "function";
+}
+
+/** Selects blobs in Manager.walk by digest prefix and labels. */
 export interface WalkFilter {
   /** Digest prefixes, e.g. "sha256:ab". */
   digestPrefixes?: string[];
@@ -61,6 +88,7 @@ export interface WalkFilter {
   labels?: string[];
 }
 
+/** Lists, deletes and labels blobs. */
 export interface Manager {
   walk(fn: (info: Info) => void | Promise<void>, filter?: WalkFilter): Promise<void>;
   delete(digest: Digest): Promise<void>;
@@ -68,6 +96,7 @@ export interface Manager {
   update(digest: Digest, labels: Record<string, string>, fieldpaths?: string[]): Promise<Info>;
 }
 
+/** Options of Ingester.writer: the ingest's ref, and the expected size and digest when known. */
 export interface WriterOptions {
   ref: string;
   total?: number;
@@ -75,10 +104,12 @@ export interface WriterOptions {
   signal?: AbortSignal;
 }
 
+/** Options of Writer.commit: labels for the new blob. */
 export interface CommitOptions {
   labels?: Record<string, string>;
 }
 
+/** An open ingest: bytes are appended, then committed (verified and made visible atomically) or kept for a resume. */
 export interface Writer {
   /** Appends bytes at the current offset. */
   write(chunk: Uint8Array): Promise<void>;
@@ -87,8 +118,10 @@ export interface Writer {
   digest(): Digest;
   /**
    * Verifies size and digest (each when given, else from the writer's total and expected),
-   * makes the blob visible atomically and releases the ref. Content that already exists is
-   * not an error. A failed verification discards the ingest.
+   * makes the blob visible atomically and releases the ref. AlreadyExistsError when the
+   * content was already there (the ingest is gone all the same). A failed verification
+   * (FailedPreconditionError) closes the writer and keeps the ingest, as containerd does:
+   * a caller that knows the bytes are bad aborts it.
    */
   commit(size?: number, expected?: Digest, opts?: CommitOptions): Promise<void>;
   /** Releases the ref, keeping what was written for a later resume. */
@@ -97,20 +130,37 @@ export interface Writer {
   truncate(size: 0): Promise<void>;
 }
 
+/** Writes blobs through ingests keyed by a ref. */
+/** @internal Checks a writer's options: a ref, a total that is a size (0 when absent), a valid expected digest. */
+export function checkWriterOptions(opts: WriterOptions): { ref: string; total: number; expected?: Digest } {
+  const ref = opts.ref;
+  if (typeof ref !== "string" || ref === "") throw new InvalidArgumentError("must specify a ref for the ingest");
+  const total = opts.total ?? 0;
+  if (!Number.isSafeInteger(total) || total < 0) {
+    throw new InvalidArgumentError(`invalid total size ${opts.total} for ref ${ref}`);
+  }
+  return { ref, total, expected: opts.expected ? validateDigest(opts.expected) : undefined };
+}
+
+/** Writes blobs through ingests keyed by a ref. */
 export interface Ingester {
   /**
-   * Opens (or resumes) the ingest of `ref`, holding its lock until commit or close.
-   * Throws AlreadyExistsError at once when `expected` is already in the store.
+   * Opens (or resumes) the ingest of `ref`, holding its lock until commit or close; a ref
+   * another writer holds is waited for a while, then UnavailableError. Throws
+   * AlreadyExistsError at once when `expected` is already in the store.
    */
   writer(opts: WriterOptions): Promise<Writer>;
 }
 
+/** Inspects and aborts ingests in progress. */
 export interface IngestManager {
   status(ref: string): Promise<Status>;
   listStatuses(filter?: { refPrefixes?: string[] }): Promise<Status[]>;
+  /** Drops the ingest, without waiting for a writer that holds it (its commit then fails). */
   abort(ref: string): Promise<void>;
 }
 
+/** A content store: the four interfaces together (LocalStore, or a daemon's through the gRPC client). */
 export interface Store extends Provider, Manager, Ingester, IngestManager {
   close?(): Promise<void> | void;
 }

@@ -7,16 +7,25 @@
 import type { Readable, Writable } from "node:stream";
 import type { Descriptor } from "../descriptor.ts";
 import { algorithmOf, type Digest, Digester } from "../digest.ts";
-import { DataLossError, errorMessage, InvalidArgumentError, isAlreadyExists, isErrorCode } from "../errors.ts";
+import {
+  DataLossError,
+  errorMessage,
+  FailedPreconditionError,
+  InvalidArgumentError,
+  isAlreadyExists,
+  isErrorCode,
+} from "../errors.ts";
 import { chunksHandled } from "../sys/heap.ts";
 import { WriteBatcher } from "./batch.ts";
-import type { Ingester, Provider, Writer } from "./content.ts";
+import type { Ingester, IngestManager, Provider, Writer } from "./content.ts";
 
+/** Bytes to copy into the store: a stream or any async iterable of chunks. */
 export type Source = Readable | AsyncIterable<Uint8Array>;
 
 /** Opens the source at a byte offset (an HTTP Range request, a file position). */
 export type OpenAt = (offset: number) => Promise<Source>;
 
+/** Options of copyToWriter. */
 export interface CopyOptions {
   /** Names the blob in errors (`layer-sha256:…`, `ref my-ref`). */
   what: string;
@@ -24,6 +33,11 @@ export interface CopyOptions {
   size?: number;
   /** Expected digest, verified on commit. */
   expected?: Digest;
+  /**
+   * The expected digest when it is known only once the source ended (a chunked
+   * upload names it in its last request): asked before the commit.
+   */
+  expectedAtEnd?: () => Digest | undefined;
   labels?: Record<string, string>;
   signal?: AbortSignal;
   /**
@@ -39,8 +53,16 @@ export interface CopyOptions {
   onData?: (offset: number) => void;
   /** Every byte is in; the commit (sync, verification, rename) starts. */
   onCommit?: () => void;
+  /**
+   * Drops the ingest when its bytes are known to be bad (more or fewer than
+   * `size`, a wrong digest, a DataLossError of the source): the store keeps a
+   * failed commit's bytes for a resume, and these must never be resumed. Without
+   * it, the ingest is emptied where that can still be done.
+   */
+  discard?: () => Promise<void>;
 }
 
+/** What copyToWriter committed. */
 export interface CopyResult {
   /** The digest of the bytes committed. */
   digest: Digest;
@@ -55,7 +77,8 @@ export interface CopyResult {
  * from 0 when that fails. Chunks are gathered into 1 MiB writes. A source that
  * fails leaves what arrived for a later resume; bytes known to be wrong (more or
  * fewer than `size`, a wrong digest, a DataLossError of the source) never are:
- * the commit, which verifies, discards them. Mismatches are DataLossErrors.
+ * they are emptied, and dropped with `discard`. Mismatches are DataLossErrors;
+ * content that was already there is success.
  */
 export async function copyToWriter(w: Writer, open: OpenAt, opts: CopyOptions): Promise<CopyResult> {
   const { size, what, signal } = opts;
@@ -90,7 +113,7 @@ export async function copyToWriter(w: Writer, open: OpenAt, opts: CopyOptions): 
         const wait = batch.add(chunk);
         if (wait) await wait;
         if (size !== undefined && n > size) {
-          // a hostile source must not stream forever; what it sent fails the commit's size check
+          // a hostile source must not stream forever; what it sent fails the size check below
           overflow = true;
           break;
         }
@@ -108,33 +131,34 @@ export async function copyToWriter(w: Writer, open: OpenAt, opts: CopyOptions): 
       await batch.settle().catch(() => {});
       batch.release();
     }
-    const mismatch =
-      overflow || (size !== undefined && n !== size)
-        ? overflow
-          ? `more than the expected ${size} bytes`
-          : `got ${n} bytes, expected ${size}`
-        : undefined;
     opts.onCommit?.();
+    if (overflow) throw new DataLossError(`${what}: more than the expected ${size} bytes`);
+    if (size !== undefined && n !== size) throw new DataLossError(`${what}: got ${n} bytes, expected ${size}`);
     const digest = w.digest();
+    const expected = opts.expected ?? opts.expectedAtEnd?.();
+    if (expected && algorithmOf(expected) === algorithmOf(digest) && digest !== expected) {
+      throw new DataLossError(`${what}: digest mismatch: got digest ${digest}, expected ${expected}`);
+    }
     committing = true;
     try {
-      // a commit that fails its verification discards the ingest (Writer.commit)
-      await w.commit(size, opts.expected, { labels: opts.labels });
+      await w.commit(size, expected, { labels: opts.labels });
     } catch (err) {
       if (isErrorCode(err, "FailedPrecondition")) {
-        throw new DataLossError(`${what}: ${mismatch ?? `digest mismatch: ${errorMessage(err)}`}`, { cause: err });
+        // the store keeps a failed commit's bytes; these are known bad
+        await opts.discard?.().catch(() => {});
+        throw new DataLossError(`${what}: digest mismatch: ${errorMessage(err)}`, { cause: err });
       }
       if (!isAlreadyExists(err)) throw err;
     }
-    if (mismatch) throw new DataLossError(`${what}: ${mismatch}`);
     tee?.end();
-    return { digest: opts.expected ?? digest, size: n, startOffset: offset };
+    return { digest: expected ?? digest, size: n, startOffset: offset };
   } catch (err) {
     tee?.destroy(err instanceof Error ? err : new Error(errorMessage(err)));
     if (!committing) {
       // bytes that failed a verification of the source must not be resumed later
       if (err instanceof DataLossError) await w.truncate(0).catch(() => {});
       await w.close().catch(() => {});
+      if (err instanceof DataLossError) await opts.discard?.().catch(() => {});
     }
     throw err;
   }
@@ -159,6 +183,7 @@ function drained(s: Writable, signal?: AbortSignal): Promise<void> {
   });
 }
 
+/** Options of writeBlob. */
 export interface WriteBlobOptions {
   /** Expected size in bytes (verified at commit). */
   size?: number;
@@ -171,11 +196,16 @@ export interface WriteBlobOptions {
    * resume an interrupted ingest without reading its first bytes again.
    */
   reopen?: (offset: number) => Promise<Source>;
+  /** Before the first byte: where the copy starts (an earlier ingest's offset). */
+  onStart?: (offset: number) => void;
+  /** After each chunk: bytes of the blob written so far, counted from its start. */
+  onData?: (offset: number) => void;
 }
 
+/** What writeBlob stored, and whether it was there already. */
 export interface WriteBlobResult {
   digest: Digest;
-  /** Bytes committed; when the content already existed, opts.size (or -1 when not given). */
+  /** Bytes committed, or the size of the content that was already there. */
   size: number;
   /** True when the content was already in the store (the source was not read). */
   existed: boolean;
@@ -187,10 +217,13 @@ export interface WriteBlobResult {
  * Copies `source` into the store under `ref` and commits it. An existing blob
  * (AlreadyExists at open or commit) is success. A resumed ingest continues at
  * its offset: through `reopen` when given, else by skipping that many source
- * bytes when an expected digest will verify the result, else from zero.
+ * bytes when an expected digest will verify the result, else from zero. Bytes
+ * that fail the verification are aborted with the ingest (when the store can).
+ * Content already stored under the expected digest with another size than the
+ * expected one is a FailedPreconditionError.
  */
 export async function writeBlob(
-  ingester: Ingester,
+  ingester: Ingester & Pick<Provider, "info"> & Partial<Pick<IngestManager, "abort">>,
   ref: string,
   source: Source,
   opts: WriteBlobOptions = {},
@@ -200,7 +233,13 @@ export async function writeBlob(
     writer = await ingester.writer({ ref, total: opts.size, expected: opts.expected, signal: opts.signal });
   } catch (err) {
     if (isAlreadyExists(err) && opts.expected) {
-      return { digest: opts.expected, size: opts.size ?? -1, existed: true, resumedAt: 0 };
+      const { size } = await ingester.info(opts.expected);
+      if (opts.size !== undefined && size !== opts.size) {
+        throw new FailedPreconditionError(
+          `content ${opts.expected} is already stored with ${size} bytes, not the expected ${opts.size}`,
+        );
+      }
+      return { digest: opts.expected, size, existed: true, resumedAt: 0 };
     }
     throw err;
   }
@@ -211,12 +250,16 @@ export async function writeBlob(
     if (opts.expected) return skipping(source, offset, what);
     throw new Error("nothing can verify the bytes already ingested");
   };
+  const abort = ingester.abort?.bind(ingester);
   const r = await copyToWriter(writer, open, {
     what,
     size: opts.size,
     expected: opts.expected,
     labels: opts.labels,
     signal: opts.signal,
+    onStart: opts.onStart,
+    onData: opts.onData,
+    discard: abort ? () => abort(ref) : undefined,
   });
   return { digest: r.digest, size: r.size, existed: false, resumedAt: r.startOffset };
 }

@@ -9,6 +9,7 @@ import type { Descriptor } from "../descriptor.ts";
 import type { Digest } from "../digest.ts";
 import type { Mount } from "../snapshots/snapshotter.ts";
 
+/** Options of Applier.apply. */
 export interface ApplyConfig {
   signal?: AbortSignal;
   /** Apply numeric ownership from the layer (default: when running as root). */
@@ -25,6 +26,7 @@ export interface ApplyConfig {
   stream?: Readable;
 }
 
+/** What Applier.apply applied: the layer's diffID and uncompressed size. */
 export interface AppliedDiff {
   /** Digest of the uncompressed tar. */
   diffID: Digest;
@@ -32,6 +34,7 @@ export interface AppliedDiff {
   size: number;
 }
 
+/** Applies a layer blob onto the mounts of an active snapshot (containerd's diff.Applier). */
 export interface Applier {
   /** Applies the layer `desc` onto `mounts` (one bind or overlay mount of an active snapshot). */
   apply(desc: Descriptor, mounts: Mount[], config?: ApplyConfig): Promise<AppliedDiff>;

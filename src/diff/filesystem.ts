@@ -15,6 +15,7 @@ import type { Mount } from "../snapshots/snapshotter.ts";
 import type { AppliedDiff, Applier, ApplyConfig } from "./applier.ts";
 import { applyTarget } from "./mounts.ts";
 
+/** The Applier onto a directory (a bind mount's source, an overlay's upperdir), reading layers from a content provider (its files directly when it declares BlobFiles). */
 export class FileSystemApplier implements Applier {
   readonly #content: Provider;
 

@@ -13,6 +13,7 @@ import { walk } from "./handlers.ts";
 import { isAttestationManifest, isConfig, isIndex, isManifest } from "./mediatypes.ts";
 import { allPlatforms, formatPlatform, type PlatformMatcher } from "./platforms.ts";
 
+/** What check found: the blobs an image needs for a platform, which are present and which missing. */
 export interface CheckResult {
   /** Every required blob is present (and the walk could see them all). */
   complete: boolean;
@@ -37,7 +38,8 @@ export async function check(
   const missing: Descriptor[] = [];
   const seen = new Set<string>();
   let known = true;
-  const children = filterPlatforms(childrenHandler(provider), [platform]);
+  // a nested index that is missing is walked to, and found missing, when nothing else matched
+  const children = filterPlatforms(childrenHandler(provider), [platform], undefined, { missing: "keep" });
   await walk(
     async (desc, signal) => {
       if (seen.has(desc.digest)) return [];

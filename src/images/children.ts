@@ -5,12 +5,13 @@
  */
 import type { Provider } from "../content/content.ts";
 import { readBlob } from "../content/helpers.ts";
-import type { Descriptor, Platform } from "../descriptor.ts";
-import { NotFoundError } from "../errors.ts";
+import type { Descriptor } from "../descriptor.ts";
+import { InvalidArgumentError } from "../errors.ts";
 import type { Handler } from "./handlers.ts";
 import { childrenOf, refuseSchema1 } from "./manifest.ts";
-import { isAttestationManifest, isIndex, isManifest } from "./mediatypes.ts";
-import { formatPlatform, normalize, type PlatformMatcher } from "./platforms.ts";
+import { isIndex, isManifest } from "./mediatypes.ts";
+import type { PlatformMatcher } from "./platforms.ts";
+import { MAX_INDEX_DEPTH, type SelectOptions, selectManifests } from "./select.ts";
 
 /** Receives a one-line note about a descriptor the walk leaves out or cannot read. */
 export type NoteFn = (desc: Descriptor, message: string) => void;
@@ -26,45 +27,51 @@ export function childrenHandler(provider: Provider): Handler {
 }
 
 /**
- * Keeps, among an index's manifests, the best one for each matcher (containerd's
- * FilterPlatforms + LimitManifests). Attestation manifests and other platforms
- * are noted and left out; descriptors without a platform pass. An index with
- * manifests of which none matches is a NotFoundError naming what it offers.
+ * Keeps, below an index, the way to the best manifest for each matcher
+ * (select.ts: through nested indexes, attestations and artifacts left out and
+ * noted), and what is neither a manifest nor an index; everything with
+ * allPlatforms(). The selection is made at the first index the walk meets,
+ * reading the indexes nested in it through `h` (which fetches them in a pull:
+ * `h` returns each index's children once, from memory, as the walk reaches
+ * it). An index whose manifests all fail to match is a NotFoundError naming
+ * what it offers.
  */
-export function filterPlatforms(h: Handler, matchers: PlatformMatcher[], note?: NoteFn): Handler {
+export function filterPlatforms(
+  h: Handler,
+  matchers: PlatformMatcher[],
+  note?: NoteFn,
+  opts: Pick<SelectOptions, "missing"> = {},
+): Handler {
   const all = matchers.some((m) => m.all);
+  /** Index digest → the children to follow, from the selection made at the top of its tree. */
+  const follow = new Map<string, Set<string>>();
+  const read = new Map<string, Descriptor[]>();
+  /** With allPlatforms(): how deep each index is, against depth bombs. */
+  const depth = new Map<string, number>();
   return async (desc, signal) => {
-    const children = await h(desc, signal);
-    if (all || !isIndex(desc.mediaType)) return children;
-    const keep = new Set<Descriptor>();
-    const candidates: Array<Descriptor & { platform: Platform }> = [];
-    let withPlatform = 0;
-    for (const c of children) {
-      if (isAttestationManifest(c)) withPlatform++;
-      else if (c.platform) {
-        withPlatform++;
-        candidates.push(c as Descriptor & { platform: Platform });
-      } else keep.add(c);
-    }
-    const chosen = new Set<Descriptor>();
-    for (const m of matchers) {
-      let best: (Descriptor & { platform: Platform }) | undefined;
-      for (const c of candidates) {
-        if (m.match(c.platform) && (!best || m.less(c.platform, best.platform))) best = c;
-      }
-      if (best) chosen.add(best);
-    }
-    if (withPlatform > 0 && chosen.size === 0 && keep.size === 0) {
-      const offered = [...new Set(candidates.map((c) => formatPlatform(normalize(c.platform))))];
-      throw new NotFoundError(
-        `no manifest for platform ${matchers.map(String).join(",")} in index ${desc.digest} (it has: ${offered.join(", ") || "none"})`,
-      );
-    }
-    if (note) {
+    if (!isIndex(desc.mediaType)) return h(desc, signal);
+    if (all) {
+      const d = depth.get(desc.digest) ?? 1;
+      const children = await h(desc, signal);
       for (const c of children) {
-        if (isAttestationManifest(c)) note(c, `skipped attestation manifest ${c.digest}`);
+        if (!isIndex(c.mediaType)) continue;
+        if (d >= MAX_INDEX_DEPTH) {
+          throw new InvalidArgumentError(`index ${desc.digest}: indexes nested more than ${MAX_INDEX_DEPTH} deep`);
+        }
+        depth.set(c.digest, d + 1);
       }
+      return children;
     }
-    return children.filter((c) => keep.has(c) || chosen.has(c));
+    let keep = follow.get(desc.digest);
+    let children = read.get(desc.digest);
+    if (!keep || !children) {
+      const sel = await selectManifests(h, desc, matchers, { signal, note, missing: opts.missing });
+      for (const [digest, set] of sel.follow) follow.set(digest, set);
+      for (const [digest, kids] of sel.children) read.set(digest, kids);
+      keep = sel.follow.get(desc.digest) ?? new Set();
+      children = sel.children.get(desc.digest) ?? [];
+    }
+    const chosen = keep;
+    return children.filter((c) => chosen.has(c.digest) || (!isIndex(c.mediaType) && !isManifest(c.mediaType)));
   };
 }

@@ -5,6 +5,7 @@
  */
 import type { Descriptor } from "../descriptor.ts";
 
+/** Looks at one descriptor and returns the children to visit next (containerd's images.Handler); throw SKIP to prune its subtree. */
 export type Handler = (desc: Descriptor, signal: AbortSignal) => Promise<Descriptor[]>;
 
 /** Thrown by a handler to prune its own subtree without failing the walk (containerd's ErrSkipDesc). */
@@ -14,6 +15,7 @@ export class SkipError extends Error {
     this.name = "SkipError";
   }
 }
+/** Thrown by a handler to skip the descriptor's subtree without failing the walk. */
 export const SKIP: SkipError = new SkipError();
 
 export function isSkip(err: unknown): boolean {
@@ -79,6 +81,7 @@ export class Limiter {
   }
 }
 
+/** Options of dispatch: how many handlers run at once, and a signal. */
 export interface DispatchOptions {
   /** Handlers running at once; unbounded when absent. A slot is held only while a handler runs. */
   limit?: number;

@@ -1,6 +1,7 @@
 /** An image is a name pointing at a descriptor, per namespace; content and snapshots live elsewhere. */
 import type { Descriptor } from "../descriptor.ts";
 
+/** An image record: a name pointing at a root descriptor, with labels. */
 export interface Image {
   name: string;
   target: Descriptor;
@@ -9,6 +10,7 @@ export interface Image {
   updatedAt: Date;
 }
 
+/** The image records of one namespace (name → descriptor). */
 export interface ImageStore {
   get(name: string): Promise<Image>;
   list(filter?: { names?: string[] }): Promise<Image[]>;

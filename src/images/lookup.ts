@@ -8,9 +8,11 @@ import { readBlob } from "../content/helpers.ts";
 import type { Descriptor } from "../descriptor.ts";
 import { validateDigest } from "../digest.ts";
 import { InvalidArgumentError, NotFoundError } from "../errors.ts";
+import { childrenHandler } from "./children.ts";
 import { type Manifest, parseIndex, parseManifest } from "./manifest.ts";
 import { isIndex, isManifest, MediaType } from "./mediatypes.ts";
 import { hostPlatform, only, type PlatformMatcher } from "./platforms.ts";
+import { selectManifests } from "./select.ts";
 
 /** A descriptor for a digest found in the store, its media type read from the blob. */
 export async function describeStored(content: Provider, digest: string): Promise<{ desc: Descriptor; bytes: Buffer }> {
@@ -43,19 +45,28 @@ export async function describeStored(content: Provider, digest: string): Promise
   return { desc: { mediaType, digest: d, size }, bytes };
 }
 
-/** The manifest to work on: the descriptor itself, or an index's best match for the platform. */
+/**
+ * The manifest to work on: the descriptor itself, or an index's best match for
+ * the platform, through nested indexes (select.ts).
+ */
 export async function selectManifest(
   content: Provider,
   desc: Descriptor,
   bytes: Buffer,
   matcher: PlatformMatcher = only(hostPlatform()),
+  opts: { signal?: AbortSignal } = {},
 ): Promise<{ desc: Descriptor; manifest: Manifest }> {
   if (isManifest(desc.mediaType)) return { desc, manifest: parseManifest(bytes, desc) };
-  const idx = parseIndex(bytes, desc);
-  const candidates = idx.manifests.filter((m) => isManifest(m.mediaType) && (!m.platform || matcher.match(m.platform)));
-  candidates.sort((a, b) => (a.platform && b.platform ? (matcher.less(a.platform, b.platform) ? -1 : 1) : 0));
-  const pick = candidates[0];
+  const root = parseIndex(bytes, desc).manifests;
+  const children = childrenHandler(content);
+  const sel = await selectManifests(
+    (d, signal) => (d === desc ? Promise.resolve(root) : children(d, signal)),
+    desc,
+    [matcher],
+    opts,
+  );
+  const pick = sel.manifests[0];
   if (!pick) throw new NotFoundError(`index ${desc.digest} has no manifest for platform ${matcher.toString()}`);
-  const mbytes = await readBlob(content, pick);
+  const mbytes = await readBlob(content, pick, opts);
   return { desc: pick, manifest: parseManifest(mbytes, pick) };
 }

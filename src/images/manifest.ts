@@ -9,6 +9,7 @@ import { validateDigest } from "../digest.ts";
 import { errorMessage, InvalidArgumentError, wrapError } from "../errors.ts";
 import { baseMediaType, isIndex, isManifest, isSchema1 } from "./mediatypes.ts";
 
+/** An OCI (or Docker schema 2) image manifest: a config and layers. */
 export interface Manifest {
   schemaVersion: number;
   mediaType?: string;
@@ -19,6 +20,7 @@ export interface Manifest {
   annotations?: Record<string, string>;
 }
 
+/** An OCI image index (or Docker manifest list): manifests, one per platform. */
 export interface Index {
   schemaVersion: number;
   mediaType?: string;

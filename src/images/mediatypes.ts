@@ -4,6 +4,7 @@
  */
 import type { Descriptor } from "../descriptor.ts";
 
+/** The media types of OCI and Docker images, by name (`MediaType.OciManifest`, …). */
 export const MediaType = {
   // Docker schema 2
   DockerManifest: "application/vnd.docker.distribution.manifest.v2+json",
@@ -53,11 +54,13 @@ export function baseMediaType(mt: string): string {
   return (i < 0 ? mt : mt.slice(0, i)).trim().toLowerCase();
 }
 
+/** Whether a media type is an image manifest (OCI or Docker schema 2). */
 export function isManifest(mt: string): boolean {
   const b = baseMediaType(mt);
   return b === MediaType.OciManifest || b === MediaType.DockerManifest;
 }
 
+/** Whether a media type is an index (OCI image index or Docker manifest list). */
 export function isIndex(mt: string): boolean {
   const b = baseMediaType(mt);
   return b === MediaType.OciIndex || b === MediaType.DockerManifestList;
@@ -68,6 +71,7 @@ export function isSchema1(mt: string): boolean {
   return b === MediaType.DockerSchema1Manifest || b === MediaType.DockerSchema1SignedManifest;
 }
 
+/** Whether a media type is an image config (OCI or Docker). */
 export function isConfig(mt: string): boolean {
   const b = baseMediaType(mt);
   return b === MediaType.OciConfig || b === MediaType.DockerConfig;

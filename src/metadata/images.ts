@@ -7,8 +7,9 @@ import type { Descriptor } from "../descriptor.ts";
 import { validateDigest } from "../digest.ts";
 import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from "../errors.ts";
 import type { Image, ImageStore } from "../images/image.ts";
-import { type Database, openDatabase, transaction } from "./db.ts";
-import type { NamespaceContents } from "./namespaces.ts";
+import { nowNs, PreciseDate } from "../time.ts";
+import { type Database, statement, transaction } from "./db.ts";
+import { ensureNamespace, validateNamespace } from "./namespaces.ts";
 
 type NewImage = Omit<Image, "createdAt" | "updatedAt">;
 
@@ -16,25 +17,9 @@ interface Row {
   name: string;
   target: string;
   labels: string;
-  created_at: number;
-  updated_at: number;
+  created_at: bigint;
+  updated_at: bigint;
 }
-
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS images (
-  namespace  TEXT NOT NULL,
-  name       TEXT NOT NULL,
-  digest     TEXT NOT NULL,
-  media_type TEXT NOT NULL,
-  size       INTEGER NOT NULL,
-  target     TEXT NOT NULL,
-  labels     TEXT NOT NULL DEFAULT '{}',
-  created_at INTEGER NOT NULL,
-  updated_at INTEGER NOT NULL,
-  PRIMARY KEY (namespace, name)
-);
-CREATE INDEX IF NOT EXISTS images_by_digest ON images (namespace, digest);
-`;
 
 function checkName(name: string): void {
   if (typeof name !== "string" || name === "") throw new InvalidArgumentError("image name must not be empty");
@@ -61,15 +46,16 @@ function toImage(r: Row): Image {
     name: r.name,
     target: JSON.parse(r.target) as Descriptor,
     labels: JSON.parse(r.labels) as Record<string, string>,
-    createdAt: new Date(r.created_at),
-    updatedAt: new Date(r.updated_at),
+    createdAt: new PreciseDate(r.created_at),
+    updatedAt: new PreciseDate(r.updated_at),
   };
 }
 
-/** Monotonic milliseconds, so an update is never older than its creation even if the clock steps back. */
-let last = 0;
-function now(): number {
-  last = Math.max(Date.now(), last);
+/** Monotonic nanoseconds, so an update is never older than its creation even if the clock steps back. */
+let last = 0n;
+function now(): bigint {
+  const t = nowNs();
+  last = t > last ? t : last;
   return last;
 }
 
@@ -77,11 +63,10 @@ export class SqliteImageStore implements ImageStore {
   readonly #db: Database;
   readonly #ns: string;
 
+  /** The images of `namespace` in a database Metadata has opened (and migrated). */
   constructor(db: Database, namespace: string) {
-    if (!namespace) throw new InvalidArgumentError("namespace must not be empty");
     this.#db = db;
-    this.#ns = namespace;
-    db.exec(SCHEMA);
+    this.#ns = validateNamespace(namespace);
   }
 
   get namespace(): string {
@@ -89,9 +74,10 @@ export class SqliteImageStore implements ImageStore {
   }
 
   #row(name: string): Row | undefined {
-    return this.#db
-      .prepare("SELECT name, target, labels, created_at, updated_at FROM images WHERE namespace = ? AND name = ?")
-      .get(this.#ns, name) as Row | undefined;
+    return statement(
+      this.#db,
+      "SELECT name, target, labels, created_at, updated_at FROM images WHERE namespace = ? AND name = ?",
+    ).get(this.#ns, name) as Row | undefined;
   }
 
   async get(name: string): Promise<Image> {
@@ -101,15 +87,17 @@ export class SqliteImageStore implements ImageStore {
   }
 
   async list(filter: { names?: string[] } = {}): Promise<Image[]> {
-    const rows = this.#db
-      .prepare("SELECT name, target, labels, created_at, updated_at FROM images WHERE namespace = ? ORDER BY name")
-      .all(this.#ns) as unknown as Row[];
+    const rows = statement(
+      this.#db,
+      "SELECT name, target, labels, created_at, updated_at FROM images WHERE namespace = ? ORDER BY name",
+    ).all(this.#ns) as unknown as Row[];
     const names = filter.names ? new Set(filter.names) : undefined;
     return rows.filter((r) => !names || names.has(r.name)).map(toImage);
   }
 
-  #insert(image: NewImage, created: number, updated: number): void {
+  #insert(image: NewImage, created: bigint, updated: bigint): void {
     const t = image.target;
+    ensureNamespace(this.#db, this.#ns);
     this.#db
       .prepare(
         `INSERT INTO images (namespace, name, digest, media_type, size, target, labels, created_at, updated_at)
@@ -189,18 +177,4 @@ export class SqliteImageStore implements ImageStore {
     const res = this.#db.prepare("DELETE FROM images WHERE namespace = ? AND name = ?").run(this.#ns, name);
     if (Number(res.changes) === 0) throw new NotFoundError(`image "${name}" not found in namespace ${this.#ns}`);
   }
-}
-
-/** The image store of `namespace` in `<root>/metadata.db`. */
-export function openSqliteImageStore(root: string, namespace: string): SqliteImageStore {
-  return new SqliteImageStore(openDatabase(root), namespace);
-}
-
-/** The images still recorded in a namespace ("3 images"), for the check before it is deleted. */
-export function imagesIn(db: Database): NamespaceContents {
-  db.exec(SCHEMA);
-  return (ns) => {
-    const { n } = db.prepare("SELECT count(*) AS n FROM images WHERE namespace = ?").get(ns) as { n: number };
-    return n > 0 ? `${n} images` : undefined;
-  };
 }

@@ -1,31 +1,17 @@
 /**
  * Leases, per namespace, in the metadata database: a lease holds the
  * resources listed on it (content, ingests, snapshots) against garbage
- * collection for as long as it exists.
+ * collection for as long as it exists. A write made under a lease (the
+ * daemon's `containerd-lease` header; a store opened with `lease`) lists what
+ * it creates on that lease in the same transaction, as containerd's metadata
+ * layer does; a lease that does not exist fails the write (NotFound).
  */
 import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from "../errors.ts";
-import type { Database } from "./db.ts";
-import type { NamespaceContents } from "./namespaces.ts";
+import { PreciseDate, preciseNow } from "../time.ts";
+import { type Database, statement } from "./db.ts";
+import { ensureNamespace } from "./namespaces.ts";
 
-// The tables keep the names they had when only the daemon used them: they are on disk in existing roots.
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS daemon_leases (
-  namespace  TEXT NOT NULL,
-  id         TEXT NOT NULL,
-  labels     TEXT NOT NULL DEFAULT '{}',
-  created_at INTEGER NOT NULL,
-  PRIMARY KEY (namespace, id)
-);
-CREATE TABLE IF NOT EXISTS daemon_lease_resources (
-  namespace  TEXT NOT NULL,
-  lease      TEXT NOT NULL,
-  type       TEXT NOT NULL,
-  id         TEXT NOT NULL,
-  PRIMARY KEY (namespace, lease, type, id),
-  FOREIGN KEY (namespace, lease) REFERENCES daemon_leases (namespace, id) ON DELETE CASCADE
-);
-`;
-
+/** A lease: an id and labels; while it exists, what it holds is safe from garbage collection. */
 export interface Lease {
   id: string;
   createdAt: Date;
@@ -59,6 +45,18 @@ function checkResource(r: LeaseResource): void {
   throw new InvalidArgumentError(`lease resource type "${t}": expected content, ingests or snapshots/<snapshotter>`);
 }
 
+interface LeaseRow {
+  id: string;
+  labels: string;
+  created_at: bigint;
+}
+
+const toLease = (r: LeaseRow): Lease => ({
+  id: r.id,
+  labels: JSON.parse(r.labels),
+  createdAt: new PreciseDate(r.created_at),
+});
+
 export class SqliteLeaseManager implements LeaseManager {
   readonly #db: Database;
   readonly #ns: string;
@@ -66,18 +64,18 @@ export class SqliteLeaseManager implements LeaseManager {
   constructor(db: Database, namespace: string) {
     this.#db = db;
     this.#ns = namespace;
-    db.exec(SCHEMA);
   }
 
   create(id: string, labels: Record<string, string> = {}): Lease {
     if (!id) throw new InvalidArgumentError("lease id must not be empty");
     // clients use free-form ids (ctr images mount uses the mount path), so only sanity is checked
     if (id.length > 1024 || /[\x00-\x1f]/.test(id)) throw new InvalidArgumentError(`lease id "${id}" is not valid`);
-    const createdAt = new Date();
+    const createdAt = preciseNow();
     try {
+      ensureNamespace(this.#db, this.#ns);
       this.#db
-        .prepare("INSERT INTO daemon_leases (namespace, id, labels, created_at) VALUES (?, ?, ?, ?)")
-        .run(this.#ns, id, JSON.stringify(labels ?? {}), createdAt.getTime());
+        .prepare("INSERT INTO leases (namespace, id, labels, created_at) VALUES (?, ?, ?, ?)")
+        .run(this.#ns, id, JSON.stringify(labels ?? {}), createdAt.epochNs);
     } catch (err) {
       if (String((err as Error).message).includes("UNIQUE"))
         throw new AlreadyExistsError(`lease ${id}: already exists`);
@@ -87,54 +85,90 @@ export class SqliteLeaseManager implements LeaseManager {
   }
 
   #get(id: string): Lease {
-    const row = this.#db
-      .prepare("SELECT id, labels, created_at FROM daemon_leases WHERE namespace = ? AND id = ?")
-      .get(this.#ns, id) as { id: string; labels: string; created_at: number } | undefined;
+    const row = statement(this.#db, "SELECT id, labels, created_at FROM leases WHERE namespace = ? AND id = ?").get(
+      this.#ns,
+      id,
+    ) as LeaseRow | undefined;
     if (!row) throw new NotFoundError(`lease ${id}: not found`);
-    return { id: row.id, labels: JSON.parse(row.labels), createdAt: new Date(row.created_at) };
+    return toLease(row);
   }
 
   delete(id: string): void {
-    const r = this.#db.prepare("DELETE FROM daemon_leases WHERE namespace = ? AND id = ?").run(this.#ns, id);
+    const r = this.#db.prepare("DELETE FROM leases WHERE namespace = ? AND id = ?").run(this.#ns, id);
     if (Number(r.changes) === 0) throw new NotFoundError(`lease ${id}: not found`);
   }
 
   list(): Lease[] {
-    const rows = this.#db
-      .prepare("SELECT id, labels, created_at FROM daemon_leases WHERE namespace = ? ORDER BY created_at, id")
-      .all(this.#ns) as { id: string; labels: string; created_at: number }[];
-    return rows.map((r) => ({ id: r.id, labels: JSON.parse(r.labels), createdAt: new Date(r.created_at) }));
+    const rows = statement(
+      this.#db,
+      "SELECT id, labels, created_at FROM leases WHERE namespace = ? ORDER BY created_at, id",
+    ).all(this.#ns) as unknown as LeaseRow[];
+    return rows.map(toLease);
   }
 
   addResource(lease: string, r: LeaseResource): void {
     checkResource(r);
     this.#get(lease);
     this.#db
-      .prepare("INSERT OR IGNORE INTO daemon_lease_resources (namespace, lease, type, id) VALUES (?, ?, ?, ?)")
+      .prepare("INSERT OR IGNORE INTO lease_resources (namespace, lease, type, id) VALUES (?, ?, ?, ?)")
       .run(this.#ns, lease, r.type, r.id);
   }
 
   deleteResource(lease: string, r: LeaseResource): void {
     this.#get(lease);
     this.#db
-      .prepare("DELETE FROM daemon_lease_resources WHERE namespace = ? AND lease = ? AND type = ? AND id = ?")
+      .prepare("DELETE FROM lease_resources WHERE namespace = ? AND lease = ? AND type = ? AND id = ?")
       .run(this.#ns, lease, r.type ?? "", r.id ?? "");
   }
 
   listResources(lease: string): LeaseResource[] {
     this.#get(lease);
     const rows = this.#db
-      .prepare("SELECT id, type FROM daemon_lease_resources WHERE namespace = ? AND lease = ? ORDER BY type, id")
+      .prepare("SELECT id, type FROM lease_resources WHERE namespace = ? AND lease = ? ORDER BY type, id")
       .all(this.#ns, lease) as { id: string; type: string }[];
     return rows.map((r) => ({ id: r.id, type: r.type }));
   }
 }
 
-/** The leases still held in a namespace ("2 leases"), for the check before it is deleted. */
-export function leasesIn(db: Database): NamespaceContents {
-  db.exec(SCHEMA);
-  return (ns) => {
-    const { n } = db.prepare("SELECT count(*) AS n FROM daemon_leases WHERE namespace = ?").get(ns) as { n: number };
-    return n > 0 ? `${n} leases` : undefined;
-  };
+/**
+ * The lease a write is made under, if any: what it creates goes on the lease
+ * (hold), what it removes comes off (release), in the caller's transaction.
+ */
+export class LeaseContext {
+  readonly #db: Database;
+  readonly #ns: string;
+  readonly id: string | undefined;
+
+  constructor(db: Database, namespace: string, id: string | undefined) {
+    this.#db = db;
+    this.#ns = namespace;
+    this.id = id || undefined;
+  }
+
+  /** NotFoundError when the write's lease does not exist (checked before anything is written). */
+  check(): void {
+    if (this.id === undefined) return;
+    const row = this.#db.prepare("SELECT 1 AS x FROM leases WHERE namespace = ? AND id = ?").get(this.#ns, this.id);
+    if (!row) throw new NotFoundError(`lease ${this.id} does not exist in namespace ${this.#ns}`);
+  }
+
+  hold(type: string, id: string): void {
+    if (this.id === undefined) return;
+    this.check();
+    this.#db
+      .prepare("INSERT OR IGNORE INTO lease_resources (namespace, lease, type, id) VALUES (?, ?, ?, ?)")
+      .run(this.#ns, this.id, type, id);
+  }
+
+  release(type: string, id: string): void {
+    if (this.id === undefined) return;
+    this.#db
+      .prepare("DELETE FROM lease_resources WHERE namespace = ? AND lease = ? AND type = ? AND id = ?")
+      .run(this.#ns, this.id, type, id);
+  }
+}
+
+/** The lease resource type of a snapshotter's snapshots, with containerd's names ("overlay" is "overlayfs"). */
+export function snapshotResource(snapshotter: string): string {
+  return `snapshots/${snapshotter === "overlay" ? "overlayfs" : snapshotter}`;
 }

@@ -1,25 +1,42 @@
 /**
- * Namespaces, with their labels, in the metadata database. Images, content
- * labels and leases each belong to one; a namespace is created by its first
- * write (as containerd does) or explicitly, and deleted only once empty.
+ * Namespaces, with their labels, in the metadata database. Every namespaced
+ * record (images, blobs, ingests, snapshots, leases) belongs to one; a
+ * namespace is created by its first write (as containerd does) or explicitly,
+ * and deleted only once empty.
  */
 import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from "../errors.ts";
+import { nowNs } from "../time.ts";
 import { type Database, transaction } from "./db.ts";
+import { applyLabelMask } from "./labels.ts";
 
-// The table keeps the name it had when only the daemon used it: it is on disk in existing roots.
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS daemon_namespaces (
-  name       TEXT PRIMARY KEY,
-  labels     TEXT NOT NULL DEFAULT '{}',
-  created_at INTEGER NOT NULL
-);
-`;
+const NAME = /^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$/;
 
+/**
+ * containerd's identifier rule for a namespace: letters and digits separated by
+ * single ".", "_" or "-", at most 76 characters. Returns it; InvalidArgument otherwise.
+ */
+export function validateNamespace(ns: string): string {
+  if (typeof ns !== "string" || ns === "") throw new InvalidArgumentError("namespace must not be empty");
+  if (ns.length > 76 || !NAME.test(ns)) {
+    throw new InvalidArgumentError(
+      `namespace "${ns}": must be letters and digits separated by single ".", "_" or "-", at most 76 characters`,
+    );
+  }
+  return ns;
+}
+
+/** Records a namespace as used, inside the caller's write (a write into a namespace creates it). */
+export function ensureNamespace(db: Database, name: string): void {
+  db.prepare("INSERT OR IGNORE INTO namespaces (name, labels, created_at) VALUES (?, '{}', ?)").run(name, nowNs());
+}
+
+/** A namespace: a name and labels. */
 export interface Namespace {
   name: string;
   labels: Record<string, string>;
 }
 
+/** The namespaces of a root. */
 export interface NamespaceStore {
   /** NotFoundError when it does not exist. */
   get(name: string): Namespace;
@@ -34,31 +51,40 @@ export interface NamespaceStore {
   ensure(name: string): void;
 }
 
-/**
- * What still lives in a namespace, as "3 leases"; undefined when nothing of
- * its kind does. Each store of namespaced records provides one.
- */
-export type NamespaceContents = (namespace: string) => string | undefined;
+/** What may still live in a namespace, in the order a refusal names them. */
+const CONTENTS: [table: string, what: string][] = [
+  ["leases", "leases"],
+  ["images", "images"],
+  ["content_blobs", "blobs"],
+  ["content_ingests", "ingests"],
+  ["snapshots", "snapshots"],
+];
 
 export class SqliteNamespaceStore implements NamespaceStore {
   readonly #db: Database;
-  readonly #contents: NamespaceContents[];
 
-  /** `contents` are asked in order before a delete; the first that answers stops it. */
-  constructor(db: Database, contents: NamespaceContents[] = []) {
+  constructor(db: Database) {
     this.#db = db;
-    this.#contents = contents;
-    db.exec(SCHEMA);
+  }
+
+  /** What still lives in a namespace ("1 leases, 3 blobs"), or undefined. */
+  #remaining(name: string): string | undefined {
+    const out: string[] = [];
+    for (const [table, what] of CONTENTS) {
+      const { n } = this.#db.prepare(`SELECT count(*) AS n FROM ${table} WHERE namespace = ?`).get(name) as {
+        n: number;
+      };
+      if (n > 0) out.push(`${n} ${what}`);
+    }
+    return out.length > 0 ? out.join(", ") : undefined;
   }
 
   ensure(name: string): void {
-    this.#db
-      .prepare("INSERT OR IGNORE INTO daemon_namespaces (name, labels, created_at) VALUES (?, '{}', ?)")
-      .run(name, Date.now());
+    ensureNamespace(this.#db, validateNamespace(name));
   }
 
   get(name: string): Namespace {
-    const row = this.#db.prepare("SELECT name, labels FROM daemon_namespaces WHERE name = ?").get(name) as
+    const row = this.#db.prepare("SELECT name, labels FROM namespaces WHERE name = ?").get(name) as
       | { name: string; labels: string }
       | undefined;
     if (!row) throw new NotFoundError(`namespace ${name}: not found`);
@@ -66,7 +92,7 @@ export class SqliteNamespaceStore implements NamespaceStore {
   }
 
   list(): Namespace[] {
-    const rows = this.#db.prepare("SELECT name, labels FROM daemon_namespaces ORDER BY name").all() as {
+    const rows = this.#db.prepare("SELECT name, labels FROM namespaces ORDER BY name").all() as {
       name: string;
       labels: string;
     }[];
@@ -76,8 +102,8 @@ export class SqliteNamespaceStore implements NamespaceStore {
   create(ns: Namespace): Namespace {
     try {
       this.#db
-        .prepare("INSERT INTO daemon_namespaces (name, labels, created_at) VALUES (?, ?, ?)")
-        .run(ns.name, JSON.stringify(ns.labels ?? {}), Date.now());
+        .prepare("INSERT INTO namespaces (name, labels, created_at) VALUES (?, ?, ?)")
+        .run(validateNamespace(ns.name), JSON.stringify(ns.labels ?? {}), nowNs());
     } catch (err) {
       if (String((err as Error).message).includes("UNIQUE")) {
         throw new AlreadyExistsError(`namespace ${ns.name}: already exists`);
@@ -91,7 +117,7 @@ export class SqliteNamespaceStore implements NamespaceStore {
     return transaction(this.#db, () => {
       const cur = this.get(ns.name);
       const labels = applyLabelMask(cur.labels, ns.labels ?? {}, paths, `namespace ${ns.name}`);
-      this.#db.prepare("UPDATE daemon_namespaces SET labels = ? WHERE name = ?").run(JSON.stringify(labels), ns.name);
+      this.#db.prepare("UPDATE namespaces SET labels = ? WHERE name = ?").run(JSON.stringify(labels), ns.name);
       return { name: ns.name, labels };
     });
   }
@@ -99,39 +125,9 @@ export class SqliteNamespaceStore implements NamespaceStore {
   delete(name: string): void {
     transaction(this.#db, () => {
       this.get(name);
-      for (const contents of this.#contents) {
-        const what = contents(name);
-        if (what) throw new FailedPreconditionError(`namespace ${name} must be empty, but it still has ${what}`);
-      }
-      this.#db.prepare("DELETE FROM daemon_namespaces WHERE name = ?").run(name);
+      const what = this.#remaining(name);
+      if (what) throw new FailedPreconditionError(`namespace ${name} must be empty, but it still has ${what}`);
+      this.#db.prepare("DELETE FROM namespaces WHERE name = ?").run(name);
     });
   }
-}
-
-/**
- * Applies an update mask to a label map, as containerd does: no paths
- * replaces all labels; "labels" replaces all; "labels.<key>" sets or (empty
- * value) removes one key. Any other path is InvalidArgument.
- */
-export function applyLabelMask(
-  current: Record<string, string>,
-  incoming: Record<string, string>,
-  paths: string[],
-  what: string,
-  otherPaths: string[] = [],
-): Record<string, string> {
-  if (paths.length === 0) return { ...incoming };
-  let labels = { ...current };
-  for (const p of paths) {
-    if (p === "labels") labels = { ...incoming };
-    else if (p.startsWith("labels.")) {
-      const key = p.slice("labels.".length);
-      const v = incoming[key];
-      if (v === undefined || v === "") delete labels[key];
-      else labels[key] = v;
-    } else if (!otherPaths.includes(p)) {
-      throw new InvalidArgumentError(`${what}: cannot update field "${p}"`);
-    }
-  }
-  return labels;
 }

@@ -6,6 +6,7 @@
 import { EventEmitter } from "node:events";
 import { type ProgressEvent, progressEvent } from "./events.ts";
 
+/** The state of one object of a transfer, as the progress table shows it. */
 export type ProgressState =
   | "resolving"
   | "resolved"
@@ -14,11 +15,16 @@ export type ProgressState =
   | "committing"
   | "extracting"
   | "uploading"
+  | "importing"
+  | "exporting"
   | "done"
   | "exists"
+  /** A push found the blob in another repository of the registry and mounted it: nothing sent. */
+  | "mounted"
   | "skipped"
   | "error";
 
+/** One object of a transfer (the ref, `layer-sha256:…`): its state and bytes. */
 export interface ProgressEntry {
   key: string;
   state: ProgressState;
@@ -33,6 +39,7 @@ export interface ProgressEntry {
   updatedAt: number;
 }
 
+/** A change to an entry of a ProgressTracker. */
 export interface ProgressUpdate {
   state?: ProgressState;
   offset?: number;
@@ -45,10 +52,13 @@ const TRANSFERRING: ReadonlySet<ProgressState> = new Set([
   "downloading",
   "committing",
   "uploading",
+  "importing",
+  "exporting",
   "done",
   "extracting",
 ]);
 
+/** The events of a ProgressTracker. */
 export interface TrackerEvents {
   /** Any change; `stateChanged` when the state differs from before (or the key is new). */
   change: [entry: Readonly<ProgressEntry>, stateChanged: boolean];
@@ -56,6 +66,7 @@ export interface TrackerEvents {
   event: [event: ProgressEvent, stateChanged: boolean];
 }
 
+/** Progress as events: fetch, pull and unpack update it (the `progress` option); listeners and renderers read it. */
 export class ProgressTracker extends EventEmitter<TrackerEvents> {
   readonly #entries = new Map<string, ProgressEntry>();
   readonly #now: () => number;
@@ -88,7 +99,7 @@ export class ProgressTracker extends EventEmitter<TrackerEvents> {
     if (u.startOffset !== undefined) e.startOffset = u.startOffset;
     if (u.offset !== undefined) e.offset = u.offset;
     if (u.state !== undefined) e.state = u.state;
-    if ((e.state === "done" || e.state === "exists") && e.total > 0) e.offset = e.total;
+    if ((e.state === "done" || e.state === "exists" || e.state === "mounted") && e.total > 0) e.offset = e.total;
     if (e.total > 0 && e.offset > e.total) e.offset = e.total;
     if (e.startedAt === undefined && e.state !== "waiting") e.startedAt = t;
     e.updatedAt = t;

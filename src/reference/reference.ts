@@ -19,6 +19,7 @@
 import { type Digest, parseDigest } from "../digest.ts";
 import { InvalidArgumentError } from "../errors.ts";
 
+/** A parsed image reference: domain, path, tag and/or digest. */
 export interface Reference {
   /** Registry domain, e.g. `docker.io`, `127.0.0.1:5000`, `[::1]:5000`. Empty only from parseStrict. */
   domain: string;
@@ -162,6 +163,7 @@ function splitDockerDomain(name: string): { domain: string; remainder: string } 
   return { domain, remainder };
 }
 
+/** Options of parseReference and normalize. */
 export interface ParseOptions {
   /** Add `:latest` when the reference has neither tag nor digest (default true). */
   defaultTag?: boolean;

@@ -4,14 +4,16 @@
  * into the content store, verified, and returns its children (a manifest's
  * config and layers, an index's manifests) parsed from the bytes it verified,
  * so nothing reads them again. fetchImage resolves a reference and walks it
- * with the platform filter; `dist fetch` records the name; `pull` (src/pull.ts)
- * wraps the handler with the unpacker and tees layer downloads into it.
+ * with the platform filter, labelling each blob with the repository it came
+ * from (source-labels.ts, as containerd does) when it can update labels;
+ * `dist fetch` records the name; `pull` (src/pull.ts) wraps the handler with
+ * the unpacker and tees layer downloads into it.
  */
 import { Readable, type Writable } from "node:stream";
-import type { Ingester, Provider, Writer } from "../content/content.ts";
+import type { Ingester, IngestManager, Manager, Provider, Writer } from "../content/content.ts";
 import { checkSize, copyToWriter, MAX_MANIFEST_SIZE, type OpenAt, readVerified } from "../content/helpers.ts";
 import type { Descriptor } from "../descriptor.ts";
-import { DistError, isAlreadyExists, isNotFound, wrapError } from "../errors.ts";
+import { DistError, FailedPreconditionError, isAlreadyExists, isNotFound, wrapError } from "../errors.ts";
 import { childrenHandler, filterPlatforms, type NoteFn } from "../images/children.ts";
 import {
   DEFAULT_MAX_CONCURRENT_DOWNLOADS,
@@ -35,10 +37,12 @@ import {
 import { defaultMatcher, type PlatformMatcher } from "../images/platforms.ts";
 import type { ProgressTracker } from "../progress/tracker.ts";
 import type { Fetcher, Resolver } from "./remotes.ts";
+import { distributionSourceHandler } from "./source-labels.ts";
 
 export { DEFAULT_MAX_CONCURRENT_DOWNLOADS } from "../images/handlers.ts";
 
-export type ContentTarget = Provider & Ingester;
+/** Where blobs are fetched to; with abort, a blob that fails verification is dropped with its ingest. */
+export type ContentTarget = Provider & Ingester & Partial<Pick<IngestManager, "abort">>;
 
 /**
  * Asked as a fresh download of a blob starts (from byte 0): a stream to receive
@@ -49,8 +53,10 @@ export type ContentTarget = Provider & Ingester;
  */
 export type Tee = (desc: Descriptor) => Writable | undefined;
 
+/** fetchBlob's outcome: `done` (copied now) or `exists` (already in the store). */
 export type BlobResult = "done" | "exists";
 
+/** Options of fetchBlob. */
 export interface FetchBlobOptions {
   signal?: AbortSignal;
   progress?: ProgressTracker;
@@ -102,7 +108,7 @@ async function fetchInto(
     try {
       w = await store.writer({ ref: key, total: desc.size, expected: desc.digest, signal: opts.signal });
     } catch (err) {
-      if (isAlreadyExists(err)) {
+      if (isAlreadyExists(err) && (await present(store, desc))) {
         progress?.update(key, { state: "exists" });
         return { result: "exists" };
       }
@@ -117,11 +123,14 @@ async function fetchInto(
       : // the writer hashes every byte and verifies the digest on commit: one hash, not two
         (offset) => fetcher.fetch(desc, { offset, signal: opts.signal, verify: false });
     const tee = opts.tee;
+    const abort = store.abort?.bind(store);
     await copyToWriter(w, open, {
       what: key,
       size: desc.size,
       expected: desc.digest,
       signal: opts.signal,
+      // a mismatch means the registry sent bad bytes: never resume them
+      discard: abort ? () => abort(key) : undefined,
       tee: tee && !manifest ? () => tee(desc) : undefined,
       onStart: manifest
         ? undefined
@@ -146,14 +155,21 @@ function withKey(key: string, err: unknown): unknown {
   return wrapError(err, `${key}: storing the blob`);
 }
 
+/** Whether the blob is stored; one stored with another size than the descriptor's is an error. */
 async function present(store: Provider, desc: Descriptor): Promise<boolean> {
+  let size: number;
   try {
-    const info = await store.info(desc.digest);
-    return info.size === desc.size;
+    size = (await store.info(desc.digest)).size;
   } catch (err) {
     if (isNotFound(err)) return false;
     throw err;
   }
+  if (size !== desc.size) {
+    throw new FailedPreconditionError(
+      `${desc.digest}: the descriptor says ${desc.size} bytes, the stored blob has ${size}`,
+    );
+  }
+  return true;
 }
 
 /**
@@ -174,6 +190,7 @@ async function readManifest(
   return { bytes, children };
 }
 
+/** Options of fetchHandler. */
 export interface FetchHandlerOptions extends FetchBlobOptions {
   note?: NoteFn;
   /** Shared with other walks (several references fetched together): one download of each blob. */
@@ -222,25 +239,32 @@ export class FetchGroup {
  * The fetch handler: fetches a descriptor into the store and returns its
  * children, from the bytes it fetched and verified, or read from the store when
  * the blob was already there. A blob fetched twice in one walk (or in the walks
- * of one FetchGroup) is fetched once. Non-distributable layers are skipped with a note.
+ * of one FetchGroup) is fetched once. Non-distributable layers are fetched from
+ * the registry like any other blob, as containerd does (registries hold them
+ * now); one the registry does not have is skipped with a note: its `urls` name
+ * hosts outside the registry's trust, which dist does not fetch from.
  */
 export function fetchHandler(store: ContentTarget, fetcher: Fetcher, opts: FetchHandlerOptions = {}): Handler {
   const stored = childrenHandler(store);
   const group = opts.group ?? new FetchGroup();
   return async (desc, signal) => {
     refuseSchema1(desc);
-    if (isForeignLayer(desc.mediaType)) {
-      opts.note?.(desc, `skipped non-distributable layer ${desc.digest}`);
+    try {
+      const children = await group.once(desc.digest, signal, () =>
+        fetchInto(store, fetcher, desc, { ...opts, signal }).then((f) => f.children ?? stored(desc, signal)),
+      );
+      return [...children];
+    } catch (err) {
+      if (!isForeignLayer(desc.mediaType) || !isNotFound(err)) throw err;
+      const urls = desc.urls?.length ? ` (its urls are not fetched from: ${desc.urls.join(" ")})` : "";
+      opts.note?.(desc, `skipped non-distributable layer ${desc.digest}: not in the registry${urls}`);
       opts.progress?.update(refKey(desc), { state: "skipped", total: desc.size });
       throw SKIP;
     }
-    const children = await group.once(desc.digest, signal, () =>
-      fetchInto(store, fetcher, desc, { ...opts, signal }).then((f) => f.children ?? stored(desc, signal)),
-    );
-    return [...children];
   };
 }
 
+/** Options of fetchImage: where from (resolver, ref), where to (store, images) and how. */
 export interface FetchImageOptions {
   resolver: Resolver;
   store: ContentTarget;
@@ -264,12 +288,19 @@ export interface FetchImageOptions {
    * are not held meanwhile.
    */
   handlerWrapper?: (h: Handler) => Handler;
+  /**
+   * When given (the store itself, usually), every blob of the walk is labelled
+   * `containerd.io/distribution.source.<host>=<repos>`, so a push to another
+   * repository of that registry can mount it.
+   */
+  sourceLabels?: Pick<Manager, "update">;
   /** When given, the resolved name is recorded there → target after a complete fetch. */
   images?: ImageStore;
   /** Labels for the image record. */
   labels?: Record<string, string>;
 }
 
+/** What fetchImage fetched: the canonical name, the root descriptor and the platform manifests. */
 export interface FetchImageResult {
   /** The canonical name the resolver returned (docker.io/library/redis:latest). */
   name: string;
@@ -304,18 +335,22 @@ export async function fetchImage(opts: FetchImageOptions): Promise<FetchImageRes
     }
     return [];
   };
-  // children are shown as waiting as soon as they are known, as containerd's table does
-  // (once: a blob met again, in this walk or another of its group, keeps the state it has)
+  // children are shown as waiting as soon as they are known, as containerd's table does (once: a
+  // blob met again keeps the state it has, whether another walk of the group met it or the platform
+  // filter fetched the indexes nested in an index before handing on its children)
   const announce: Handler = async (desc, sig) => {
     const kids = await children(desc, sig);
     for (const k of kids) {
       const key = refKey(k);
-      if (!isForeignLayer(k.mediaType) && !progress?.get(key))
-        progress?.update(key, { state: "waiting", total: k.size });
+      if (!progress?.get(key)) progress?.update(key, { state: "waiting", total: k.size });
     }
     return kids;
   };
-  let handler = handlers(record, announce);
+  const labels = opts.sourceLabels;
+  const source =
+    labels &&
+    distributionSourceHandler({ info: (d) => store.info(d), update: labels.update.bind(labels) }, resolved.name);
+  let handler = source ? handlers(record, announce, source) : handlers(record, announce);
   if (opts.handlerWrapper) handler = opts.handlerWrapper(handler);
   await dispatch(handler, [resolved.desc], { signal });
 

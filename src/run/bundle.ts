@@ -1,26 +1,26 @@
 /**
  * `dist bundle`: an OCI runtime bundle on disk (config.json + rootfs/) for any
  * runtime to use. As root the rootfs is the image's snapshot mounted at
- * DIR/rootfs (overlay, or a bind of the native snapshot); without root it is a
- * copy of a native snapshot, and the snapshot is dropped at once. What has to be
- * undone is written to DIR/dist-bundle.json for `dist bundle --remove DIR`.
+ * DIR/rootfs (overlay, or a bind of the native snapshot); a copy (--copy, and
+ * always without root) is made from a read-only view of the image, mounted for
+ * the copy when it is not a plain directory (overlay), and the view is dropped
+ * at once. What has to be undone is written to DIR/dist-bundle.json for
+ * `dist bundle --remove DIR`.
  */
-import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { promisify } from "node:util";
 import { AlreadyExistsError, FailedPreconditionError, NotFoundError } from "../errors.ts";
 import type { PlatformMatcher } from "../images/platforms.ts";
 import { readUserFiles } from "../oci/rootfs.ts";
 import { buildSpec, processArgs, type Spec, type SpecOptions } from "../oci/spec.ts";
 import { resolveUser } from "../oci/user.ts";
 import { mountAll, unmount } from "../snapshots/mount.ts";
-import type { Snapshotter } from "../snapshots/snapshotter.ts";
+import { copyTree } from "../snapshots/native/native.ts";
+import type { Mount, Snapshotter } from "../snapshots/snapshotter.ts";
 import { isMountPoint, removeTree } from "./mounts.ts";
 import { ensureUnpacked, type RunDeps, resolveImage, Undo } from "./run.ts";
-
-const execFileAsync = promisify(execFile);
 
 export const BUNDLE_RECORD = "dist-bundle.json";
 
@@ -69,6 +69,8 @@ export async function createBundle(
   }
   const undo = new Undo(deps.log);
   try {
+    // 0711, not 0700: a runtime whose container root is not DIR's owner (a user namespace) still
+    // reaches rootfs/; what may hold secrets (config.json's environment, the record) is 0600
     mkdirSync(dir, { recursive: true, mode: 0o711 });
     undo.push(`remove ${dir}`, async () => {
       if (!existed) return removeTree(dir);
@@ -85,24 +87,19 @@ export async function createBundle(
       snapshotter: deps.snapshotter.name,
       mounted: false,
     };
-    const mounts = await deps.snapshotter
-      .prepare(key, image.chainID, { labels: { "dist.bundle": dir } })
-      .catch((err) => {
-        if (!(err instanceof AlreadyExistsError)) throw err;
-        throw new AlreadyExistsError(
-          `snapshot "${key}" for bundle ${dir} already exists: remove the old bundle first (dist bundle --remove ${dir})`,
-        );
-      });
+    const labels = { labels: { "dist.bundle": dir } };
+    const mounts = await (copy
+      ? deps.snapshotter.view(key, image.chainID, labels)
+      : deps.snapshotter.prepare(key, image.chainID, labels)
+    ).catch((err) => {
+      if (!(err instanceof AlreadyExistsError)) throw err;
+      throw new AlreadyExistsError(
+        `snapshot "${key}" for bundle ${dir} already exists: remove the old bundle first (dist bundle --remove ${dir})`,
+      );
+    });
     undo.push(`remove snapshot ${key}`, () => deps.snapshotter.remove(key));
     if (copy) {
-      const m = mounts.length === 1 && mounts[0].type === "bind" ? mounts[0] : undefined;
-      if (!m) {
-        throw new FailedPreconditionError(
-          `the ${deps.snapshotter.name} snapshotter needs a mount (root) for a bundle: run as root or use --snapshotter native`,
-        );
-      }
-      // cp -a keeps modes, times, links, special files and (as root) owners
-      await execFileAsync("cp", ["-a", "--", `${m.source}/.`, rootfs]);
+      await copyView(mounts, rootfs, deps.snapshotter.name);
       await deps.snapshotter.remove(key);
     } else {
       mountAll(mounts, rootfs);
@@ -112,13 +109,38 @@ export async function createBundle(
     }
     const user = resolveUser(opts.user ?? image.config.config.User ?? "", await readUserFiles(rootfs));
     const spec = buildSpec(image.config, { hostname: "dist", ...opts.spec, rootPath: "rootfs" }, user);
-    writeFileSync(join(dir, "config.json"), `${JSON.stringify(spec, null, 2)}\n`, { mode: 0o644 });
+    writeFileSync(join(dir, "config.json"), `${JSON.stringify(spec, null, 2)}\n`, { mode: 0o600 });
     writeFileSync(join(dir, BUNDLE_RECORD), `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600 });
     undo.clear();
     return { dir, spec, record };
   } catch (err) {
     await undo.run();
     throw err;
+  }
+}
+
+/**
+ * Copies what a read-only view shows into `dest`: straight from the directory of
+ * a bind, else from the view mounted for the time of the copy (needs root).
+ */
+async function copyView(mounts: Mount[], dest: string, snapshotter: string): Promise<void> {
+  const bind = mounts.length === 1 && mounts[0].type === "bind" ? mounts[0] : undefined;
+  if (bind) return copyTree(bind.source, dest);
+  if (process.getuid?.() !== 0) {
+    throw new FailedPreconditionError(
+      `a copy of a ${snapshotter} snapshot needs a mount (root): run as root or use --snapshotter native`,
+    );
+  }
+  const at = mkdtempSync(join(tmpdir(), "dist-bundle-view-"));
+  try {
+    mountAll(mounts, at);
+    try {
+      await copyTree(at, dest);
+    } finally {
+      unmount(at);
+    }
+  } finally {
+    rmdirSync(at);
   }
 }
 

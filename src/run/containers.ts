@@ -57,9 +57,9 @@ export function containerDir(root: string, id: string): string {
 /** Claims the id by creating its directory; a second claim fails, so two runs never share an id. */
 export function reserveContainer(root: string, id: string): string {
   const dir = containerDir(root, id);
-  mkdirSync(containersDir(root), { recursive: true, mode: 0o711 });
+  mkdirSync(containersDir(root), { recursive: true, mode: 0o700 });
   try {
-    mkdirSync(dir, { mode: 0o711 });
+    mkdirSync(dir, { mode: 0o700 });
   } catch (err) {
     if ((err as { code?: string }).code === "EEXIST") {
       throw new AlreadyExistsError(`container id "${id}" is already in use (dist rm ${id} removes it)`);

@@ -279,7 +279,7 @@ export async function createContainer(
     await ensureUnpacked(deps, image, opts.signal);
     opts.signal?.throwIfAborted();
     const bundle = join(dir, "bundle");
-    await mkdir(bundle, { mode: 0o711 });
+    await mkdir(bundle, { mode: 0o700 });
     const { rootfs, mounted } = await prepareRootfs(deps.snapshotter, id, image.chainID, join(bundle, "rootfs"), undo, {
       "dist.container": id,
     });
@@ -295,7 +295,7 @@ export async function createContainer(
       user,
     );
     if (opts.rootless) spec = rootlessSpec(spec, opts.rootless);
-    writeFileSync(join(bundle, "config.json"), `${JSON.stringify(spec, null, 2)}\n`, { mode: 0o644 });
+    writeFileSync(join(bundle, "config.json"), `${JSON.stringify(spec, null, 2)}\n`, { mode: 0o600 });
     const record: ContainerRecord = {
       id,
       namespace: opts.namespace,
@@ -587,12 +587,12 @@ export async function removeContainer(
 /**
  * Removes container `id` (removeContainer) or, where a creation was killed before
  * its record was written, what it left (removeIncomplete). The snapshotter is
- * opened by the name in the record (the default one for such remains).
+ * opened by the name and namespace in the record (the default ones for such remains).
  */
 export async function removeContainerOrRemains(
   root: string,
   id: string,
-  openSnapshotter: (name?: string) => Promise<Snapshotter>,
+  openSnapshotter: (name?: string, namespace?: string) => Promise<Snapshotter>,
   opts: { force?: boolean } = {},
 ): Promise<void> {
   let record: ContainerRecord;
@@ -602,7 +602,7 @@ export async function removeContainerOrRemains(
     if (!(err instanceof NotFoundError) || !existsSync(containerDir(root, id))) throw err;
     return removeIncomplete(root, id, await openSnapshotter());
   }
-  await removeContainer(root, id, await openSnapshotter(record.snapshotter), opts);
+  await removeContainer(root, id, await openSnapshotter(record.snapshotter, record.namespace), opts);
 }
 
 /**

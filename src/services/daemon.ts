@@ -2,12 +2,14 @@
  * `dist daemon`: serves a dist root over containerd's gRPC API on a unix
  * socket. Start-up refuses a root another daemon holds (flock on
  * <root>/daemon.lock) and a socket path another server answers on; a stale
- * socket is replaced. The socket is 0660 in a 0711 directory. Shutdown stops
+ * socket is replaced. The root is made private (store-root.ts); the socket is
+ * 0600, or 0660 owned by the group given (socket-access.ts), in a 0711
+ * directory. Shutdown stops
  * accepting calls, gives in-flight ones a short grace, then aborts them (their
  * writers close, so ingests stay resumable) and removes the socket.
  */
 import { closeSync, constants, ftruncateSync, mkdirSync, openSync, readSync, type Stats, writeSync } from "node:fs";
-import { access, chmod, lstat, unlink } from "node:fs/promises";
+import { access, chmod, chown, lstat, unlink } from "node:fs/promises";
 import { connect } from "node:net";
 import { dirname, join, resolve } from "node:path";
 import * as grpc from "@grpc/grpc-js";
@@ -23,10 +25,12 @@ import {
   wrapError,
 } from "../errors.ts";
 import { closeAllDatabases } from "../metadata/db.ts";
+import { prepareRoot } from "../store-root.ts";
 import { flock, LOCK_EX, LOCK_NB, LOCK_UN } from "../sys/index.ts";
 import type { Backend } from "./server/backend.ts";
 import { embeddedBackend } from "./server/embedded.ts";
 import { createServer, type DaemonServer } from "./server/server.ts";
+import { hostGroupId, openSocketPath } from "./socket-access.ts";
 
 export function defaultSocket(): string {
   if (process.env.DIST_ADDRESS) return process.env.DIST_ADDRESS;
@@ -42,6 +46,11 @@ export interface DaemonOptions {
   logLevel?: string;
   /** How long in-flight calls may run after a shutdown request (ms). */
   grace?: number;
+  /**
+   * The group (name or gid) whose members may use the socket (0660, owned by it), as
+   * containerd's `[grpc] gid`; without it the socket is 0600, its owner's alone.
+   */
+  group?: string | number;
   backend?: Backend;
   /** The Diff service's Applier over a store (default: FileSystemApplier, loaded when first needed). */
   loadApplier?: (content: Provider) => Promise<Applier>;
@@ -59,7 +68,7 @@ export interface Daemon {
 /** Takes the root's daemon lock; throws when another live daemon holds it. */
 function lockRoot(root: string): () => void {
   const path = join(root, "daemon.lock");
-  const fd = openSync(path, constants.O_RDWR | constants.O_CREAT, 0o644);
+  const fd = openSync(path, constants.O_RDWR | constants.O_CREAT, 0o600);
   try {
     flock(fd, LOCK_EX | LOCK_NB);
   } catch (err) {
@@ -140,7 +149,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   const log =
     opts.log ??
     pino({ level: opts.logLevel ?? "info", base: { pid: process.pid }, name: "dist-daemon" }, pino.destination(2));
-  mkdirSync(root, { recursive: true, mode: 0o711 });
+  const gid = opts.group === undefined ? undefined : hostGroupId(opts.group);
+  prepareRoot(root, { onNote: (msg) => log.info({ root }, msg), onWarning: (msg) => log.warn({ root }, msg) });
   const unlock = lockRoot(root);
   let backend: Backend | undefined;
   let ds: DaemonServer | undefined;
@@ -157,7 +167,18 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     } finally {
       process.umask(old);
     }
-    await chmod(address, 0o660);
+    if (gid === undefined) {
+      await chmod(address, 0o600);
+    } else {
+      await chown(address, -1, gid).catch((err: unknown) => {
+        throw wrapError(err, `cannot give the socket ${address} to group ${opts.group}`, "PermissionDenied");
+      });
+      await chmod(address, 0o660);
+      openSocketPath(address, gid, String(opts.group), {
+        onNote: (msg) => log.info(msg),
+        onWarning: (msg) => log.warn(msg),
+      });
+    }
   } catch (err) {
     ds?.server.forceShutdown();
     await backend?.close().catch(() => undefined);
@@ -167,7 +188,12 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   const live = ds;
   const be = backend;
   log.info(
-    { address, root, services: "content,images,namespaces,leases,snapshots,diff,version,introspection,events" },
+    {
+      address,
+      root,
+      ...(gid === undefined ? {} : { group: String(opts.group), gid }),
+      services: "content,images,namespaces,leases,snapshots,diff,version,introspection,events",
+    },
     "listening",
   );
   let resolveStopped!: () => void;

@@ -8,9 +8,13 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
+import { epochNsOf, PreciseDate } from "../time.ts";
 
 /** The gRPC metadata key naming the namespace of a call (containerd's, read by the server, sent by the client). */
 export const NAMESPACE_KEY = "containerd-namespace";
+
+/** The gRPC metadata key naming the lease a call's writes go on (containerd's). */
+export const LEASE_KEY = "containerd-lease";
 
 export const PROTO_DIR = join(dirname(fileURLToPath(import.meta.url)), "protos");
 
@@ -72,18 +76,20 @@ export function clientConstructor(key: ServiceKey): grpc.ServiceClientConstructo
   return grpc.makeGenericClientConstructor(serviceDefinition(key), SERVICES[key]);
 }
 
+/** google.protobuf.Timestamp on the wire. */
 export interface Timestamp {
   seconds: number;
   nanos: number;
 }
 
+/** A Date as a protobuf Timestamp, to the nanosecond for a PreciseDate. */
 export function toTimestamp(d: Date | undefined): Timestamp {
-  const ms = d ? d.getTime() : 0;
-  const seconds = Math.floor(ms / 1000);
-  return { seconds, nanos: (ms - seconds * 1000) * 1_000_000 };
+  const ns = d ? epochNsOf(d) : 0n;
+  const seconds = ns >= 0n ? ns / 1_000_000_000n : -((-ns + 999_999_999n) / 1_000_000_000n);
+  return { seconds: Number(seconds), nanos: Number(ns - seconds * 1_000_000_000n) };
 }
 
-export function fromTimestamp(t: Timestamp | null | undefined): Date {
-  if (!t) return new Date(0);
-  return new Date(Number(t.seconds) * 1000 + Math.floor(Number(t.nanos) / 1_000_000));
+export function fromTimestamp(t: Timestamp | null | undefined): PreciseDate {
+  if (!t) return new PreciseDate(0n);
+  return new PreciseDate(BigInt(t.seconds) * 1_000_000_000n + BigInt(t.nanos));
 }

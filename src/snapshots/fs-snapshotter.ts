@@ -171,19 +171,24 @@ export class FsSnapshotter implements Snapshotter, LocalSnapshotter {
   }
 
   async remove(key: string): Promise<void> {
-    let trash: string | undefined;
-    this.meta.tx(() => {
-      const r = this.meta.remove(key);
-      const dir = this.dirOf(r);
-      try {
-        trash = join(this.#dirs, `rm-${r.id}`);
-        renameSync(dir, trash);
-      } catch (err) {
-        trash = undefined;
-        if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-      }
-    });
-    if (trash) await removeTree(trash);
+    await this.meta.tx(() => this.detach(key))();
+  }
+
+  /**
+   * The synchronous part of a remove, for a caller's transaction (the metadata
+   * layer drops its record in the same one): the record goes and the directory
+   * is renamed aside. Returns the removal of the tree, to run after the commit.
+   */
+  detach(key: string): () => Promise<void> {
+    const r = this.meta.remove(key);
+    const trash = join(this.#dirs, `rm-${r.id}`);
+    try {
+      renameSync(this.dirOf(r), trash);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+      return async () => {};
+    }
+    return () => removeTree(trash);
   }
 
   async walk(fn: (info: SnapshotInfo) => void | Promise<void>): Promise<void> {

@@ -1,10 +1,12 @@
 /**
  * Performing snapshot mounts: fstab-style options become MS_* flags, the rest
  * the filesystem's data string (overlay's lowerdir=... and so on), as
- * containerd's mount package does. Also the `mount -t ...` rendering the CLI
- * prints for users who mount by hand.
+ * containerd's mount package does; an overlay whose options outgrow the page
+ * mount(2) takes is mounted layer by layer (overlay/stack.ts). Also the
+ * `mount -t ...` rendering the CLI prints for users who mount by hand.
  */
 import { mkdirSync } from "node:fs";
+import { resolve } from "node:path";
 import { FailedPreconditionError, wrapError } from "../errors.ts";
 import {
   MNT_DETACH,
@@ -18,6 +20,13 @@ import {
   mount as sysMount,
   umount2,
 } from "../sys/index.ts";
+import {
+  fitsInPage,
+  mountOverlayStack,
+  OVERLAY_MAX_LOWERS,
+  relativeOverlayData,
+  splitOverlayOptions,
+} from "./overlay/stack.ts";
 import type { Mount } from "./snapshotter.ts";
 
 const MS_SYNCHRONOUS = 16;
@@ -54,7 +63,8 @@ const FLAGS: Record<string, [boolean, number]> = {
   defaults: [false, 0],
 };
 
-export function parseMountOptions(options: string[]): { flags: number; data: string } {
+/** MS_* flags, and the filesystem's own options in order. */
+function splitMountOptions(options: string[]): { flags: number; data: string[] } {
   let flags = 0;
   const data: string[] = [];
   for (const o of options) {
@@ -63,22 +73,46 @@ export function parseMountOptions(options: string[]): { flags: number; data: str
     else if (f[0]) flags &= ~f[1];
     else flags |= f[1];
   }
+  return { flags, data };
+}
+
+export function parseMountOptions(options: string[]): { flags: number; data: string } {
+  const { flags, data } = splitMountOptions(options);
   return { flags, data: data.join(",") };
 }
 
-/** Mounts one mount at target. A read-only bind needs a second, remounting call. */
+/** Whether a mount's option string is too long for mount(2): an overlay of many layers. */
+function isDeepOverlay(m: Mount): boolean {
+  return m.type === "overlay" && !fitsInPage(splitMountOptions(m.options).data.join(","));
+}
+
+/**
+ * Mounts one mount at target. A read-only bind needs a second, remounting call;
+ * an overlay too deep for one mount(2) call goes in layer by layer.
+ */
 export function mountOne(m: Mount, target: string): void {
-  const { flags, data } = parseMountOptions(m.options);
+  const { flags, data } = splitMountOptions(m.options);
   const type = m.type === "bind" ? "none" : m.type;
+  const deep = isDeepOverlay(m);
   try {
-    sysMount(m.source, target, type, flags, data || undefined);
+    if (deep) mountOverlayStack(data, flags, target);
+    else sysMount(m.source, target, type, flags, data.join(",") || undefined);
     if (flags & MS_BIND && flags & MS_RDONLY) {
       sysMount("", target, null, MS_BIND | MS_REMOUNT | MS_RDONLY | (flags & (MS_NOSUID | MS_NODEV | MS_NOEXEC)));
     }
   } catch (err) {
     const code = (err as { code?: string }).code;
     const why = code === "EPERM" ? " (mounting needs root)" : "";
-    throw new FailedPreconditionError(`mount -t ${m.type} ${m.source} ${target}: ${(err as Error).message}${why}`, {
+    const lowers = m.type === "overlay" ? splitOverlayOptions(data).lowers.length : 0;
+    const depth = deep ? ` (${lowers} lower layers)` : "";
+    const message = (err as Error).message;
+    let deeper = "";
+    if (lowers > OVERLAY_MAX_LOWERS) {
+      // the new mount API passes on the kernel's "limit is 500"; mount(2) only says EINVAL
+      const limit = /limit is/.test(message) ? "" : ` (overlayfs stacks at most ${OVERLAY_MAX_LOWERS} lower layers)`;
+      deeper = `${limit}; use --snapshotter native for an image this deep`;
+    }
+    throw new FailedPreconditionError(`mount -t ${m.type} ${m.source} ${target}${depth}: ${message}${why}${deeper}`, {
       cause: err,
     });
   }
@@ -97,8 +131,20 @@ export function unmount(target: string, opts: { detach?: boolean } = {}): void {
   }
 }
 
-/** The shell command a user would run: `mount -t TYPE SOURCE TARGET -o OPTIONS`. */
+/**
+ * The shell command a user would run: `mount -t TYPE SOURCE TARGET -o OPTIONS`.
+ * An overlay too deep for mount(2) is given as containerd mounts it: from the
+ * lowerdirs' common parent, named relatively, `(cd DIR && mount ... -o lowerdir=12/fs:11/fs...)`
+ * (within the page up to about 500 layers; `dist snapshots mount` mounts any depth).
+ */
 export function mountCommand(m: Mount, target: string): string {
+  if (isDeepOverlay(m)) {
+    const { data } = splitMountOptions(m.options);
+    const flagOptions = m.options.filter((o) => FLAGS[o]);
+    const rel = relativeOverlayData(data);
+    const opts = [...flagOptions, rel.data].join(",");
+    return `(cd ${rel.dir} && mount -t ${m.type} ${m.source} ${resolve(target)} -o ${opts})`;
+  }
   const opts = m.options.length > 0 ? ` -o ${m.options.join(",")}` : "";
   return `mount -t ${m.type} ${m.source} ${target}${opts}`;
 }

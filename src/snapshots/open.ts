@@ -1,8 +1,10 @@
 /**
  * Opening a snapshotter by name under a dist root (`<root>/snapshots/<name>/`,
- * metadata in `<root>/metadata.db`), and choosing the default: overlay when we
- * are root and the kernel mounts an overlay on this filesystem (probed once),
- * native otherwise.
+ * its records in `<root>/metadata.db`), and choosing the default: overlay when
+ * we are root and the kernel mounts an overlay on this filesystem (probed
+ * once), native otherwise. These are the namespace-free snapshotters; what
+ * callers use is the metadata layer's view of one namespace
+ * (metadata/snapshots.ts, `openSnapshotterAt`).
  */
 import { randomBytes } from "node:crypto";
 import { mkdirSync, rmSync } from "node:fs";
@@ -16,7 +18,9 @@ import { mountOne } from "./mount.ts";
 import { openNative } from "./native/native.ts";
 import { openOverlay } from "./overlay/overlay.ts";
 
+/** The snapshotters openSnapshotterAt opens, by name. */
 export const SNAPSHOTTERS = ["overlay", "native"] as const;
+/** "overlay" or "native". */
 export type SnapshotterName = (typeof SNAPSHOTTERS)[number];
 
 const probed = new Map<string, boolean>();
@@ -68,11 +72,12 @@ export function checkName(name: string): SnapshotterName {
 }
 
 /**
- * Opens snapshotter `name` (the default when absent) under the dist root. With
- * `mountable: false` an overlay snapshotter opens where it could not mount (its
- * records and directories only: removing a rootless container's snapshot).
+ * Opens snapshotter `name` (the default when absent) under the dist root,
+ * namespace-free. With `mountable: false` an overlay snapshotter opens where it
+ * could not mount (its records and directories only: removing a rootless
+ * container's snapshot).
  */
-export function openSnapshotterAt(root: string, name?: string, opts: { mountable?: boolean } = {}): FsSnapshotter {
+export function openBackendSnapshotter(root: string, name?: string, opts: { mountable?: boolean } = {}): FsSnapshotter {
   const n = name ? checkName(name) : defaultSnapshotterName(root);
   const dir = join(root, "snapshots", n);
   if (n === "overlay" && opts.mountable !== false) {

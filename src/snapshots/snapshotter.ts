@@ -3,28 +3,34 @@
  * writable or read-only working trees; committed ones are immutable parents
  * named by ChainID. Same model and error kinds as containerd's.
  */
+/** A snapshot's kind: active (writable), view (read-only) or committed (an immutable parent). */
 export type Kind = "active" | "view" | "committed";
 
+/** A mount of a snapshot, as mount(8) takes it: type, source and options. */
 export interface Mount {
   type: string;
   source: string;
   options: string[];
 }
 
+/** A snapshot's record: name, parent, kind, labels and times. */
 export interface SnapshotInfo {
   name: string;
   parent?: string;
   kind: Kind;
   labels: Record<string, string>;
+  /** PreciseDates from the stores (nanoseconds kept); a commit's created and updated are its time. */
   createdAt: Date;
   updatedAt: Date;
 }
 
+/** The disk usage of a snapshot: bytes and inodes. */
 export interface Usage {
   size: number;
   inodes: number;
 }
 
+/** Options of Snapshotter.prepare. */
 export interface SnapshotOptions {
   labels?: Record<string, string>;
   /**
@@ -51,6 +57,7 @@ export function localRoot(sn: Snapshotter): string | undefined {
   return typeof root === "string" ? root : undefined;
 }
 
+/** Filesystems keyed by name, containerd's model: prepare (active) or view a snapshot on a parent, commit an active one under a name (a ChainID for layers), mount, remove. */
 export interface Snapshotter {
   readonly name: string;
   stat(key: string): Promise<SnapshotInfo>;

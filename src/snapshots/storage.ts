@@ -1,12 +1,16 @@
 /**
- * Snapshot metadata in the shared SQLite database: one row per snapshot
- * (active, view or committed) per snapshotter, with the containerd rules
- * enforced inside write transactions so several dist processes can share it:
- * a parent must be committed, keys and names share one namespace, views are
- * never committed and a snapshot with children is never removed.
+ * A snapshotter's own records in the shared SQLite database (table
+ * backend_snapshots): one row per snapshot (active, view or committed) per
+ * snapshotter, with the containerd rules enforced inside write transactions so
+ * several dist processes can share it: a parent must be committed, keys and
+ * names share one space, views are never committed and a snapshot with children
+ * is never removed. Names here are the snapshotter's; the metadata layer
+ * (metadata/snapshots.ts) maps each namespace's keys onto them.
  */
 import type { DatabaseSync } from "node:sqlite";
 import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from "../errors.ts";
+import { statement, transaction } from "../metadata/db.ts";
+import { nowNs, PreciseDate } from "../time.ts";
 import type { Kind, SnapshotInfo } from "./snapshotter.ts";
 
 export interface SnapshotRecord extends SnapshotInfo {
@@ -15,13 +19,13 @@ export interface SnapshotRecord extends SnapshotInfo {
 }
 
 interface Row {
-  id: number;
+  id: bigint;
   name: string;
   parent: string | null;
   kind: string;
   labels: string;
-  created_at: number;
-  updated_at: number;
+  created_at: bigint;
+  updated_at: bigint;
 }
 
 function toRecord(r: Row): SnapshotRecord {
@@ -31,10 +35,13 @@ function toRecord(r: Row): SnapshotRecord {
     parent: r.parent ?? undefined,
     kind: r.kind as Kind,
     labels: JSON.parse(r.labels) as Record<string, string>,
-    createdAt: new Date(Number(r.created_at)),
-    updatedAt: new Date(Number(r.updated_at)),
+    createdAt: new PreciseDate(r.created_at),
+    updatedAt: new PreciseDate(r.updated_at),
   };
 }
+
+/** The snapshotters' table; a root written before namespaces had it as `snapshots` (metadata/schema.ts renames it). */
+export const BACKEND_TABLE = "backend_snapshots";
 
 export function validateLabels(labels: Record<string, string> | undefined): Record<string, string> {
   const out: Record<string, string> = {};
@@ -54,7 +61,7 @@ export class MetaStore {
   constructor(db: DatabaseSync, snapshotter: string) {
     this.db = db;
     this.snapshotter = snapshotter;
-    db.exec(`CREATE TABLE IF NOT EXISTS snapshots (
+    db.exec(`CREATE TABLE IF NOT EXISTS ${BACKEND_TABLE} (
       id INTEGER PRIMARY KEY AUTOINCREMENT,
       snapshotter TEXT NOT NULL,
       name TEXT NOT NULL,
@@ -65,34 +72,19 @@ export class MetaStore {
       updated_at INTEGER NOT NULL,
       UNIQUE (snapshotter, name)
     );
-    CREATE INDEX IF NOT EXISTS snapshots_by_parent ON snapshots (snapshotter, parent);`);
+    CREATE INDEX IF NOT EXISTS backend_snapshots_by_parent ON ${BACKEND_TABLE} (snapshotter, parent);`);
   }
 
-  /**
-   * Runs fn in one write transaction; fs work inside it must be quick (renames,
-   * mkdirs). SQLite rolls back by itself when a commit fails (SQLITE_FULL on a
-   * full disk): the original error is what the caller sees, not the ROLLBACK's.
-   */
+  /** Runs fn in one write transaction (a savepoint inside another); fs work inside it must be quick (renames, mkdirs). */
   tx<T>(fn: () => T): T {
-    this.db.exec("BEGIN IMMEDIATE");
-    try {
-      const result = fn();
-      this.db.exec("COMMIT");
-      return result;
-    } catch (err) {
-      if (this.db.isTransaction) {
-        try {
-          this.db.exec("ROLLBACK");
-        } catch {}
-      }
-      throw err;
-    }
+    return transaction(this.db, fn);
   }
 
   find(name: string): SnapshotRecord | undefined {
-    const row = this.db
-      .prepare("SELECT * FROM snapshots WHERE snapshotter = ? AND name = ?")
-      .get(this.snapshotter, name) as Row | undefined;
+    const row = statement(this.db, `SELECT * FROM ${BACKEND_TABLE} WHERE snapshotter = ? AND name = ?`).get(
+      this.snapshotter,
+      name,
+    ) as Row | undefined;
     return row ? toRecord(row) : undefined;
   }
 
@@ -116,9 +108,9 @@ export class MetaStore {
   }
 
   list(): SnapshotRecord[] {
-    const rows = this.db
-      .prepare("SELECT * FROM snapshots WHERE snapshotter = ? ORDER BY id")
-      .all(this.snapshotter) as unknown as Row[];
+    const rows = statement(this.db, `SELECT * FROM ${BACKEND_TABLE} WHERE snapshotter = ? ORDER BY id`).all(
+      this.snapshotter,
+    ) as unknown as Row[];
     return rows.map(toRecord);
   }
 
@@ -143,10 +135,10 @@ export class MetaStore {
     labels: Record<string, string>,
   ): SnapshotRecord {
     this.checkCreate(key, parent);
-    const now = Date.now();
+    const now = nowNs();
     this.db
       .prepare(
-        "INSERT INTO snapshots (snapshotter, name, parent, kind, labels, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        `INSERT INTO ${BACKEND_TABLE} (snapshotter, name, parent, kind, labels, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
       )
       .run(this.snapshotter, key, parent ?? null, kind, JSON.stringify(labels), now, now);
     return this.get(key);
@@ -162,9 +154,13 @@ export class MetaStore {
       throw new FailedPreconditionError(`snapshot "${key}" is a read-only view and cannot be committed`);
     if (this.find(name)) throw new AlreadyExistsError(`snapshot "${name}" already exists`);
     const merged = { ...a.labels, ...validateLabels(labels) };
+    // a commit makes a new snapshot: created and updated are the commit's time (containerd's storage)
+    const now = nowNs();
     this.db
-      .prepare("UPDATE snapshots SET name = ?, kind = 'committed', labels = ?, updated_at = ? WHERE id = ?")
-      .run(name, JSON.stringify(merged), Date.now(), a.id);
+      .prepare(
+        `UPDATE ${BACKEND_TABLE} SET name = ?, kind = 'committed', labels = ?, created_at = ?, updated_at = ? WHERE id = ?`,
+      )
+      .run(name, JSON.stringify(merged), now, now, a.id);
     return this.get(name);
   }
 
@@ -172,12 +168,12 @@ export class MetaStore {
   remove(key: string): SnapshotRecord {
     const r = this.get(key);
     const child = this.db
-      .prepare("SELECT name FROM snapshots WHERE snapshotter = ? AND parent = ? LIMIT 1")
+      .prepare(`SELECT name FROM ${BACKEND_TABLE} WHERE snapshotter = ? AND parent = ? LIMIT 1`)
       .get(this.snapshotter, key) as { name: string } | undefined;
     if (child) {
       throw new FailedPreconditionError(`cannot remove snapshot "${key}": it has a child ("${child.name}")`);
     }
-    this.db.prepare("DELETE FROM snapshots WHERE id = ?").run(r.id);
+    this.db.prepare(`DELETE FROM ${BACKEND_TABLE} WHERE id = ?`).run(r.id);
     return r;
   }
 
@@ -204,8 +200,8 @@ export class MetaStore {
         }
       }
       this.db
-        .prepare("UPDATE snapshots SET labels = ?, updated_at = ? WHERE id = ?")
-        .run(JSON.stringify(next), Date.now(), r.id);
+        .prepare(`UPDATE ${BACKEND_TABLE} SET labels = ?, updated_at = ? WHERE id = ?`)
+        .run(JSON.stringify(next), nowNs(), r.id);
       return this.get(name);
     });
   }

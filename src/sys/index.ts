@@ -1,12 +1,13 @@
 /**
- * Linux syscalls node:fs lacks, through koffi (FFI into libc, loaded by ffi.ts):
- * mknod, the l*xattr family, utimensat/futimens with nanoseconds, fsetxattr,
- * mount/umount2, flock, syncfs, lseek and fcntl(F_SETPIPE_SZ). libc is bound
- * lazily on first use, so importing this module costs nothing.
+ * Linux syscalls node:fs lacks, through koffi (FFI into libc, loaded by ffi.ts): mknod, the l*xattr
+ * family, utimensat/futimens with nanoseconds, fsetxattr, mount/umount2, the new
+ * mount API (fsopen, fsconfig, fsmount, move_mount), flock, syncfs, lseek and fcntl(F_SETPIPE_SZ), clock_gettime. libc is
+ * bound lazily on first use, so importing this module costs nothing.
  *
  * Every wrapper is synchronous and throws a SysError (an Error with `code` set to
  * the errno name, e.g. "ENOTSUP", and `errno`/`syscall`/`path`), like node:fs does.
  */
+import { readSync } from "node:fs";
 import { constants } from "node:os";
 import { lastErrno, loadLibrary } from "./ffi.ts";
 
@@ -15,9 +16,12 @@ export class SysError extends Error {
   readonly errno: number;
   readonly syscall: string;
   readonly path?: string;
-  constructor(syscall: string, errno: number, path?: string) {
+  /** `detail`: what the kernel said besides the errno (a filesystem context's log). */
+  constructor(syscall: string, errno: number, path?: string, detail?: string) {
     const code = errnoName(errno);
-    super(`${code}: ${syscall}${path === undefined ? "" : ` '${path}'`} failed (errno ${errno})`);
+    super(
+      `${code}: ${syscall}${path === undefined ? "" : ` '${path}'`} failed (errno ${errno})${detail ? `: ${detail}` : ""}`,
+    );
     this.name = "SysError";
     this.code = code;
     this.errno = errno;
@@ -48,6 +52,8 @@ export const S_IFCHR = 0o020000;
 export const S_IFIFO = 0o010000;
 
 export const AT_FDCWD = -100;
+/** open(2): a descriptor that only names a file (for *at calls and fsconfig), Linux's value. */
+export const O_PATH = 0o10000000;
 export const AT_SYMLINK_NOFOLLOW = 0x100;
 /** utimensat: leave this timestamp unchanged. */
 export const UTIME_OMIT = (1 << 30) - 2;
@@ -70,6 +76,15 @@ export const MS_REC = 16384;
 export const MS_PRIVATE = 1 << 18;
 export const MNT_FORCE = 1;
 export const MNT_DETACH = 2;
+
+/** fsmount(2) attributes (linux/mount.h): the per-mount flags of the new mount API. */
+export const MOUNT_ATTR_RDONLY = 0x1;
+export const MOUNT_ATTR_NOSUID = 0x2;
+export const MOUNT_ATTR_NODEV = 0x4;
+export const MOUNT_ATTR_NOEXEC = 0x8;
+export const MOUNT_ATTR_NOATIME = 0x10;
+export const MOUNT_ATTR_STRICTATIME = 0x20;
+export const MOUNT_ATTR_NODIRATIME = 0x80;
 
 /** Linux makedev: glibc's encoding of a major and minor number into a dev_t. */
 export function makedev(major: number, minor: number): bigint {
@@ -103,6 +118,7 @@ interface Libc {
   syncfs: Fn;
   lseek: Fn;
   fcntl: Fn;
+  clock_gettime: Fn;
   errno: () => number;
 }
 
@@ -130,9 +146,18 @@ function lib(): Libc {
     syncfs: c.func("int syncfs(int fd)"),
     lseek: c.func("int64_t lseek(int fd, int64_t offset, int whence)"),
     fcntl: c.func("int fcntl(int fd, int cmd, ...)"),
+    clock_gettime: c.func("int clock_gettime(int clockid, _Out_ void *tp)"),
     errno: lastErrno,
   };
   return libc;
+}
+
+const SC_PAGESIZE = 30;
+/** sysconf(_SC_PAGESIZE): a mount(2) option string must fit in one page, its NUL included. */
+export function pageSize(): number {
+  const sysconf = optionalFunc("long sysconf(int name)");
+  const n = sysconf ? Number(sysconf(SC_PAGESIZE)) : 0;
+  return n > 0 ? n : 4096;
 }
 
 function check(ret: number | bigint, syscall: string, path?: string): number {
@@ -253,6 +278,130 @@ export function umount2(target: string, flags = 0): void {
   check(lib().umount2(target, flags), "umount2", target);
 }
 
+// The new mount API (Linux 5.2; glibc 2.36 wraps it). A filesystem context is
+// configured one parameter at a time, so no option string has to fit in a page;
+// each string value is capped at 256 bytes by the kernel, a path longer than that
+// goes in as an O_PATH descriptor (FSCONFIG_SET_FD; overlayfs takes them since 6.13).
+const FSOPEN_CLOEXEC = 1;
+const FSMOUNT_CLOEXEC = 1;
+const FSCONFIG_SET_FLAG = 0;
+const FSCONFIG_SET_STRING = 1;
+const FSCONFIG_SET_FD = 5;
+const FSCONFIG_CMD_CREATE = 6;
+const MOVE_MOUNT_F_EMPTY_PATH = 4;
+/** The longest string fsconfig(2) takes, terminating NUL included. */
+export const FSCONFIG_MAX_STRING = 256;
+
+interface MountApi {
+  fsopen: Fn;
+  fsconfig: Fn;
+  fsmount: Fn;
+  move_mount: Fn;
+}
+let mountApi: MountApi | null | undefined;
+function newMountApi(): MountApi | null {
+  if (mountApi !== undefined) return mountApi;
+  const c = libcHandle();
+  try {
+    mountApi = {
+      fsopen: c.func("int fsopen(const char *fsname, unsigned int flags)"),
+      fsconfig: c.func("int fsconfig(int fd, unsigned int cmd, const char *key, const char *value, int aux)"),
+      fsmount: c.func("int fsmount(int fd, unsigned int flags, unsigned int attr_flags)"),
+      move_mount: c.func(
+        "int move_mount(int from_dirfd, const char *from_path, int to_dirfd, const char *to_path, unsigned int flags)",
+      ),
+    };
+  } catch {
+    mountApi = null; // a libc older than 2.36
+  }
+  return mountApi;
+}
+
+/**
+ * What a filesystem context logged ("e overlay: too many lower directories, limit
+ * is 500"): the kernel's reason for an EINVAL, read from the context's descriptor.
+ */
+function contextLog(fd: number): string {
+  const lines: string[] = [];
+  const buf = Buffer.alloc(4096);
+  for (let i = 0; i < 16; i++) {
+    let n: number;
+    try {
+      n = readSync(fd, buf);
+    } catch {
+      break; // ENODATA: nothing more
+    }
+    if (n <= 0) break;
+    lines.push(
+      buf
+        .subarray(0, n)
+        .toString("utf8")
+        .replace(/^[ewi] /, ""),
+    );
+  }
+  return lines.join("; ").trim();
+}
+
+/**
+ * fsopen(2): a new filesystem context (a descriptor; close it with closeSync), or
+ * undefined where libc or the kernel lacks the call.
+ */
+export function fsopen(fstype: string): number | undefined {
+  const api = newMountApi();
+  if (!api) return undefined;
+  const fd = Number(api.fsopen(fstype, FSOPEN_CLOEXEC));
+  if (fd >= 0) return fd;
+  const e = lib().errno();
+  if (errnoName(e) === "ENOSYS") return undefined;
+  throw new SysError("fsopen", e, fstype);
+}
+
+function fsconfigCall(fd: number, cmd: number, key: string | null, value: string | null, aux: number): void {
+  const api = newMountApi() as MountApi;
+  if (Number(api.fsconfig(fd, cmd, key, value, aux)) < 0) {
+    const e = lib().errno();
+    const what = key === null ? undefined : value === null ? key : `${key}=${value}`;
+    throw new SysError("fsconfig", e, what, contextLog(fd));
+  }
+}
+
+/** fsconfig(FSCONFIG_SET_STRING): one `key=value` parameter (value under FSCONFIG_MAX_STRING bytes). */
+export function fsconfigString(fd: number, key: string, value: string): void {
+  fsconfigCall(fd, FSCONFIG_SET_STRING, key, value, 0);
+}
+
+/** fsconfig(FSCONFIG_SET_FLAG): a parameter without a value (`ro`, `userxattr`). */
+export function fsconfigFlag(fd: number, key: string): void {
+  fsconfigCall(fd, FSCONFIG_SET_FLAG, key, null, 0);
+}
+
+/** fsconfig(FSCONFIG_SET_FD): a parameter given as an open descriptor (a directory opened O_PATH). */
+export function fsconfigFd(fd: number, key: string, valueFd: number): void {
+  fsconfigCall(fd, FSCONFIG_SET_FD, key, null, valueFd);
+}
+
+/** fsconfig(FSCONFIG_CMD_CREATE): makes the superblock from the parameters given. */
+export function fsconfigCreate(fd: number): void {
+  fsconfigCall(fd, FSCONFIG_CMD_CREATE, null, null, 0);
+}
+
+/** fsmount(2): a detached mount of the context's superblock (MOUNT_ATTR_* flags); a descriptor. */
+export function fsmount(fd: number, attrs = 0): number {
+  const api = newMountApi() as MountApi;
+  const m = Number(api.fsmount(fd, FSMOUNT_CLOEXEC, attrs));
+  if (m < 0) {
+    const e = lib().errno();
+    throw new SysError("fsmount", e, undefined, contextLog(fd));
+  }
+  return m;
+}
+
+/** move_mount(2): attaches the detached mount `mountFd` at `target`. */
+export function moveMount(mountFd: number, target: string): void {
+  const api = newMountApi() as MountApi;
+  check(api.move_mount(mountFd, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH), "move_mount", target);
+}
+
 /** flock(2) on an open descriptor; with LOCK_NB a held lock throws code EWOULDBLOCK/EAGAIN. */
 export function flock(fd: number, op: number): void {
   check(lib().flock(fd, op), "flock");
@@ -295,6 +444,15 @@ const F_SETPIPE_SZ = 1031;
 /** fcntl(F_SETPIPE_SZ): sets the capacity of the pipe on `fd`; returns the size the kernel chose. */
 export function setPipeSize(fd: number, size: number): number {
   return check(lib().fcntl(fd, F_SETPIPE_SZ, "int", size), "fcntl");
+}
+
+const CLOCK_REALTIME = 0;
+const timespec = Buffer.alloc(16);
+
+/** clock_gettime(CLOCK_REALTIME): the wall clock in nanoseconds since the epoch. */
+export function realtimeNs(): bigint {
+  check(lib().clock_gettime(CLOCK_REALTIME, timespec), "clock_gettime");
+  return timespec.readBigInt64LE(0) * 1_000_000_000n + timespec.readBigInt64LE(8);
 }
 
 const optional = new Map<string, ((...args: number[]) => number) | null>();

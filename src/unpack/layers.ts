@@ -36,8 +36,10 @@ import { Flusher } from "./flusher.ts";
 import { acquireLock, type Lock } from "./lock.ts";
 import type { LayerSlot } from "./slot.ts";
 
+/** A layer's state in an unpack. */
 export type UnpackStatus = "waiting" | "extracting" | "extracted" | "exists";
 
+/** A layer's progress in an unpack (UnpackerOptions.onEvent). */
 export interface UnpackEvent {
   layer: Descriptor;
   index: number;

@@ -33,6 +33,7 @@ export type { UnpackEvent, UnpackStatus } from "./layers.ts";
 /** The content store as unpacking uses it: blobs to read, labels to set (containerd's GC references). */
 export type UnpackContent = Provider & Pick<Manager, "update">;
 
+/** Options of new Unpacker and unpackManifest. */
 export interface UnpackerOptions {
   snapshotter: Snapshotter;
   content: UnpackContent;
@@ -53,6 +54,7 @@ export interface UnpackerOptions {
   onUnpack?: (platform: string, manifest: Descriptor) => void;
 }
 
+/** A manifest unpacked: its platform and the ChainID of its top snapshot. */
 export interface UnpackedManifest {
   manifest: Descriptor;
   platform: string;
@@ -104,6 +106,7 @@ class Job {
   }
 }
 
+/** Unpacks layers into snapshots named by ChainID while a fetch runs: unpack(handler) wraps the fetch handler, tee(desc) takes a download's bytes, wait() returns the unpacked manifests. */
 export class Unpacker {
   readonly #opts: UnpackerOptions;
   readonly #applier: Applier;

@@ -12,7 +12,7 @@ import {
   layerMediaType,
   peek,
 } from "../../src/archive/compression.ts";
-import { bufferStream } from "./helpers.ts";
+import { bufferStream, fullHeaderGzip } from "./helpers.ts";
 
 async function collect(r: Readable): Promise<Buffer> {
   const parts: Buffer[] = [];
@@ -64,6 +64,13 @@ describe("compression", () => {
     const empty = await decompressStream(Readable.from([]));
     assert.equal(empty.compression, "none");
     assert.equal((await collect(empty.stream)).length, 0);
+  });
+
+  test("decompressStream: gzip members one after another, with every optional header field", async () => {
+    const a = data.subarray(0, 200_000);
+    const b = data.subarray(200_000);
+    const { stream } = await decompressStream(bufferStream(Buffer.concat([fullHeaderGzip(a), zlib.gzipSync(b)]), 1001));
+    assert.deepEqual(await collect(stream), data);
   });
 
   test("truncated and corrupt streams are DataLoss errors naming the format", async () => {

@@ -5,6 +5,7 @@ import * as fs from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
+import * as zlib from "node:zlib";
 import { typeOf } from "../../src/archive/diff.ts";
 import * as sys from "../../src/sys/index.ts";
 
@@ -112,4 +113,14 @@ export function listTree(
   };
   walk("");
   return out;
+}
+
+/** A gzip member with every optional header field (FEXTRA, FNAME, FCOMMENT, FHCRC; RFC 1952 §2.3). */
+export function fullHeaderGzip(plain: Buffer): Buffer {
+  const gz = zlib.gzipSync(plain);
+  const extra = Buffer.from([4, 0, 0x41, 0x42, 0, 0]);
+  const head = Buffer.concat([gz.subarray(0, 10), extra, Buffer.from("name.tar\0comment\0")]);
+  head[3] = 0x1e; // FEXTRA | FNAME | FCOMMENT | FHCRC
+  const crc = zlib.crc32(head) & 0xffff;
+  return Buffer.concat([head, Buffer.from([crc & 0xff, crc >> 8]), gz.subarray(10)]);
 }

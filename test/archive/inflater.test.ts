@@ -6,6 +6,7 @@ import { fileURLToPath } from "node:url";
 import * as zlib from "node:zlib";
 import type { Compression } from "../../src/archive/compression.ts";
 import { gzipBackend, InflateJob } from "../../src/archive/inflater.ts";
+import { fullHeaderGzip } from "./helpers.ts";
 
 /** Feeds `input` in uneven pieces and collects what comes out. */
 async function run(
@@ -61,16 +62,6 @@ test("an aborted job ends its reader with the reason, and a new job still works"
   const r = await run("none", data.subarray(0, 1000));
   assert.equal(r.size, 1000);
 });
-
-/** A gzip member with every optional header field (FEXTRA, FNAME, FCOMMENT, FHCRC). */
-function fullHeaderGzip(plain: Buffer): Buffer {
-  const gz = zlib.gzipSync(plain);
-  const extra = Buffer.from([4, 0, 0x41, 0x42, 0, 0]);
-  const head = Buffer.concat([gz.subarray(0, 10), extra, Buffer.from("name.tar\0comment\0")]);
-  head[3] = 0x1e; // FEXTRA | FNAME | FCOMMENT | FHCRC
-  const crc = zlib.crc32(head) & 0xffff;
-  return Buffer.concat([head, Buffer.from([crc & 0xff, crc >> 8]), gz.subarray(10)]);
-}
 
 test("gzip: members one after another, full headers, bytes split anywhere, zero padding ignored", async () => {
   const a = data.subarray(0, 1 << 20);

@@ -54,7 +54,7 @@ describe("config file", () => {
       () => parseConfig('root = "var/lib/dist"', f),
       /:1: root must be an absolute path, not "var\/lib\/dist"/,
     );
-    assert.throws(() => parseConfig('namespace = "a b"', f), /:1: namespace must be letters and digits/);
+    assert.throws(() => parseConfig('namespace = "a b"', f), /:1: namespace "a b": must be letters and digits/);
     assert.throws(() => parseConfig("hosts_dir = []", f), /:1: hosts_dir must be a directory path or a list of them/);
     assert.throws(() => parseConfig("# x\n[registry]\nmirror = 1", f), /config\.toml:2: unknown key "registry"/);
     assert.throws(

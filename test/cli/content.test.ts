@@ -25,7 +25,7 @@ import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { digestOf } from "../../src/digest.ts";
-import { namespacedContentStore } from "../../src/metadata/content-labels.ts";
+import { namespacedContentStore } from "../../src/metadata/metadata.ts";
 
 const DIST = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "bin", "dist");
 
@@ -133,6 +133,26 @@ describe("dist ingest / get / list / path / delete", () => {
     assert.deepEqual(blobs(root), [d.slice(7)]);
   });
 
+  it("refuses an expected size that contradicts the content already stored", async () => {
+    const root = newRoot();
+    const d = digestOf("sized");
+    assert.equal((await run(["ingest", "--expected-digest", d, "a"], { root, input: "sized" })).code, 0);
+    const r = await run(["ingest", "--expected-digest", d, "--expected-size", "6", "b"], { root, input: "sized" });
+    assertOneLineError(r, new RegExp(`content ${d} is already stored with 5 bytes, not the expected 6`));
+    const ok = await run(["ingest", "--expected-digest", d, "--expected-size", "5", "c"], { root, input: "sized" });
+    assert.equal(ok.code, 0, ok.stderr);
+  });
+
+  it("keeps namespaces apart: a blob ingested in one is listed and read only there", async () => {
+    const root = newRoot();
+    const d = digestOf("mine");
+    await run(["-n", "one", "ingest", "x"], { root, input: "mine" });
+    assert.equal((await run(["-n", "one", "ls", "-q"], { root })).stdout, `${d}\n`);
+    assert.equal((await run(["-n", "two", "ls", "-q"], { root })).stdout, "");
+    assertOneLineError(await run(["-n", "two", "get", d], { root }), /not found in namespace two/);
+    assert.equal((await run(["-n", "one", "get", d], { root })).stdout, "mine");
+  });
+
   it("labels, lists labels and prunes through `dist content`", async () => {
     const root = newRoot();
     const d = digestOf("label me");
@@ -162,7 +182,7 @@ describe("dist ingest / get / list / path / delete", () => {
     const r = await run(["delete", missing, d], { root });
     assert.equal(r.code, 1);
     assert.equal(r.stdout, `${d}\n`);
-    assert.equal(r.stderr, `dist: content ${missing}: not found\n`);
+    assert.equal(r.stderr, `dist: content ${missing}: not found in namespace default\n`);
   });
 });
 
@@ -346,6 +366,7 @@ describe("dist content commands on bad input", { concurrency: true }, () => {
     ["a missing blob (rm)", ["content", "rm", d], new RegExp(`${d}: not found`)],
     ["a missing blob (label)", ["content", "label", d, "a=b"], new RegExp(`${d}: not found`)],
     ["a bad --output", ["active", "--output", "yaml"], /invalid --output "yaml"/],
+    ["a malformed namespace", ["--namespace", "bad..name", "ls"], /namespace "bad\.\.name": must be letters/],
   ];
   for (const [what, args, pattern] of cases) {
     it(`reports ${what} on one line with a non-zero exit`, async () => {
@@ -367,7 +388,7 @@ describe("dist content commands on bad input", { concurrency: true }, () => {
       input: "data",
       argv0: asRoot ? ["runuser", "-u", "nobody", "--"] : [],
     });
-    assertOneLineError(r, /cannot write to the content store in .*permission denied/i);
+    assertOneLineError(r, /cannot create the store .*root: .*permission denied/i);
     assert.equal(existsSync(root), false);
   });
 });

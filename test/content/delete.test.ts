@@ -5,8 +5,8 @@ import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { deleteBlobs } from "../../src/content/delete.ts";
 import { digestOf } from "../../src/digest.ts";
-import { namespacedContentStore } from "../../src/metadata/content-labels.ts";
 import { closeAllDatabases } from "../../src/metadata/db.ts";
+import { namespacedContentStore } from "../../src/metadata/metadata.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "dist-delete-"));
 after(() => {

@@ -6,8 +6,8 @@ import { Readable } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import { readBlob, writeBlob } from "../../src/content/helpers.ts";
 import { digestOf } from "../../src/digest.ts";
-import { namespacedContentStore } from "../../src/metadata/content-labels.ts";
 import { closeAllDatabases } from "../../src/metadata/db.ts";
+import { namespacedContentStore } from "../../src/metadata/metadata.ts";
 
 let tmp: string;
 let n = 0;

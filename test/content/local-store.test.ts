@@ -14,18 +14,21 @@ import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import type { Writer } from "../../src/content/content.ts";
-import type { LocalStore } from "../../src/content/local/store.ts";
+import { LocalStore } from "../../src/content/local/store.ts";
 import { type Digest, digestOf } from "../../src/digest.ts";
-import { namespacedContentStore } from "../../src/metadata/content-labels.ts";
-import { closeAllDatabases } from "../../src/metadata/db.ts";
+
+/**
+ * The blob store below the namespaces (content/local): blobs, ingests and their
+ * locks, with no namespaces or labels (test/metadata/content.test.ts has those).
+ */
 
 const hasCode = (code: string) => (e: Error & { code?: string }) => e.code === code;
 
 let tmp: string;
 let n = 0;
-function newStore(opts: { lockTimeout?: number; namespace?: string; root?: string } = {}) {
+function newStore(opts: { lockTimeout?: number; root?: string } = {}) {
   const root = opts.root ?? join(tmp, `root${n++}`);
-  return namespacedContentStore(root, opts.namespace, { lockTimeout: opts.lockTimeout });
+  return new LocalStore({ root, lockTimeout: opts.lockTimeout });
 }
 
 async function put(store: LocalStore, data: string, ref = `ref-${data}`): Promise<Digest> {
@@ -54,7 +57,6 @@ before(() => {
   tmp = mkdtempSync(join(tmpdir(), "dist-content-"));
 });
 after(() => {
-  closeAllDatabases();
   rmSync(tmp, { recursive: true, force: true });
 });
 
@@ -92,7 +94,7 @@ describe("LocalStore writer and commit", () => {
     assert.deepEqual(ingestDirs(s), []);
   });
 
-  it("a wrong digest discards the ingest and names expected and actual", async () => {
+  it("a wrong digest keeps the ingest (as containerd does), names expected and actual, and frees the ref", async () => {
     const s = newStore();
     const wrong = digestOf("something else");
     const w = await s.writer({ ref: "bad" });
@@ -104,22 +106,27 @@ describe("LocalStore writer and commit", () => {
       return true;
     });
     assert.deepEqual(blobFiles(s), []);
-    assert.deepEqual(ingestDirs(s), []);
-    // the ref is free again and starts from zero
+    assert.equal((await s.status("bad")).offset, 7);
+    await assert.rejects(w.write(Buffer.from("more")), hasCode("FailedPrecondition"), "the writer is closed");
+    // the ref is free again and resumes where it stopped; the right digest commits it
     const again = await s.writer({ ref: "bad" });
-    assert.equal(again.status().offset, 0);
-    await again.write(Buffer.from("payload"));
+    assert.equal(again.status().offset, 7);
     await again.commit(7, digestOf("payload"));
     assert.equal(blobFiles(s).length, 1);
+    assert.deepEqual(ingestDirs(s), []);
   });
 
-  it("a wrong size discards the ingest and names both sizes", async () => {
+  it("a wrong size keeps the ingest and names both sizes", async () => {
     const s = newStore();
     const w = await s.writer({ ref: "short", total: 10 });
     await w.write(Buffer.from("12345"));
     await assert.rejects(w.commit(), /got 5 bytes, expected 10/);
     assert.deepEqual(blobFiles(s), []);
-    assert.deepEqual(ingestDirs(s), []);
+    assert.equal((await s.status("short")).offset, 5);
+    const resumed = await s.writer({ ref: "short", total: 10 });
+    await resumed.write(Buffer.from("67890"));
+    await resumed.commit();
+    assert.equal(blobFiles(s).length, 1);
   });
 
   it("AlreadyExists at once when the expected content is present", async () => {
@@ -129,14 +136,14 @@ describe("LocalStore writer and commit", () => {
     assert.deepEqual(ingestDirs(s), []);
   });
 
-  it("committing content that already exists under another ref is not an error", async () => {
+  it("committing content that already exists under another ref is AlreadyExists, and the ingest goes", async () => {
     const s = newStore();
     const w1 = await s.writer({ ref: "a" });
     const w2 = await s.writer({ ref: "b" });
     await w1.write(Buffer.from("same"));
     await w2.write(Buffer.from("same"));
     await w1.commit(4, digestOf("same"));
-    await w2.commit(4, digestOf("same"));
+    await assert.rejects(w2.commit(4, digestOf("same")), hasCode("AlreadyExists"));
     assert.deepEqual(blobFiles(s), [digestOf("same").slice(7)]);
     assert.deepEqual(ingestDirs(s), []);
   });
@@ -278,7 +285,7 @@ describe("LocalStore locking", () => {
   });
 });
 
-describe("LocalStore reads, walk, delete, labels", () => {
+describe("LocalStore reads, walk, delete", () => {
   it("streams with offset and length, refuses reads past the end, readAt", async () => {
     const s = newStore();
     const d = await put(s, "0123456789");
@@ -296,61 +303,29 @@ describe("LocalStore reads, walk, delete, labels", () => {
     await assert.rejects(s.readAt(digestOf("absent"), buf, 0), hasCode("NotFound"));
   });
 
-  it("walks with digest-prefix and label filters", async () => {
+  it("walks its blob files with digest-prefix filters, and carries no labels", async () => {
     const s = newStore();
     const a = await put(s, "alpha");
     const b = await put(s, "beta");
-    const c = await put(s, "gamma");
-    await s.update(a, { keep: "yes", team: "x" });
-    await s.update(b, { keep: "no" });
     const seen = async (filter?: Parameters<LocalStore["walk"]>[1]) => {
       const out: string[] = [];
       await s.walk((i) => void out.push(i.digest), filter);
       return out.sort();
     };
-    assert.deepEqual(await seen(), [a, b, c].sort());
+    assert.deepEqual(await seen(), [a, b].sort());
     assert.deepEqual(await seen({ digestPrefixes: [a.slice(0, 12)] }), [a]);
     assert.deepEqual(await seen({ digestPrefixes: [a.slice(7, 14)] }), [a]);
-    assert.deepEqual(await seen({ labels: ["keep"] }), [a, b].sort());
-    assert.deepEqual(await seen({ labels: ["keep=yes"] }), [a]);
-    assert.deepEqual(await seen({ labels: ["keep=yes", "team=y"] }), []);
-    let info: { size: number; labels: Record<string, string> } | undefined;
-    await s.walk((i) => {
-      if (i.digest === a) info = i;
-    });
-    assert.equal(info?.size, 5);
-    assert.deepEqual(info?.labels, { keep: "yes", team: "x" });
+    assert.deepEqual(await seen({ labels: ["keep"] }), []);
+    await assert.rejects(s.update(a), hasCode("FailedPrecondition"));
   });
 
-  it("deletes blobs with their labels; a missing blob is NotFound", async () => {
+  it("deletes blob files; a missing blob is NotFound", async () => {
     const s = newStore();
     const d = await put(s, "doomed");
-    await s.update(d, { a: "1" });
     await s.delete(d);
     assert.equal(existsSync(s.blobPath(d)), false);
     await assert.rejects(s.info(d), hasCode("NotFound"));
     await assert.rejects(s.delete(d), hasCode("NotFound"));
-    // re-adding the content does not bring the old labels back
-    await put(s, "doomed", "again");
-    assert.deepEqual((await s.info(d)).labels, {});
-  });
-
-  it("updates labels by replacement or by field path, per namespace", async () => {
-    const root = join(tmp, `root${n++}`);
-    const s = newStore({ root });
-    const other = newStore({ root, namespace: "other" });
-    const d = await put(s, "labelled");
-    assert.deepEqual((await s.update(d, { a: "1", b: "2" })).labels, { a: "1", b: "2" });
-    assert.deepEqual((await s.update(d, { b: "3", c: "4" }, ["labels.b", "labels.c"])).labels, {
-      a: "1",
-      b: "3",
-      c: "4",
-    });
-    assert.deepEqual((await s.update(d, { a: "" }, ["labels.a"])).labels, { b: "3", c: "4" });
-    assert.deepEqual((await s.update(d, { z: "9" })).labels, { z: "9" });
-    assert.deepEqual((await other.info(d)).labels, {});
-    await assert.rejects(s.update(d, {}, ["size"]), hasCode("InvalidArgument"));
-    await assert.rejects(s.update(digestOf("absent"), { a: "1" }), hasCode("NotFound"));
   });
 });
 
@@ -376,9 +351,11 @@ describe("LocalStore ingests", () => {
     );
     assert.equal((await s.status("layer-1")).offset, 3);
     await assert.rejects(s.status("nope"), hasCode("NotFound"));
-    await assert.rejects(s.abort("layer-1"), hasCode("Unavailable"), "a held ingest cannot be aborted");
-    await w1.close();
+    // abort does not wait for the writer (containerd's is a RemoveAll): the writer can no longer publish
     await s.abort("layer-1");
+    await w1.write(Buffer.from("defghi"));
+    await assert.rejects(w1.commit(9), hasCode("NotFound"));
+    assert.deepEqual(blobFiles(s), []);
     await assert.rejects(s.abort("layer-1"), hasCode("NotFound"));
     await assert.rejects(s.status("layer-1"), hasCode("NotFound"));
     assert.deepEqual(
@@ -415,7 +392,7 @@ describe("LocalStore ingests", () => {
 describe("LocalStore on a missing root", () => {
   it("lists nothing and creates nothing", async () => {
     const root = join(tmp, "never-created");
-    const s = namespacedContentStore(root);
+    const s = new LocalStore({ root });
     assert.deepEqual(await s.listStatuses(), []);
     let count = 0;
     await s.walk(() => {

@@ -9,9 +9,8 @@ import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { writeBlob } from "../../src/content/helpers.ts";
 import { hostPlatform } from "../../src/images/platforms.ts";
-import { namespacedContentStore } from "../../src/metadata/content-labels.ts";
 import { closeAllDatabases } from "../../src/metadata/db.ts";
-import { openSqliteImageStore } from "../../src/metadata/images.ts";
+import { namespacedContentStore, openSqliteImageStore } from "../../src/metadata/metadata.ts";
 import { addImage, addIndex, MemoryProvider } from "./memory.ts";
 
 const DIST = join(import.meta.dirname, "..", "..", "bin", "dist");

@@ -6,7 +6,7 @@ import { after, describe, it } from "node:test";
 import { digestOf } from "../../src/digest.ts";
 import { newImageName, storedName } from "../../src/images/names.ts";
 import { closeAllDatabases } from "../../src/metadata/db.ts";
-import { openSqliteImageStore } from "../../src/metadata/images.ts";
+import { openSqliteImageStore } from "../../src/metadata/metadata.ts";
 
 const root = mkdtempSync(join(tmpdir(), "dist-names-"));
 after(() => {

@@ -4,14 +4,13 @@
  * that fetches and unpacks through our services.
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import { type DaemonProcess, startDaemonProcess } from "../services/fixture.ts";
+import { type Containerd, startContainerd } from "./fixtures/containerd.ts";
 import { run } from "./fixtures/exec.ts";
 import { type Testbed, testbed } from "./harness.ts";
 
@@ -54,8 +53,8 @@ after(async () => {
 });
 
 describe("ctr against dist daemon", () => {
-  test("the socket is 0660 in a 0711 directory", () => {
-    assert.equal(statSync(d.sock).mode & 0o777, 0o660);
+  test("without --group the socket is its owner's alone (0600) in a 0711 directory", () => {
+    assert.equal(statSync(d.sock).mode & 0o777, 0o600);
     assert.equal(statSync(join(tmp, "run")).mode & 0o777, 0o711);
   });
 
@@ -179,6 +178,108 @@ describe("ctr against dist daemon", () => {
   });
 });
 
+describe("namespaces are kept apart: ctr -n a never sees what ctr -n b made", () => {
+  const A = { ns: "iso-a" };
+  const B = { ns: "iso-b" };
+
+  test("content: a blob of a is not in b until b ingests it (sharing a's bytes); b's removal leaves a's", async () => {
+    const data = "namespaced content\n";
+    const dg = sha256(data);
+    await ctrOk(["content", "ingest", "--expected-digest", dg, "iso-ref"], { ...A, input: data });
+    assert.match((await ctrOk(["content", "ls", "-q"], A)).stdout, new RegExp(dg));
+    assert.doesNotMatch((await ctrOk(["content", "ls", "-q"], B)).stdout, new RegExp(dg));
+    const get = await ctr(["content", "get", dg], B);
+    assert.notEqual(get.code, 0);
+    assert.match(get.stderr, /not found/);
+    const rm = await ctr(["content", "rm", dg], B);
+    assert.match(rm.stdout + rm.stderr, /not found|^$/);
+    assert.match((await ctrOk(["content", "ls", "-q"], A)).stdout, new RegExp(dg), "b's rm did not touch a's");
+    // b ingests the same bytes: its writer starts at their size (shared), the commit records them in b
+    // (through dist: ctr resumes by seeking its stdin, which a pipe cannot, with containerd as well)
+    const viaDist = await tb.dist(["--address", d.sock, "--namespace", B.ns, "ingest", "--expected-digest", dg, "x"], {
+      root: null,
+      input: data,
+    });
+    assert.equal(viaDist.code, 0, viaDist.stderr);
+    assert.match((await ctrOk(["content", "ls", "-q"], B)).stdout, new RegExp(dg));
+    await ctrOk(["content", "rm", dg], B);
+    assert.doesNotMatch((await ctrOk(["content", "ls", "-q"], B)).stdout, new RegExp(dg));
+    assert.equal((await ctrOk(["content", "get", dg], A)).stdout, data, "a still reads its blob");
+  });
+
+  test("ingests: an unfinished ingest of a is active only in a; the same ref in b is b's own", async () => {
+    const partial = await ctr(["content", "ingest", "--expected-size", "100", "iso-partial"], { ...A, input: "12345" });
+    assert.notEqual(partial.code, 0);
+    assert.match((await ctrOk(["content", "active"], A)).stdout, /iso-partial\s+5B/);
+    assert.doesNotMatch((await ctrOk(["content", "active"], B)).stdout, /iso-partial/);
+    const other = await ctr(["content", "ingest", "--expected-size", "100", "iso-partial"], { ...B, input: "12" });
+    assert.notEqual(other.code, 0);
+    assert.match((await ctrOk(["content", "active"], B)).stdout, /iso-partial\s+2B/);
+    assert.match((await ctrOk(["content", "active"], A)).stdout, /iso-partial\s+5B/, "a's ingest untouched");
+  });
+
+  test("leases: a's lease is not listed in b, and b cannot remove it", async () => {
+    await ctrOk(["leases", "create", "--id", "iso-lease"], A);
+    assert.match((await ctrOk(["leases", "ls", "-q"], A)).stdout, /iso-lease/);
+    assert.doesNotMatch((await ctrOk(["leases", "ls", "-q"], B)).stdout, /iso-lease/);
+    const rm = await ctr(["leases", "rm", "iso-lease"], B);
+    assert.notEqual(rm.code, 0);
+    assert.match(rm.stderr, /not found/);
+    await ctrOk(["leases", "rm", "iso-lease"], A);
+  });
+
+  test("images: fetched in a, absent from b", async () => {
+    const ref = `${tb.plain}/tiny/busybox:oci`;
+    await ctrOk(["content", "fetch", "--plain-http", ref], A);
+    assert.match((await ctrOk(["images", "ls", "-q"], A)).stdout, /busybox/);
+    assert.doesNotMatch((await ctrOk(["images", "ls", "-q"], B)).stdout, /busybox/);
+    const check = await ctr(["images", "check"], B);
+    assert.doesNotMatch(check.stdout, /busybox/);
+  });
+
+  test("snapshots: keys, parents and walks are per namespace", async () => {
+    const sn = (args: string[]) => ["snapshots", "--snapshotter", "native", ...args];
+    await ctrOk(sn(["prepare", "iso-key"]), A);
+    await ctrOk(sn(["commit", "iso-base", "iso-key"]), A);
+    await ctrOk(sn(["prepare", "iso-child", "iso-base"]), A);
+    assert.match((await ctrOk(sn(["ls"]), A)).stdout, /iso-child\s+iso-base\s+Active/);
+    assert.doesNotMatch((await ctrOk(sn(["ls"]), B)).stdout, /iso-/);
+    const parent = await ctr(sn(["prepare", "b-child", "iso-base"]), B);
+    assert.notEqual(parent.code, 0, "a parent of a does not exist in b");
+    assert.match(parent.stderr, /parent snapshot "iso-base" does not exist/);
+    const info = await ctr(sn(["info", "iso-base"]), B);
+    assert.notEqual(info.code, 0);
+    // the same key in b is b's own snapshot
+    await ctrOk(sn(["prepare", "iso-child"]), B);
+    assert.match((await ctrOk(sn(["ls"]), B)).stdout, /iso-child\s+Active/);
+    await ctrOk(sn(["rm", "iso-child"]), B);
+    assert.match((await ctrOk(sn(["ls"]), A)).stdout, /iso-child\s+iso-base\s+Active/, "b's rm left a's key");
+    await ctrOk(sn(["rm", "iso-child"]), A);
+    await ctrOk(sn(["rm", "iso-base"]), A);
+  });
+
+  test("the embedded CLI and the daemon read each other's writes, namespace by namespace", async () => {
+    const embedded = async (args: string[], ns: string, input?: string) => {
+      const r = await tb.dist(["--namespace", ns, ...args], { root: d.root, input });
+      assert.equal(r.code, 0, `dist ${args.join(" ")}: ${r.stderr}`);
+      return r.stdout;
+    };
+    const data = "written by the embedded CLI\n";
+    await embedded(["ingest", "--expected-digest", sha256(data), "cli-ref"], "cli-ns", data);
+    assert.match((await ctrOk(["content", "ls", "-q"], { ns: "cli-ns" })).stdout, new RegExp(sha256(data)));
+    assert.doesNotMatch((await ctrOk(["content", "ls", "-q"], { ns: "other" })).stdout, new RegExp(sha256(data)));
+    const back = "written through the daemon\n";
+    await ctrOk(["content", "ingest", "--expected-digest", sha256(back), "ctr-ref"], { ns: "cli-ns", input: back });
+    assert.match(await embedded(["content", "ls", "-q"], "cli-ns"), new RegExp(sha256(back)));
+    assert.doesNotMatch(await embedded(["content", "ls", "-q"], "default"), new RegExp(sha256(back)));
+    await embedded(["snapshots", "--snapshotter", "native", "prepare", "cli-key"], "cli-ns");
+    assert.match((await ctrOk(["snapshots", "--snapshotter", "native", "ls"], { ns: "cli-ns" })).stdout, /cli-key/);
+    assert.match((await ctrOk(["namespaces", "ls", "-q"])).stdout, /cli-ns/);
+    await ctrOk(["snapshots", "--snapshotter", "native", "rm", "cli-key"], { ns: "cli-ns" });
+    assert.doesNotMatch(await embedded(["snapshots", "--snapshotter", "native", "ls"], "cli-ns"), /cli-key/);
+  });
+});
+
 async function dist(args: string[], address: string, ns = "default") {
   const r = await tb.dist(["--address", address, "--namespace", ns, ...args], { root: null });
   assert.equal(r.code, 0, `dist ${args.join(" ")} failed: ${r.stderr}`);
@@ -225,65 +326,29 @@ describe("dist --address against dist daemon", () => {
 describe("dist --address against a real containerd", {
   skip: process.getuid?.() !== 0 && "containerd needs root",
 }, () => {
-  let dir: string;
-  let sock: string;
-  let proc: ChildProcess;
+  let containerd: Containerd;
   const cctr = async (args: string[]) => {
-    const r = await run("ctr", ["--address", sock, ...args], { timeoutMs: 60_000 });
+    const r = await containerd.ctr(args);
     assert.equal(r.code, 0, `ctr ${args.join(" ")}: ${r.stderr}`);
-    return r.stdout.toString();
+    return r.stdout;
   };
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), "dist-containerd-"));
-    sock = join(dir, "containerd.sock");
-    writeFileSync(
-      join(dir, "config.toml"),
-      `version = 2
-root = "${dir}/root"
-state = "${dir}/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.aufs",
-  "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
-  "io.containerd.snapshotter.v1.devmapper"]
-[grpc]
-  address = "${sock}"
-[ttrpc]
-  address = "${sock}.ttrpc"
-[debug]
-  address = ""
-[metrics]
-  address = ""
-[plugins."io.containerd.internal.v1.opt"]
-  path = "${dir}/opt"
-`,
-    );
-    proc = spawn("containerd", ["--config", join(dir, "config.toml")], { stdio: "ignore" });
-    for (let i = 0; ; i++) {
-      const r = await run("ctr", ["--address", sock, "version"]);
-      if (r.code === 0) break;
-      if (i > 100) throw new Error("containerd did not start");
-      await sleep(100);
-    }
+    containerd = await startContainerd(mkdtempSync(join(tmpdir(), "dist-containerd-")));
   });
 
   after(async () => {
-    if (proc && proc.exitCode === null) {
-      const exited = new Promise((r) => proc.once("exit", r));
-      proc.kill("SIGTERM");
-      await exited;
-    }
-    await run("umount", ["-R", join(dir, "state")]);
-    rmSync(dir, { recursive: true, force: true });
+    await containerd?.stop();
   });
 
   test("list, fetch and pull; what dist wrote survives containerd's garbage collection", async () => {
-    const empty = await dist(["images", "ls"], sock);
+    const empty = await dist(["images", "ls"], containerd.sock);
     assert.equal(empty.stdout.trim().split("\n").length, 1, "only the header");
     const fetched = `${tb.plain}/tiny/busybox:oci`;
-    await dist(["fetch", "--plain-http", fetched], sock);
+    await dist(["fetch", "--plain-http", fetched], containerd.sock);
     assert.match(await cctr(["images", "ls", "-q"]), new RegExp(fetched.replace(/[.]/g, "\\.")));
     const pulled = `${tb.plain}/tiny/busybox:latest`;
-    const p = await dist(["pull", "--plain-http", pulled], sock);
+    const p = await dist(["pull", "--plain-http", pulled], containerd.sock);
     assert.match(p.stdout + p.stderr, /unpacking/);
     // a lease created and removed with --sync runs containerd's GC before it returns
     await cctr(["leases", "create", "--id", "gc-trigger"]);
@@ -292,7 +357,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.a
     const check = await cctr(["images", "check"]);
     assert.match(check, new RegExp(`${pulled.replace(/[.]/g, "\\.")}\\s+\\S+\\s+\\S+\\s+complete \\(2/2\\).*true`));
     assert.match(await cctr(["snapshots", "ls"]), /sha256:[0-9a-f]{64}\s+Committed/);
-    const blobs = await dist(["content", "ls", "-q"], sock);
+    const blobs = await dist(["content", "ls", "-q"], containerd.sock);
     assert.equal(blobs.stdout.trim().split("\n").length, 3, blobs.stdout);
   });
 });

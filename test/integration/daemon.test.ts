@@ -178,6 +178,70 @@ describe("malformed requests", () => {
     await alive(d.address);
   });
 
+  test("a request without a namespace is refused as containerd refuses it; the namespaces service needs none", async () => {
+    const none = (client: Raw, method: string, req: unknown) =>
+      new Promise<{ err?: grpc.ServiceError; res?: Raw }>((resolve) => {
+        client[method](req, new grpc.Metadata(), (err: grpc.ServiceError | null, res: Raw) =>
+          resolve(err ? { err } : { res }),
+        );
+      });
+    for (const [service, method, req] of [
+      ["content", "Info", { digest: sha256("x") }],
+      ["images", "List", { filters: [] }],
+      ["leases", "List", { filters: [] }],
+      ["snapshots", "Stat", { snapshotter: "native", key: "k" }],
+    ] as const) {
+      const r = await none(raw(d.address, service), method, req);
+      assert.equal(r.err?.code, grpc.status.FAILED_PRECONDITION, `${service}.${method}`);
+      assert.match(r.err!.details, /namespace is required/);
+    }
+    assert.equal((await none(raw(d.address, "namespaces"), "List", {})).err, undefined);
+    await alive(d.address);
+  });
+
+  test("a repeated containerd-namespace header takes the first (newest) value, as containerd does", async () => {
+    const m = new grpc.Metadata();
+    m.add("containerd-namespace", "newest");
+    m.add("containerd-namespace", "older");
+    const leases = raw(d.address, "leases");
+    const created = await new Promise<grpc.ServiceError | null>((resolve) =>
+      leases.Create({ id: "twice", labels: {} }, m, (err: grpc.ServiceError | null) => resolve(err)),
+    );
+    assert.equal(created, null);
+    assert.deepEqual(
+      (await unary(leases, "List", { filters: [] }, "newest")).res?.leases.map((l: Raw) => l.id),
+      ["twice"],
+    );
+    assert.deepEqual((await unary(leases, "List", { filters: [] }, "older")).res?.leases, []);
+  });
+
+  test("a write under a lease that does not exist is NotFound, and nothing is made", async () => {
+    const m = md("leased");
+    m.set("containerd-lease", "no-such-lease");
+    const c = raw(d.address, "content");
+    const call = c.Write(m);
+    const err = await new Promise<grpc.ServiceError>((resolve) => {
+      call.on("error", resolve);
+      call.write({ action: "STAT", ref: "under-lease" });
+    });
+    assert.equal(err.code, grpc.status.NOT_FOUND);
+    assert.match(err.details, /lease no-such-lease does not exist/);
+    assert.deepEqual((await unary(c, "ListStatuses", { filters: [] }, "leased")).res?.statuses, []);
+    const sn = raw(d.address, "snapshots");
+    const prep = await new Promise<grpc.ServiceError | null>((resolve) =>
+      sn.Prepare({ snapshotter: "native", key: "k", parent: "" }, m, (e: grpc.ServiceError | null) => resolve(e)),
+    );
+    assert.equal(prep?.code, grpc.status.NOT_FOUND);
+    const list: Raw[] = [];
+    await new Promise<void>((resolve, reject) => {
+      const s = sn.List({ snapshotter: "native", filters: [] }, md("leased"));
+      s.on("data", (x: Raw) => list.push(...x.info));
+      s.on("end", resolve);
+      s.on("error", reject);
+    });
+    assert.deepEqual(list, []);
+  });
+
   test("an unknown snapshotter and an unsupported diff", async () => {
     let r = await unary(raw(d.address, "snapshots"), "Stat", { snapshotter: "zfs", key: "k" });
     assert.equal(r.err?.code, grpc.status.INVALID_ARGUMENT);
@@ -232,6 +296,9 @@ describe("the Write protocol", () => {
     assert.equal(Number(res.offset), 1 << 20);
     w.call.cancel();
     const store = new RemoteContentStore(connect(d.address));
+    const elsewhere = new RemoteContentStore(connect(d.address, { namespace: "elsewhere" }));
+    await assert.rejects(store.info(dg), { code: "NotFound" }, "nothing half-written is visible");
+    assert.deepEqual(await elsewhere.listStatuses(), [], "nor is the ingest in another namespace");
     // the daemon releases the ref once it sees the cancellation
     const wr = await store.writer({ ref: "disconnect", total: data.length, expected: dg });
     assert.equal(wr.status().offset, 1 << 20, "resumes where the first client stopped");
@@ -243,17 +310,23 @@ describe("the Write protocol", () => {
     assert.deepEqual(back, Buffer.alloc(16, 7));
   });
 
-  test("two clients on one ref: the second waits (Unavailable, retried) and then resumes", async () => {
+  test("two clients on one ref: the second waits while the first closes; a ref held on is Unavailable", async () => {
     const store = new RemoteContentStore(connect(d.address));
     const a = await store.writer({ ref: "shared-ref" });
     await a.write(Buffer.from("first-"));
+    const held = writeStream(d.address);
+    const started = Date.now();
+    const res = await held.send({ action: "STAT", ref: "shared-ref" });
+    assert.equal(res.error?.code, grpc.status.UNAVAILABLE, "a ref its writer keeps is busy");
+    assert.ok(Date.now() - started >= 1500, "after waiting for it, as containerd's store does");
+    // a writer that is closing: the next one gets the ref once it is released
     const w = writeStream(d.address);
-    const res = await w.send({ action: "STAT", ref: "shared-ref" });
-    assert.equal(res.error?.code, grpc.status.UNAVAILABLE, "a raw second writer is told the ref is busy");
-    const second = store.writer({ ref: "shared-ref" });
     setTimeout(() => void a.close(), 200);
-    const b = await second;
-    assert.equal(b.status().offset, 6, "the second writer resumes after the first");
+    const st = await w.send({ action: "STAT", ref: "shared-ref" });
+    assert.equal(st.error, undefined);
+    assert.equal(Number(st.offset), 6, "the second writer resumes after the first");
+    w.call.end();
+    const b = await store.writer({ ref: "shared-ref" });
     await b.write(Buffer.from("second"));
     await b.commit(12, sha256("first-second"));
     assert.equal((await store.info(sha256("first-second"))).size, 12);
@@ -267,15 +340,26 @@ describe("the Write protocol", () => {
     await assert.rejects(store.writer({ ref: "dup", expected: sha256("good") }), { code: "AlreadyExists" });
   });
 
-  test("a commit with the wrong digest fails and stores nothing", async () => {
+  test("a commit with the wrong digest or size fails with FailedPrecondition and stores nothing", async () => {
     const store = new RemoteContentStore(connect(d.address));
     const wr = await store.writer({ ref: "wrong-digest" });
     await wr.write(Buffer.from("payload"));
     await assert.rejects(wr.commit(7, sha256("something else")), (err: Error & { code?: string }) => {
-      assert.ok(["FailedPrecondition", "DataLoss", "InvalidArgument"].includes(err.code ?? ""), String(err.code));
+      assert.equal(err.code, "FailedPrecondition", "containerd's code");
+      assert.match(err.message, /got digest sha256:\w+, expected sha256:/);
       return true;
     });
     await assert.rejects(store.info(sha256("payload")), { code: "NotFound" });
+    // as containerd, the ingest stays (a client may resume it); a wrong size is refused the same way
+    assert.equal((await store.status("wrong-digest")).offset, 7);
+    const again = await store.writer({ ref: "wrong-digest" });
+    await assert.rejects(again.commit(8), (err: Error & { code?: string }) => {
+      assert.equal(err.code, "FailedPrecondition");
+      assert.match(err.message, /got 7 bytes, expected 8/);
+      return true;
+    });
+    await store.abort("wrong-digest");
+    await assert.rejects(store.status("wrong-digest"), { code: "NotFound" });
     await alive(d.address);
   });
 });
@@ -337,7 +421,7 @@ describe("start-up and shutdown", () => {
     );
   });
 
-  test("a non-root daemon serves its own root and socket", {
+  test("a non-root daemon serves its own private root and socket", {
     skip: process.getuid?.() !== 0 && "needs root (runuser)",
   }, async () => {
     chmodSync(tmp, 0o711);
@@ -363,12 +447,13 @@ describe("start-up and shutdown", () => {
         await sleep(100);
       }
       assert.equal(statSync(sock).uid, 65534);
-      assert.equal(statSync(sock).mode & 0o777, 0o660);
+      assert.equal(statSync(sock).mode & 0o777, 0o600, "nobody's alone: its primary group may be shared");
       const r = await run("ctr", ["--address", sock, "content", "ingest", "as-nobody"], { input: "nobody's bytes" });
       assert.equal(r.code, 0, r.stderr.toString());
       const ls = await run("ctr", ["--address", sock, "content", "ls", "-q"]);
       assert.match(ls.stdout.toString(), new RegExp(sha256("nobody's bytes")));
       assert.equal(statSync(join(home, "root", "content")).uid, 65534, "the store belongs to the daemon's user");
+      assert.equal(statSync(join(home, "root")).mode & 0o777, 0o700, "and is private to it");
       // no overlay for a non-root daemon: dist picks the snapshotter the daemon has
       const sn = await run(DIST, ["--address", sock, "snapshots", "ls"]);
       assert.equal(sn.code, 0, sn.stderr.toString());

@@ -32,9 +32,9 @@ const img = (ref: string): ImageInfo => {
 };
 
 /** Fetches into a fresh root and checks the exit status; returns the root. */
-async function fetchOk(ref: string, args: readonly string[] = ["--plain-http"]): Promise<string> {
+async function fetchOk(ref: string, args: readonly string[] = ["--plain-http"], input?: string): Promise<string> {
   const root = tb.newRoot();
-  const r = await tb.dist(["fetch", ...args, ref], { root });
+  const r = await tb.dist(["fetch", ...args, ref], { root, input });
   assert.equal(r.code, 0, `dist fetch ${ref} failed (exit ${r.code}):\n${r.stderr}`);
   return root;
 }
@@ -186,19 +186,33 @@ describe("dist fetch-object", () => {
 describe("registry auth and TLS", () => {
   const ref = "tiny/busybox:oci";
 
-  it("basic auth: the right password pulls", async () => {
-    const root = await fetchOk(`${tb.basic}/${ref}`, ["--plain-http", "-u", `${tb.user}:${tb.password}`]);
+  it("basic auth: the right password, on stdin, pulls", async () => {
+    const root = await fetchOk(
+      `${tb.basic}/${ref}`,
+      ["--plain-http", "-u", tb.user, "--password-stdin"],
+      `${tb.password}\n`,
+    );
     assert.deepEqual(await storedDigests(tb, root), expectedBlobs(img(ref)));
   });
 
-  it("basic auth: --user user:password long form", async () => {
-    await fetchOk(`${tb.basic}/${ref}`, ["--plain-http", "--user", `${tb.user}:${tb.password}`]);
+  it("basic auth: --user user:password on the command line pulls, with a warning", async () => {
+    const root = tb.newRoot();
+    const r = await tb.dist(["fetch", "--plain-http", "--user", `${tb.user}:${tb.password}`, `${tb.basic}/${ref}`], {
+      root,
+    });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /^dist: warning: a password on the command line can be seen by other users/);
+    assert.ok(!r.stderr.includes(tb.password), "the warning repeats the password");
+    assert.deepEqual(await storedDigests(tb, root), expectedBlobs(img(ref)));
   });
 
   it("basic auth: a wrong password is one clear line, nothing stored", async () => {
     const root = tb.newRoot();
     const secret = "Not-The-Passw0rd";
-    const r = await tb.dist(["fetch", "--plain-http", "-u", `${tb.user}:${secret}`, `${tb.basic}/${ref}`], { root });
+    const r = await tb.dist(["fetch", "--plain-http", "-u", tb.user, "--password-stdin", `${tb.basic}/${ref}`], {
+      root,
+      input: `${secret}\n`,
+    });
     const line = assertOneLineError(r, `${tb.basic}/tiny/busybox`);
     assert.ok(!line.includes(secret), "the password is printed");
     assert.deepEqual(await storedDigests(tb, root), []);
@@ -250,7 +264,10 @@ describe("registry auth and TLS", () => {
 
   it("token auth: a wrong password is one clear line", async () => {
     const root = tb.newRoot();
-    const r = await tb.dist(["fetch", "--plain-http", "-u", `${tb.user}:wrong`, `${tb.token}/${ref}`], { root });
+    const r = await tb.dist(["fetch", "--plain-http", "-u", tb.user, "--password-stdin", `${tb.token}/${ref}`], {
+      root,
+      input: "wrong",
+    });
     assertOneLineError(r, `${tb.token}/tiny/busybox`);
     assert.deepEqual(await storedDigests(tb, root), []);
   });

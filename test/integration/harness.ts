@@ -46,11 +46,16 @@ import {
 } from "./fixtures/build.ts";
 import { must, type RunResult, requireTools, run } from "./fixtures/exec.ts";
 import { type ProxyMode, type ProxyOptions, startProxy } from "./fixtures/proxy.ts";
-import { type Registry, startRegistry } from "./fixtures/registry.ts";
+import { type Registry, type RegistryOptions, startRegistry } from "./fixtures/registry.ts";
+import { type Squid, startSquid } from "./fixtures/squid.ts";
 import { startTokenServer, type TokenServer } from "./fixtures/token-server.ts";
 
-export type { BlobInfo, ImageInfo, ManifestInfo, PlatformInfo } from "./fixtures/build.ts";
+export type { BlobInfo, ImageInfo, ManifestInfo, NestedIndexInfo, PlatformInfo } from "./fixtures/build.ts";
+export { GENERAL } from "./fixtures/general.ts";
 export type { ProxyMode } from "./fixtures/proxy.ts";
+export type { Registry } from "./fixtures/registry.ts";
+export type { Squid } from "./fixtures/squid.ts";
+export { UNUSUAL } from "./fixtures/unusual.ts";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 /** The repository's top directory. */
@@ -102,15 +107,27 @@ export interface Testbed {
   tokenService: string;
   tokenRequests: TokenServer["requests"];
   /** OCI layout of the built images (tags busybox, busybox-arm64, multi, multi-plain,
-   * busybox-uncompressed, edge-whiteouts, edge-xlayer, edge-breakout, debian) and its zstd copies
-   * (busybox, edge-whiteouts, debian). Read-only: shared by every test process. */
+   * busybox-uncompressed, edge-whiteouts, edge-xlayer, edge-breakout, debian; the unusual ones
+   * of fixtures/unusual.ts: zstd-pzstd, zstd-concat, zstd-skippable, deep-127, deep-500,
+   * nested-inner, nested), its zstd copies (busybox, edge-whiteouts, debian) and its zstd:chunked
+   * copies (busybox, edge-whiteouts). Read-only: shared by every test process. */
   layout: string;
   layoutZstd: string;
+  layoutChunked: string;
   /** Registry refs ("tiny/busybox:oci", ...) → what the registry serves for them. */
   images: Record<string, ImageInfo>;
   hasDebian: boolean;
   /** This process's registry storage directory (shared by its four registries). */
   storage: string;
+  /** The log files of the four registries (a "response completed" line per request: method, URI, status). */
+  logs: { plain: string; basic: string; tls: string; token: string };
+  /**
+   * Starts another registry (stopped by stop()): by default anonymous, plain HTTP, over a
+   * fresh empty storage; `storage`, `auth` and `tls` as for the test bed's own.
+   */
+  registry(opts?: Partial<Omit<RegistryOptions, "dir">>): Promise<Registry>;
+  /** Starts a squid forward proxy (stopped by stop()) that alone resolves `hosts` (name → IP). */
+  squid(hosts: Record<string, string>): Promise<Squid>;
   /** The default --root of dist(); empty at start. */
   root: string;
   /** A fresh temporary directory, removed by stop(). */
@@ -289,6 +306,7 @@ async function start(): Promise<Testbed> {
       return dir;
     };
     let n = 0;
+    let extra = 0;
     const tempDir = (prefix = "d") => mkdtempSync(join(tmp, `${prefix}-`));
 
     const tb: Testbed = {
@@ -305,9 +323,22 @@ async function start(): Promise<Testbed> {
       tokenRequests: token.requests,
       layout: built.layout,
       layoutZstd: built.layoutZstd,
+      layoutChunked: built.layoutChunked,
       images: built.images,
       hasDebian: built.hasDebian,
       storage,
+      logs: { plain: regs[0].log, basic: regs[1].log, tls: regs[2].log, token: regs[3].log },
+      registry: async (o = {}) => {
+        const name = o.name ?? `extra${++extra}`;
+        const r = await startRegistry({ name, storage: o.storage ?? tempDir(`storage-${name}`), dir: tmp, ...o });
+        cleanup.push(() => r.stop());
+        return r;
+      },
+      squid: async (hosts) => {
+        const s = await startSquid(tempDir("squid"), hosts);
+        cleanup.push(() => s.stop());
+        return s;
+      },
       root,
       tempDir,
       newRoot: () => tempDir(`root${++n}`),

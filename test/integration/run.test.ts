@@ -10,8 +10,8 @@ import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { openSnapshotterAt } from "../../src/metadata/metadata.ts";
 import { cgroupsPathFor } from "../../src/run/run.ts";
-import { openSnapshotterAt } from "../../src/snapshots/open.ts";
 import { checkSchema } from "../oci/schema.ts";
 import { must, run, which } from "./fixtures/exec.ts";
 import { DIST, type Testbed, testbed } from "./harness.ts";

@@ -25,7 +25,7 @@ describe("dist pull in a real terminal (tmux)", () => {
   before(async () => {
     requireTools(["tmux"]);
     tb = await testbed();
-    slow = await tb.proxy(tb.plain, "slow");
+    slow = await tb.proxy(tb.plain, "slow", { delayMs: 30 });
     slower = await tb.proxy(tb.plain, "slow", { delayMs: 120 });
     const names = new Set<string>();
     for (const ref of REFS) {

@@ -6,78 +6,14 @@
  * refused without writing outside; Debian minbase must match umoci exactly.
  */
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
 import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { lgetxattr, llistxattr } from "../../src/sys/index.ts";
-import { fileType } from "../archive/helpers.ts";
+import { lgetxattr } from "../../src/sys/index.ts";
 import { type Testbed, testbed } from "./harness.ts";
+import { compare, pullImage, scan, umociScan, viewOf } from "./trees.ts";
 
 const isRoot = process.getuid?.() === 0;
-
-interface Entry {
-  type: string;
-  mode?: string;
-  owner: string;
-  size?: number;
-  sha256?: string;
-  link?: string;
-  rdev?: string;
-  xattrs?: string;
-  mtime: string;
-}
-
-/** Every path under root with what an unpacker must reproduce. */
-function scan(root: string): Map<string, Entry> {
-  const out = new Map<string, Entry>();
-  const visit = (rel: string) => {
-    const p = rel ? join(root, rel) : root;
-    const st = lstatSync(p, { bigint: true });
-    const type = fileType(st);
-    const e: Entry = { type, owner: `${st.uid}:${st.gid}`, mtime: String(st.mtimeNs) };
-    if (type === "symlink") e.link = readlinkSync(p);
-    else e.mode = (Number(st.mode) & 0o7777).toString(8);
-    if (type === "file") {
-      e.size = Number(st.size);
-      e.sha256 = createHash("sha256").update(readFileSync(p)).digest("hex");
-    }
-    if (type === "char" || type === "block") e.rdev = String(st.rdev);
-    const names = llistxattr(p).filter((n) => !n.startsWith("security.selinux") && !n.startsWith("trusted.overlay"));
-    if (names.length > 0) {
-      e.xattrs = names
-        .sort()
-        .map((n) => `${n}=${lgetxattr(p, n)?.toString("base64")}`)
-        .join(",");
-    }
-    out.set(rel || ".", e);
-    if (type === "dir") for (const n of readdirSync(p).sort()) visit(rel ? `${rel}/${n}` : n);
-  };
-  visit("");
-  return out;
-}
-
-/**
- * Differences between two scans. `timeFree` lists paths whose mtime no tool can
- * reproduce: directories created implicitly (no entry in any layer) get the
- * time of extraction.
- */
-function compare(a: Map<string, Entry>, b: Map<string, Entry>, timeFree: string[] = []): string[] {
-  const d: string[] = [];
-  for (const [k, v] of a) {
-    const w = b.get(k);
-    if (!w) {
-      d.push(`only in dist: ${k}`);
-      continue;
-    }
-    for (const f of new Set([...Object.keys(v), ...Object.keys(w)]) as Set<keyof Entry>) {
-      if (f === "mtime" && timeFree.includes(k)) continue;
-      if (v[f] !== w[f]) d.push(`${k}: ${f} ${v[f]} (dist) != ${w[f]} (umoci)`);
-    }
-  }
-  for (const k of b.keys()) if (!a.has(k)) d.push(`only in umoci: ${k}`);
-  return d;
-}
 
 /** The checks of the test bed's edge layers (verify_edge.sh), for this harness's fixture. */
 function edgeChecks(R: string): string[] {
@@ -181,62 +117,6 @@ after(async () => {
   await tb?.stop();
 });
 
-interface Pulled {
-  root: string;
-  chainID: string;
-}
-
-async function pullImage(ref: string, snapshotter: string, root = tb.newRoot()): Promise<Pulled> {
-  const r = await tb.dist(
-    ["pull", "--plain-http", "--print-chainid", "--snapshotter", snapshotter, `${tb.plain}/${ref}`],
-    {
-      root,
-    },
-  );
-  assert.equal(r.code, 0, `dist pull ${ref} (${snapshotter}) failed: ${r.stderr}`);
-  const m = /image chain ID: (sha256:[0-9a-f]{64})/.exec(r.stdout);
-  assert.ok(m, `no chain ID in: ${r.stdout}`);
-  return { root, chainID: m[1] };
-}
-
-/** A read-only view of the chain, mounted (overlay) or read in place (native bind). */
-async function viewOf(p: Pulled, snapshotter: string): Promise<{ dir: string; done: () => Promise<void> }> {
-  const key = `view-${Math.random().toString(36).slice(2)}`;
-  const sn = ["snapshots", "--snapshotter", snapshotter];
-  let r = await tb.dist([...sn, "view", key, p.chainID], { root: p.root });
-  assert.equal(r.code, 0, r.stderr);
-  r = await tb.dist([...sn, "mounts", "--output", "json", "/unused", key], { root: p.root });
-  assert.equal(r.code, 0, r.stderr);
-  const mounts = JSON.parse(r.stdout) as { type: string; source: string; options: string[] }[];
-  if (mounts.length === 1 && mounts[0].type === "bind") {
-    return { dir: mounts[0].source, done: async () => {} };
-  }
-  const target = tb.tempDir("mnt");
-  r = await tb.dist([...sn, "mount", target, key], { root: p.root });
-  assert.equal(r.code, 0, r.stderr);
-  return {
-    dir: target,
-    done: async () => {
-      const u = await tb.dist([...sn, "umount", target], { root: p.root });
-      assert.equal(u.code, 0, u.stderr);
-    },
-  };
-}
-
-const umociTrees = new Map<string, Promise<Map<string, Entry>>>();
-function umociScan(tag: string): Promise<Map<string, Entry>> {
-  let p = umociTrees.get(tag);
-  if (!p) {
-    p = (async () => {
-      const bundle = join(tb.tempDir("umoci"), "bundle");
-      await tb.umociUnpack(`${tb.layout}:${tag}`, bundle);
-      return scan(join(bundle, "rootfs"));
-    })();
-    umociTrees.set(tag, p);
-  }
-  return p;
-}
-
 /** Directories that exist only because a deeper entry needed them: their mtime is the extraction's. */
 const IMPLICIT_EDGE = ["data/implicit", "data/implicit/parent"];
 
@@ -244,8 +124,8 @@ for (const snapshotter of ["native", "overlay"] as const) {
   const needsRoot = snapshotter === "overlay" && !isRoot && "overlay needs root";
   describe(`edge images with the ${snapshotter} snapshotter`, { skip: needsRoot }, () => {
     test("edge/whiteouts: every OCI-rules check passes and the tree matches umoci's", async () => {
-      const p = await pullImage("edge/whiteouts:oci", snapshotter);
-      const v = await viewOf(p, snapshotter);
+      const p = await pullImage(tb, "edge/whiteouts:oci", snapshotter);
+      const v = await viewOf(tb, p, snapshotter);
       try {
         const failed = edgeChecks(v.dir);
         if (!isRoot) {
@@ -264,7 +144,7 @@ for (const snapshotter of ["native", "overlay"] as const) {
           );
         } else {
           assert.deepEqual(failed, [], `failed checks: ${failed.join("; ")}`);
-          const diffs = compare(scan(v.dir), await umociScan("edge-whiteouts"), IMPLICIT_EDGE);
+          const diffs = compare(scan(v.dir), await umociScan(tb, "edge-whiteouts"), IMPLICIT_EDGE);
           assert.deepEqual(diffs, []);
         }
       } finally {
@@ -273,8 +153,8 @@ for (const snapshotter of ["native", "overlay"] as const) {
     });
 
     test("edge/xlayer-hardlink: a hardlink to a lower layer's file works", async () => {
-      const p = await pullImage("edge/xlayer-hardlink:latest", snapshotter);
-      const v = await viewOf(p, snapshotter);
+      const p = await pullImage(tb, "edge/xlayer-hardlink:latest", snapshotter);
+      const v = await viewOf(tb, p, snapshotter);
       try {
         const a = statSync(join(v.dir, "data/hardlink-to-lower.txt"));
         const b = statSync(join(v.dir, "data/hardlink-src.txt"));
@@ -321,12 +201,12 @@ for (const snapshotter of ["native", "overlay"] as const) {
 describe("Debian minbase", { skip: !isRoot && "ownership needs root" }, () => {
   for (const snapshotter of ["overlay", "native"] as const) {
     test(`unpacked by dist (${snapshotter}) matches umoci unpack path for path`, async () => {
-      const p = await pullImage("debian/bookworm:minbase", snapshotter);
-      const v = await viewOf(p, snapshotter);
+      const p = await pullImage(tb, "debian/bookworm:minbase", snapshotter);
+      const v = await viewOf(tb, p, snapshotter);
       try {
         const mine = scan(v.dir);
         assert.ok(mine.size > 5000, `only ${mine.size} paths`);
-        const diffs = compare(mine, await umociScan("debian"));
+        const diffs = compare(mine, await umociScan(tb, "debian"));
         assert.deepEqual(diffs.slice(0, 20), [], `${diffs.length} differences`);
       } finally {
         await v.done();

@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { closeAllDatabases, enableWal } from "../../src/metadata/db.ts";
+import { closeAllDatabases, enableWal, openDatabase } from "../../src/metadata/db.ts";
 
 const root = mkdtempSync(join(tmpdir(), "dist-db-"));
 after(() => {
@@ -59,4 +59,19 @@ test("four processes opening one fresh root at once all succeed (10 rounds)", as
     );
     for (const r of results) assert.equal(r.code, 0, r.err);
   }
+});
+
+test("the database, its WAL and its shared memory are 0600 and the root 0700, whatever the umask", () => {
+  const dir = join(root, "private");
+  const old = process.umask(0);
+  try {
+    const db = openDatabase(dir);
+    db.exec("CREATE TABLE secrets (name TEXT); INSERT INTO secrets VALUES ('registry.example/private/app')");
+  } finally {
+    process.umask(old);
+  }
+  const modes = Object.fromEntries(readdirSync(dir).map((f) => [f, statSync(join(dir, f)).mode & 0o777]));
+  // SQLite creates -wal and -shm with the database file's mode: what makes them private
+  assert.deepEqual(modes, { "metadata.db": 0o600, "metadata.db-wal": 0o600, "metadata.db-shm": 0o600 });
+  assert.equal(statSync(dir).mode & 0o777, 0o700);
 });

@@ -6,7 +6,7 @@ import { after, describe, it } from "node:test";
 import { digestOf } from "../../src/digest.ts";
 import { tagImage } from "../../src/images/tag.ts";
 import { closeAllDatabases } from "../../src/metadata/db.ts";
-import { openSqliteImageStore } from "../../src/metadata/images.ts";
+import { openSqliteImageStore } from "../../src/metadata/metadata.ts";
 
 const root = mkdtempSync(join(tmpdir(), "dist-images-"));
 after(() => {

@@ -5,8 +5,8 @@ import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { digestOf } from "../../src/digest.ts";
 import { closeAllDatabases } from "../../src/metadata/db.ts";
+import { applyLabelMask } from "../../src/metadata/labels.ts";
 import { Metadata } from "../../src/metadata/metadata.ts";
-import { applyLabelMask } from "../../src/metadata/namespaces.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "dist-namespaces-"));
 after(() => {
@@ -49,7 +49,7 @@ describe("namespace store", () => {
     assert.deepEqual(namespaces.get("used").labels, { k: "v" });
   });
 
-  it("refuses to delete a namespace holding leases, then images", async () => {
+  it("refuses to delete a namespace while it holds anything, naming what", async () => {
     const md = fresh();
     md.namespaces.create({ name: "busy", labels: {} });
     await md.images("busy").create({
@@ -58,15 +58,42 @@ describe("namespace store", () => {
       labels: {},
     });
     md.leases("busy").create("l1");
+    const content = md.content("busy");
+    const w = await content.writer({ ref: "blob" });
+    await w.write(Buffer.from("b"));
+    await w.commit(1, digestOf("b"));
+    await (await content.writer({ ref: "half" })).close();
+    const sn = md.snapshotter("busy", "native");
+    await sn.prepare("k");
     assert.throws(() => md.namespaces.delete("busy"), {
       code: "FailedPrecondition",
-      message: "namespace busy must be empty, but it still has 1 leases",
+      message: "namespace busy must be empty, but it still has 1 leases, 1 images, 1 blobs, 1 ingests, 1 snapshots",
     });
     md.leases("busy").delete("l1");
-    assert.throws(() => md.namespaces.delete("busy"), { message: /still has 1 images$/ });
     await md.images("busy").delete("x");
+    await content.delete(digestOf("b"));
+    await content.abort("half");
+    assert.throws(() => md.namespaces.delete("busy"), { message: /still has 1 snapshots$/ });
+    await sn.remove("k");
     md.namespaces.delete("busy");
     assert.deepEqual(md.namespaces.list(), []);
+  });
+
+  it("is created by a write into it, and its name is checked", async () => {
+    const md = fresh();
+    await md.images("made-by-write").create({
+      name: "x",
+      target: { mediaType: "application/vnd.oci.image.manifest.v1+json", digest: digestOf("m"), size: 1 },
+      labels: {},
+    });
+    assert.deepEqual(
+      md.namespaces.list().map((n) => n.name),
+      ["made-by-write"],
+    );
+    for (const bad of ["", "a b", "-a", "a..b", "x".repeat(77), "a/b"]) {
+      assert.throws(() => md.content(bad), { code: "InvalidArgument" }, bad);
+      assert.throws(() => md.namespaces.create({ name: bad, labels: {} }), { code: "InvalidArgument" }, bad);
+    }
   });
 });
 

@@ -25,6 +25,7 @@ const host = (): RegistryHost => ({
   path: "/v2",
   capabilities: ["pull", "resolve", "push"],
   ca: [],
+  client: [],
   skipVerify: false,
   header: {},
   isServer: true,

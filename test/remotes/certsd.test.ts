@@ -1,9 +1,10 @@
 // The system's hosts directories (dist's, containerd's, docker's certs.d) and docker's certificate layout.
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, describe, it } from "node:test";
+import { after, before, describe, it } from "node:test";
 import { findHostDirectory, readCertsDir, systemHostsDirs } from "../../src/remotes/docker/certsd.ts";
 import { registryHosts } from "../../src/remotes/docker/hosts.ts";
 
@@ -12,6 +13,27 @@ after(() => rmSync(top, { recursive: true, force: true }));
 
 const pem = (what: string) =>
   `-----BEGIN ${what}-----\n${Buffer.from(what).toString("base64")}\n-----END ${what}-----\n`;
+
+/** A self-signed EC client certificate and its key (PEM), as openssl makes them. */
+function keyPair(name: string): { cert: string; key: string } {
+  const [cert, key] = [join(top, `${name}.cert`), join(top, `${name}.key`)];
+  execFileSync(
+    "openssl",
+    [
+      ...["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"],
+      ...["-subj", `/CN=${name}`, "-keyout", key, "-out", cert],
+    ],
+    { stdio: "ignore" },
+  );
+  return { cert: readFileSync(cert, "utf8"), key: readFileSync(key, "utf8") };
+}
+
+let client: { cert: string; key: string };
+let other: { cert: string; key: string };
+before(() => {
+  client = keyPair("client");
+  other = keyPair("other");
+});
 
 function files(dir: string, contents: Record<string, string>): string {
   mkdirSync(dir, { recursive: true });
@@ -58,20 +80,28 @@ describe("docker's certificate layout", () => {
     const dir = files(join(top, "layout"), {
       "ca.crt": pem("CA1"),
       "extra.crt": pem("CA2"),
-      "client.cert": pem("CERT"),
-      "client.key": pem("KEY"),
+      "client.cert": client.cert,
+      "client.key": client.key,
       "hosts.toml.bak": "ignored",
     });
     assert.deepEqual(await readCertsDir(dir), {
       ca: [pem("CA1"), pem("CA2")],
-      client: [{ cert: pem("CERT"), key: pem("KEY") }],
+      client: [client],
     });
   });
 
+  it("refuses a client certificate whose key is another's, naming both files", async () => {
+    const dir = files(join(top, "mismatch"), { "client.cert": client.cert, "client.key": other.key });
+    await assert.rejects(
+      readCertsDir(dir),
+      /mismatch: the client certificate and key of .*mismatch\/client\.cert and .*mismatch\/client\.key do not match/,
+    );
+  });
+
   it("refuses a client certificate without its key; a key alone is left alone", async () => {
-    const noKey = files(join(top, "nokey"), { "client.cert": pem("CERT") });
+    const noKey = files(join(top, "nokey"), { "client.cert": client.cert });
     await assert.rejects(readCertsDir(noKey), /nokey\/client\.cert: client certificate without its key client\.key/);
-    const noCert = files(join(top, "nocert"), { "client.key": pem("KEY") });
+    const noCert = files(join(top, "nocert"), { "client.key": client.key });
     assert.deepEqual(await readCertsDir(noCert), { ca: [], client: [] });
   });
 
@@ -80,8 +110,8 @@ describe("docker's certificate layout", () => {
     const [, containerd, docker] = systemHostsDirs({ root, uid: 0 });
     files(join(docker, "secure.example.com"), {
       "ca.crt": pem("CA"),
-      "client.cert": pem("CERT"),
-      "client.key": pem("KEY"),
+      "client.cert": client.cert,
+      "client.key": client.key,
     });
     const debug: string[] = [];
     const [server] = await registryHosts("secure.example.com", {
@@ -90,15 +120,15 @@ describe("docker's certificate layout", () => {
     });
     assert.equal(server.host, "secure.example.com");
     assert.deepEqual(server.ca, [pem("CA")]);
-    assert.deepEqual(server.client, [{ cert: pem("CERT"), key: pem("KEY") }]);
+    assert.deepEqual(server.client, [client]);
     assert.deepEqual(debug, [
       `secure.example.com: host configuration from ${join(docker, "secure.example.com")} (1 CA and 1 client certificates, no hosts.toml)`,
     ]);
 
     files(join(containerd, "mirrored.example.com"), {
       "hosts.toml": 'server = "https://mirrored.example.com"\n[host."https://mirror.example.com"]\n',
-      "client.cert": pem("CERT"),
-      "client.key": pem("KEY"),
+      "client.cert": client.cert,
+      "client.key": client.key,
     });
     debug.length = 0;
     const hosts = await registryHosts("mirrored.example.com", {
@@ -106,7 +136,7 @@ describe("docker's certificate layout", () => {
       onDebug: (m) => debug.push(m),
     });
     assert.deepEqual(
-      hosts.map((h) => [h.host, h.client?.length ?? 0]),
+      hosts.map((h) => [h.host, h.client.length]),
       [
         ["mirror.example.com", 0],
         ["mirrored.example.com", 1],

@@ -3,7 +3,7 @@
 // not; a stalled body is retried and then fails after the stall timeout.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import type { ServerResponse } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -73,6 +73,33 @@ function cutAt(res: ServerResponse, from: number, upTo: number, status = from > 
   res.writeHead(status, headers);
   res.write(blob.subarray(from, upTo), () => setTimeout(() => res.socket?.destroy(), 20));
 }
+
+describe("fetcher: a mirror that dies mid-blob", () => {
+  it("resumes from the next host with a Range request", async () => {
+    const mirror = await fakeServer();
+    const hosts = join(tmp, "hosts");
+    mkdirSync(join(hosts, reg.addr), { recursive: true });
+    writeFileSync(
+      join(hosts, reg.addr, "hosts.toml"),
+      `server = "http://${reg.addr}"\n[host."http://${mirror.addr}"]\n  capabilities = ["pull", "resolve"]\n`,
+    );
+    mirror.handle((_req, res) => {
+      cutAt(res, 0, 100_000);
+      // and it is gone: its port refuses the resume
+      setTimeout(() => void mirror.close(), 10);
+    });
+    reg.handle((req, res) => partial(res, rangeStart(req.headers.range) ?? 0));
+    const { r, f } = await fetcher({ hostsDir: hosts });
+    try {
+      assert.deepEqual(await readAll(await f.fetch(desc)), blob);
+      const from = rangeStart(reg.requests.at(-1)?.headers.range);
+      assert.ok(from !== undefined && from > 0, `the server was asked from byte ${from}`);
+    } finally {
+      await r.close();
+      rmSync(hosts, { recursive: true, force: true });
+    }
+  });
+});
 
 describe("fetcher: Range resume", () => {
   it("resumes a body cut mid-way with a Range request from the byte it reached", async () => {

@@ -10,28 +10,30 @@ import { join } from "node:path";
 import { PassThrough, Readable } from "node:stream";
 import { text } from "node:stream/consumers";
 import { after, describe, it } from "node:test";
-import type { LocalStore } from "../../src/content/local/index.ts";
 import type { Descriptor } from "../../src/descriptor.ts";
 import { DataLossError, NotFoundError } from "../../src/errors.ts";
 
 import { allPlatforms, only } from "../../src/images/platforms.ts";
-import { namespacedContentStore } from "../../src/metadata/content-labels.ts";
+import type { NamespacedContentStore } from "../../src/metadata/content.ts";
 import { closeAllDatabases } from "../../src/metadata/db.ts";
-import { openSqliteImageStore } from "../../src/metadata/images.ts";
+import { namespacedContentStore, openSqliteImageStore } from "../../src/metadata/metadata.ts";
 import { ProgressTracker } from "../../src/progress/tracker.ts";
 import { FetchGroup, fetchBlob, fetchImage } from "../../src/remotes/handlers.ts";
 import type { Fetcher, Resolver } from "../../src/remotes/remotes.ts";
 import { addImage, addIndex, MemoryProvider } from "../images/memory.ts";
 
-const roots: string[] = [];
-function store(): LocalStore {
+const roots = new Map<NamespacedContentStore, string>();
+function store(): NamespacedContentStore {
   const root = mkdtempSync(join(tmpdir(), "dist-fetch-"));
-  roots.push(root);
-  return namespacedContentStore(root);
+  const s = namespacedContentStore(root);
+  roots.set(s, root);
+  return s;
 }
+/** The image store next to a content store of store(). */
+const imagesOf = (s: NamespacedContentStore) => openSqliteImageStore(roots.get(s) as string, "default");
 after(() => {
   closeAllDatabases();
-  for (const r of roots) rmSync(r, { recursive: true, force: true });
+  for (const r of roots.values()) rmSync(r, { recursive: true, force: true });
 });
 
 /** Serves blobs from a MemoryProvider; `corrupt` flips a byte of the named digests, `fail` errors midway. */
@@ -193,7 +195,7 @@ describe("fetchImage", () => {
   it("fetches one platform, notes the attestation, records the image and shows progress", async () => {
     const { p, amd, arm, index } = multi();
     const s = store();
-    const images = openSqliteImageStore(s.root, "default");
+    const images = imagesOf(s);
     const progress = new ProgressTracker();
     const notes: string[] = [];
     const r = await fetchImage({
@@ -253,10 +255,39 @@ describe("fetchImage", () => {
     assert.equal(shared.length, 1);
   });
 
+  it("fetches non-distributable layers the registry has; skips one it lacks with a note, not its urls", async () => {
+    const p = new MemoryProvider();
+    const nd = "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip";
+    const here = p.add("in the registry", nd);
+    const gone = { ...p.add("only at a url", nd), urls: ["https://example.com/layer"] };
+    p.blobs.delete(gone.digest);
+    const config = p.addJson({ rootfs: { type: "layers", diff_ids: [] } }, "application/vnd.oci.image.config.v1+json");
+    const manifest = p.addJson(
+      { schemaVersion: 2, mediaType: "application/vnd.oci.image.manifest.v1+json", config, layers: [here, gone] },
+      "application/vnd.oci.image.manifest.v1+json",
+    );
+    const s = store();
+    const notes: string[] = [];
+    const progress = new ProgressTracker();
+    const resolver = resolverFor(p, manifest);
+    await fetchImage({ resolver, store: s, ref: "example.com/nd:1", progress, onNote: (_d, m) => notes.push(m) });
+    assert.equal(await text(await s.openRead(here.digest)), "in the registry");
+    assert.equal(progress.get(`layer-${here.digest}`)?.state, "done");
+    assert.equal(progress.get(`layer-${gone.digest}`)?.state, "skipped");
+    assert.deepEqual(notes, [
+      `skipped non-distributable layer ${gone.digest}: not in the registry (its urls are not fetched from: https://example.com/layer)`,
+    ]);
+    assert.deepEqual(
+      resolver.fetcherImpl.calls.map((c) => c.digest).filter((d) => d === gone.digest),
+      [gone.digest],
+      "asked of the registry only",
+    );
+  });
+
   it("fails naming the missing platform and records nothing", async () => {
     const { p, index } = multi();
     const s = store();
-    const images = openSqliteImageStore(s.root, "default");
+    const images = imagesOf(s);
     await assert.rejects(
       fetchImage({
         resolver: resolverFor(p, index),
@@ -273,7 +304,7 @@ describe("fetchImage", () => {
   it("fails when a layer is corrupt, leaving no blob and no image", async () => {
     const { p, amd, index } = multi();
     const s = store();
-    const images = openSqliteImageStore(s.root, "default");
+    const images = imagesOf(s);
     const resolver = resolverFor(p, index);
     resolver.fetcherImpl.corrupt.add(amd.layers[0].digest);
     await assert.rejects(
@@ -308,6 +339,27 @@ describe("fetchImage", () => {
       },
     });
     assert.deepEqual(new Set(seen), new Set([index, arm.manifest, arm.config, ...arm.layers].map((d) => d.digest)));
+  });
+
+  it("labels every blob with the repository it came from, as containerd does", async () => {
+    const { p, arm, index } = multi();
+    const s = store();
+    const key = "containerd.io/distribution.source.reg.example.com";
+    const fetch = (ref: string) =>
+      fetchImage({
+        resolver: resolverFor(p, index),
+        store: s,
+        ref,
+        platforms: [only({ os: "linux", architecture: "arm64" })],
+        sourceLabels: s,
+      });
+    await fetch("reg.example.com:5000/team/app:1");
+    for (const d of [index, arm.manifest, arm.config, ...arm.layers]) {
+      assert.equal((await s.info(d.digest)).labels[key], "team/app", d.digest);
+    }
+    await fetch("reg.example.com:5000/base/app:1");
+    await fetch("reg.example.com:5000/team/app:2");
+    assert.equal((await s.info(arm.layers[0].digest)).labels[key], "base/app,team/app");
   });
 });
 

@@ -4,9 +4,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { closeAllDatabases } from "../../src/metadata/db.ts";
-import type { FsSnapshotter } from "../../src/snapshots/fs-snapshotter.ts";
+import { openSnapshotterAt } from "../../src/metadata/metadata.ts";
+import type { NamespacedSnapshotter } from "../../src/metadata/snapshots.ts";
 import { mountAll, unmount } from "../../src/snapshots/mount.ts";
-import { openSnapshotterAt, overlaySupported } from "../../src/snapshots/open.ts";
+import { overlaySupported } from "../../src/snapshots/open.ts";
 import type { Mount } from "../../src/snapshots/snapshotter.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "dist-snap-test-"));
@@ -29,7 +30,7 @@ function upper(mounts: Mount[]): string {
 
 for (const driver of ["native", "overlay"] as const) {
   describe(`${driver} snapshotter`, { skip: driver === "overlay" && !overlayOk && "needs root and overlayfs" }, () => {
-    let sn: FsSnapshotter;
+    let sn: NamespacedSnapshotter;
     test("open", () => {
       sn = openSnapshotterAt(join(tmp, driver), driver);
       assert.equal(sn.name, driver);

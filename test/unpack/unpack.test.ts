@@ -14,7 +14,7 @@ import { type Digest, digestOf } from "../../src/digest.ts";
 import { NotFoundError } from "../../src/errors.ts";
 import { dispatch, type Handler, SKIP } from "../../src/images/handlers.ts";
 import { closeAllDatabases } from "../../src/metadata/db.ts";
-import { openSnapshotterAt } from "../../src/snapshots/open.ts";
+import { openSnapshotterAt } from "../../src/metadata/metadata.ts";
 import { chainID, chainIDs } from "../../src/unpack/chainid.ts";
 import { type UnpackContent, Unpacker } from "../../src/unpack/unpacker.ts";
 

@@ -6,8 +6,10 @@
 
 export const BLOCK = 512;
 
+/** The kinds of tar entry. */
 export type TarEntryType = "file" | "link" | "symlink" | "char" | "block" | "dir" | "fifo";
 
+/** A tar header as read: every field, PAX records and xattrs decoded. */
 export interface TarHeader {
   /** The entry's path as written in the archive (PAX `path` or GNU long name applied). */
   name: string;

@@ -4,9 +4,12 @@
  * `readTar` wraps it as an async iterator of `{header, body}`.
  *
  * Understands ustar, GNU long names and links (L/K), PAX local (x) and global (g)
- * headers (values kept as bytes, SCHILY.xattr.* binary-safe), base-256 numbers, and
- * every entry type but sparse files, which are refused. Header checksums are
- * verified; an archive that ends without its end-of-archive blocks is an error.
+ * headers (values kept as bytes, SCHILY.xattr.* binary-safe), base-256 numbers,
+ * every entry type, and GNU sparse files in all four of GNU tar's formats
+ * (sparse.ts): their holes reach the handler as hole() (or as zeros). Header
+ * checksums are verified. An archive may end without its end-of-archive blocks
+ * after a whole entry (as GNU tar, Python and Go read it); ending inside an
+ * entry or a header is an error.
  */
 import { DataLossError, InvalidArgumentError, wrapError } from "../../errors.ts";
 import {
@@ -19,13 +22,35 @@ import {
   type TarEntryType,
   type TarHeader,
 } from "./header.ts";
+import {
+  checkSegments,
+  Map10,
+  OLD_GNU_EXT_ENTRIES,
+  OLD_GNU_HEADER_ENTRIES,
+  oldGnuEntries,
+  paxMap,
+  type Segment,
+} from "./sparse.ts";
 
 export interface TarHandler {
-  /** A new entry; its body (size bytes) follows through data(), then end(). */
+  /** A new entry; its body (size bytes) follows through data() and hole(), then end(). */
   entry(header: TarHeader): void;
   /** A slice of the current entry's body; a view valid for as long as the pushed chunk is. */
   data(chunk: Buffer): void;
+  /** `length` bytes of a sparse file's hole (zeros); without this method they come to data() as zeros. */
+  hole?(length: number): void;
   end(): void;
+}
+
+/** Zeros handed to data() for a hole when the handler takes no holes. */
+const ZEROS = Buffer.alloc(64 << 10);
+
+/** A sparse file's body being read: its data segments and where the logical file is. */
+interface SparseBody {
+  segs: Segment[];
+  next: number;
+  logical: number;
+  realSize: number;
 }
 
 /** Extension headers larger than this are refused (a hostile size must not become memory). */
@@ -36,6 +61,10 @@ const STATE_BODY = 1;
 const STATE_PAD = 2;
 const STATE_EXT = 3;
 const STATE_END = 4;
+/** The old GNU sparse format's extension blocks, after the header. */
+const STATE_SPARSE_EXT = 5;
+/** The PAX 1.0 sparse map, at the start of the entry's data. */
+const STATE_SPARSE_MAP = 6;
 
 const TYPES: Record<string, TarEntryType> = {
   "0": "file",
@@ -75,6 +104,9 @@ export class TarParser {
   #global = new Map<string, Buffer>();
   #longName: string | undefined;
   #longLink: string | undefined;
+  /** A sparse entry whose map is still being read, and what it has so far. */
+  #pending: { h: TarHeader; segs: Segment[]; realSize: number; map10?: Map10 } | undefined;
+  #sparse: SparseBody | undefined;
 
   constructor(handler: TarHandler) {
     this.#h = handler;
@@ -93,9 +125,11 @@ export class TarParser {
     let p = 0;
     while (p < len) {
       switch (this.#state) {
-        case STATE_HEADER: {
+        case STATE_HEADER:
+        case STATE_SPARSE_EXT:
+        case STATE_SPARSE_MAP: {
           if (this.#carryLen === 0 && len - p >= BLOCK) {
-            this.#header(chunk, p);
+            this.#block(chunk, p);
             p += BLOCK;
             this.#pos += BLOCK;
           } else {
@@ -106,21 +140,19 @@ export class TarParser {
             this.#pos += n;
             if (this.#carryLen === BLOCK) {
               this.#carryLen = 0;
-              this.#header(this.#carry, 0);
+              this.#block(this.#carry, 0);
             }
           }
           break;
         }
         case STATE_BODY: {
           const n = Math.min(this.#remaining, len - p);
-          this.#h.data(chunk.subarray(p, p + n));
+          if (this.#sparse) this.#sparseData(chunk.subarray(p, p + n));
+          else this.#h.data(chunk.subarray(p, p + n));
           p += n;
           this.#pos += n;
           this.#remaining -= n;
-          if (this.#remaining === 0) {
-            this.#h.end();
-            this.#state = this.#pad > 0 ? STATE_PAD : STATE_HEADER;
-          }
+          if (this.#remaining === 0) this.#endBody();
           break;
         }
         case STATE_PAD: {
@@ -152,18 +184,25 @@ export class TarParser {
     }
   }
 
-  /** Call at the end of input: throws DataLossError when the archive is truncated. */
+  /**
+   * Call at the end of input: throws DataLossError when the archive ends inside
+   * an entry or a header. The end-of-archive blocks may be missing (one, or
+   * both after a whole entry: an empty stream is an empty archive).
+   */
   finish(): void {
     if (this.#state === STATE_END) return;
-    if (this.#pos === 0) return; // an empty stream is an empty layer
-    if (this.#state === STATE_HEADER && this.#carryLen === 0 && this.#zeroSeen) return; // one zero block, then EOF
+    if (this.#state === STATE_HEADER && this.#carryLen === 0) return;
     const where =
-      this.#state === STATE_BODY || this.#state === STATE_EXT
-        ? `inside the entry at offset ${this.#entryOffset} (${this.#remaining} bytes missing)`
-        : this.#carryLen > 0
-          ? `inside a header block at offset ${this.#pos - this.#carryLen}`
-          : `at offset ${this.#pos}: no end-of-archive blocks`;
+      this.#state === STATE_HEADER
+        ? `inside a header block at offset ${this.#pos - this.#carryLen}`
+        : `inside the entry at offset ${this.#entryOffset} (${this.#remaining} bytes missing)`;
     throw new DataLossError(`tar: archive truncated ${where}`);
+  }
+
+  #block(b: Buffer, o: number): void {
+    if (this.#state === STATE_HEADER) this.#header(b, o);
+    else if (this.#state === STATE_SPARSE_EXT) this.#sparseExtension(b, o);
+    else this.#sparseMapBlock(b, o);
   }
 
   #header(b: Buffer, o: number): void {
@@ -227,11 +266,14 @@ export class TarParser {
       const prefix = cstring(b, o + 345, star ? 130 : 155);
       if (prefix) name = `${prefix}/${name}`;
     }
-    let type = TYPES[flag];
+    // "S": a sparse file in the old GNU format (a GNU header: "ustar  \0")
+    const gnu = b.toString("latin1", o + 257, o + 265) === "ustar  \0";
+    let type = flag === "S" && gnu ? "file" : TYPES[flag];
     if (type === undefined) {
       const shown = /[ -~]/.test(flag) ? `"${flag}"` : `0x${b[o + 156].toString(16)}`;
-      const why = flag === "S" ? "sparse files are not supported" : "unsupported entry type";
-      throw new InvalidArgumentError(`tar: ${why}: type ${shown} for "${name}" at offset ${blockOffset}`);
+      throw new InvalidArgumentError(
+        `tar: unsupported entry type: type ${shown} for "${name}" at offset ${blockOffset}`,
+      );
     }
     if (type === "file" && flag !== "7" && name.endsWith("/")) type = "dir"; // old V7 convention
     const mtime = num(136, 12, "mtime");
@@ -266,19 +308,142 @@ export class TarParser {
       if (!h.pax.has("linkpath")) h.linkname = this.#longLink;
       this.#longLink = undefined;
     }
-    this.#entryOffset = -1;
     // header-only types carry no body whatever their size field says (as Go reads them)
     size = type === "file" ? h.size : 0;
     if (type !== "file") h.size = 0;
-    this.#h.entry(h);
     this.#remaining = size;
     this.#pad = (BLOCK - (size % BLOCK)) % BLOCK;
-    if (size === 0) {
-      this.#h.end();
-      this.#state = this.#pad > 0 ? STATE_PAD : STATE_HEADER;
-    } else {
-      this.#state = STATE_BODY;
+    if (type === "file" && this.#sparseStart(h, b, o, flag)) return;
+    this.#entryOffset = -1;
+    this.#beginBody(h);
+  }
+
+  /** The entry and its body (#remaining bytes stored); a sparse one's map is complete. */
+  #beginBody(h: TarHeader): void {
+    this.#entryOffset = -1;
+    this.#h.entry(h);
+    if (this.#remaining === 0) this.#endBody();
+    else this.#state = STATE_BODY;
+  }
+
+  #endBody(): void {
+    const sp = this.#sparse;
+    if (sp) {
+      this.#sparse = undefined;
+      if (sp.logical < sp.realSize) this.#hole(sp.realSize - sp.logical);
     }
+    this.#h.end();
+    this.#state = this.#pad > 0 ? STATE_PAD : STATE_HEADER;
+  }
+
+  /**
+   * Starts a sparse file's entry: true when `h` is one (then its size is the
+   * file's, and the entry goes out once the map is read: at once, or after the
+   * old format's extension blocks or the 1.0 map).
+   */
+  #sparseStart(h: TarHeader, b: Buffer, o: number, flag: string): boolean {
+    const where = `the entry "${h.name}" at offset ${this.#entryOffset}`;
+    const rec = (k: string) => h.pax.get(k)?.toString("utf8");
+    const segs: Segment[] = [];
+    let realSize: number;
+    let state = STATE_BODY;
+    if (flag === "S") {
+      const g = OLD_GNU_HEADER_ENTRIES;
+      oldGnuEntries(b, o + g.at, g.count, segs, where);
+      try {
+        realSize = parseNumeric(b, o + g.realSize, 12);
+      } catch {
+        throw new DataLossError(`tar: invalid sparse file size in ${where}`);
+      }
+      if (b[o + g.extended] !== 0) state = STATE_SPARSE_EXT;
+    } else {
+      const major = rec("GNU.sparse.major");
+      const minor = rec("GNU.sparse.minor");
+      const map = rec("GNU.sparse.map");
+      let v10 = false;
+      if (major === "1" && minor === "0") v10 = true;
+      else if (major !== undefined || minor !== undefined) {
+        if (major !== "0" || (minor !== "0" && minor !== "1")) {
+          throw new InvalidArgumentError(`tar: GNU sparse format ${major}.${minor} of ${where} is not supported`);
+        }
+      } else if (map === undefined) return false;
+      const size = rec("GNU.sparse.size") ?? rec("GNU.sparse.realsize");
+      realSize = size === undefined ? h.size : Number(size);
+      if (!Number.isSafeInteger(realSize) || realSize < 0 || (size !== undefined && !/^\d+$/.test(size))) {
+        throw new DataLossError(`tar: invalid sparse file size "${size}" in ${where}`);
+      }
+      const name = rec("GNU.sparse.name");
+      if (name) h.name = name;
+      if (v10) state = STATE_SPARSE_MAP;
+      else segs.push(...paxMap(map ?? "", rec("GNU.sparse.numblocks"), where));
+    }
+    h.size = realSize;
+    this.#pending = {
+      h,
+      segs,
+      realSize,
+      map10: state === STATE_SPARSE_MAP ? new Map10(where, MAX_EXTENSION) : undefined,
+    };
+    if (state === STATE_BODY) this.#sparseReady();
+    else this.#state = state;
+    return true;
+  }
+
+  /** An extension block of the old GNU sparse format: 21 more entries, and whether another block follows. */
+  #sparseExtension(b: Buffer, o: number): void {
+    const p = this.#pending!;
+    const e = OLD_GNU_EXT_ENTRIES;
+    oldGnuEntries(b, o + e.at, e.count, p.segs, `the entry "${p.h.name}" at offset ${this.#entryOffset}`);
+    if (b[o + e.extended] === 0) this.#sparseReady();
+  }
+
+  /** A block of the 1.0 map, part of the entry's stored data. */
+  #sparseMapBlock(b: Buffer, o: number): void {
+    const p = this.#pending!;
+    if (this.#remaining < BLOCK) {
+      throw new DataLossError(`tar: the sparse map of "${p.h.name}" at offset ${this.#entryOffset} runs past its data`);
+    }
+    this.#remaining -= BLOCK;
+    if (p.map10!.push(b.subarray(o, o + BLOCK))) {
+      p.segs.push(...p.map10!.segments());
+      this.#sparseReady();
+    }
+  }
+
+  #sparseReady(): void {
+    const p = this.#pending!;
+    this.#pending = undefined;
+    const where = `the entry "${p.h.name}" at offset ${this.#entryOffset}`;
+    const segs = checkSegments(p.segs, p.realSize, this.#remaining, where);
+    this.#sparse = { segs, next: 0, logical: 0, realSize: p.realSize };
+    this.#beginBody(p.h);
+  }
+
+  /** Stored bytes of a sparse file: each segment's data, after the hole before it. */
+  #sparseData(chunk: Buffer): void {
+    const sp = this.#sparse!;
+    let p = 0;
+    while (p < chunk.length) {
+      const seg = sp.segs[sp.next];
+      if (sp.logical < seg.offset) {
+        this.#hole(seg.offset - sp.logical);
+        sp.logical = seg.offset;
+      }
+      const n = Math.min(seg.offset + seg.length - sp.logical, chunk.length - p);
+      this.#h.data(chunk.subarray(p, p + n));
+      p += n;
+      sp.logical += n;
+      if (sp.logical === seg.offset + seg.length) sp.next++;
+    }
+  }
+
+  #hole(length: number): void {
+    if (this.#h.hole) {
+      this.#h.hole(length);
+      return;
+    }
+    for (let left = length; left > 0; left -= ZEROS.length)
+      this.#h.data(ZEROS.subarray(0, Math.min(left, ZEROS.length)));
   }
 
   #applyPax(h: TarHeader, at: number): void {
@@ -334,10 +499,6 @@ export class TarParser {
             h.xattrs.set(k.slice(13), v);
           } else if (k.startsWith("LIBARCHIVE.xattr.")) {
             h.xattrs.set(decodeURIComponent(k.slice(17)), Buffer.from(v.toString("latin1"), "base64"));
-          } else if (k.startsWith("GNU.sparse.")) {
-            throw new InvalidArgumentError(
-              `tar: sparse files are not supported: "${h.name}" at offset ${at} has PAX ${k}`,
-            );
           }
       }
     }
@@ -373,8 +534,14 @@ export class TarParser {
   }
 }
 
-/** Parses PAX records ("LEN key=value\n") into `into`; values are copied raw bytes. */
+/**
+ * Parses PAX records ("LEN key=value\n") into `into`; values are copied raw
+ * bytes. GNU's sparse format 0.0 repeats GNU.sparse.offset and
+ * GNU.sparse.numbytes: they are gathered, in order, into a GNU.sparse.map
+ * record (as 0.1 writes it and Go reads both).
+ */
 export function parsePaxRecords(buf: Buffer, into: Map<string, Buffer>, at = 0): void {
+  const sparse: string[] = [];
   let p = 0;
   while (p < buf.length) {
     if (buf[p] === 0) break; // NUL padding some writers leave
@@ -391,11 +558,21 @@ export function parsePaxRecords(buf: Buffer, into: Map<string, Buffer>, at = 0):
     if (eq < 0 || eq >= end)
       throw new DataLossError(`tar: malformed PAX record (no "=") in the header at offset ${at}`);
     const key = buf.toString("utf8", sp + 1, eq);
-    into.set(key, Buffer.from(buf.subarray(eq + 1, end - 1)));
+    const value = Buffer.from(buf.subarray(eq + 1, end - 1));
+    if (key === "GNU.sparse.offset" || key === "GNU.sparse.numbytes") {
+      if ((key === "GNU.sparse.offset") !== (sparse.length % 2 === 0)) {
+        throw new DataLossError(`tar: GNU.sparse.offset and numbytes out of order in the header at offset ${at}`);
+      }
+      sparse.push(value.toString("latin1"));
+    } else {
+      into.set(key, value);
+    }
     p = end;
   }
+  if (sparse.length > 0) into.set("GNU.sparse.map", Buffer.from(sparse.join(",")));
 }
 
+/** An entry of readTar: its header and its body (to consume or skip before the next). */
 export interface TarEntry {
   header: TarHeader;
   /** The entry's body; skipped automatically when not read before the next entry. */

@@ -191,6 +191,34 @@ export class TarWriter {
     if (p > 0) await this.#write(Buffer.alloc(p));
   }
 
+  /**
+   * Adds a file entry whose body `fill` hands over chunk by chunk through the
+   * function it is given, which resolves once the chunk is written out: the
+   * caller may then reuse its buffer (a large body copied through a few reused
+   * buffers leaves no garbage behind). The body must be exactly `size` bytes.
+   */
+  async addWritten(
+    h: TarHeaderInit,
+    fill: (write: (chunk: Uint8Array) => Promise<void>) => Promise<void>,
+  ): Promise<void> {
+    await this.#write(encodeHeader(h));
+    const size = h.type === "file" ? (h.size ?? 0) : 0;
+    let n = 0;
+    await fill(async (chunk) => {
+      n += chunk.length;
+      if (n > size) throw new InvalidArgumentError(`tar: body of "${h.name}" is over the ${size} bytes of its header`);
+      this.bytes += chunk.length;
+      await new Promise<void>((resolve, reject) => {
+        this.#out.write(chunk, (err) => (err ? reject(err) : resolve()));
+      });
+    });
+    if (n !== size) {
+      throw new InvalidArgumentError(`tar: body of "${h.name}" is ${n} bytes, header says ${size}`);
+    }
+    const p = pad(size);
+    if (p > 0) await this.#write(Buffer.alloc(p));
+  }
+
   /** Writes the end-of-archive blocks and ends the output stream. */
   async finish(opts: { end?: boolean } = {}): Promise<void> {
     await this.#write(END_OF_ARCHIVE);

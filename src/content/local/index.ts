@@ -1,3 +1,3 @@
 /** The filesystem content store. */
-export type { LabelSet, LabelStore } from "./labels.ts";
-export { LocalStore, type LocalStoreOptions } from "./store.ts";
+export { LocalStore, type LocalStoreOptions, type LocalWriterOptions } from "./store.ts";
+export { LocalWriter } from "./writer.ts";

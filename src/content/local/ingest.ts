@@ -1,6 +1,7 @@
 /**
  * The on-disk state of one ingest, `<content>/ingest/<sha256(ref)>/`:
- * `ref`, `data`, `total`, `expected`, `startedat`, `updatedat`.
+ * `ref`, `data`, `total`, `expected`, `startedat`, `updatedat` (RFC 3339 times
+ * with nanoseconds, as containerd's local store writes them).
  * `ref` is written last, so a directory without it is an ingest whose
  * creation was interrupted; it is treated as corrupt and recreated.
  */
@@ -9,6 +10,7 @@ import { mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type Digest, isDigest } from "../../digest.ts";
 import { errorMessage } from "../../errors.ts";
+import { PreciseDate, parsePreciseDate, preciseNow } from "../../time.ts";
 import type { Status } from "../content.ts";
 
 export interface IngestState extends Status {
@@ -27,10 +29,9 @@ async function readText(path: string): Promise<string | undefined> {
   }
 }
 
-function parseTime(s: string | undefined, fallback: Date): Date {
-  if (s === undefined) return fallback;
-  const t = Date.parse(s.trim());
-  return Number.isNaN(t) ? fallback : new Date(t);
+/** An RFC 3339 time (nanoseconds now, milliseconds in ingests written before). */
+function parseTime(s: string | undefined, fallback: PreciseDate): PreciseDate {
+  return (s === undefined ? undefined : parsePreciseDate(s)) ?? fallback;
 }
 
 /**
@@ -38,12 +39,12 @@ function parseTime(s: string | undefined, fallback: Date): Date {
  * is gone); anything unreadable or inconsistent is CorruptIngest.
  */
 export async function readIngest(dir: string): Promise<IngestState> {
-  const dirStat = await stat(dir);
+  const dirStat = await stat(dir, { bigint: true });
   const ref = await readText(join(dir, "ref"));
   if (ref === undefined || ref === "") throw new CorruptIngest(`ingest ${dir} has no ref`);
-  let data: Awaited<ReturnType<typeof stat>>;
+  let data: Awaited<ReturnType<typeof statNs>>;
   try {
-    data = await stat(join(dir, "data"));
+    data = await statNs(join(dir, "data"));
   } catch (err) {
     throw new CorruptIngest(`ingest ${dir}: ${errorMessage(err)}`, { cause: err });
   }
@@ -59,10 +60,11 @@ export async function readIngest(dir: string): Promise<IngestState> {
     if (!isDigest(expectedText)) throw new CorruptIngest(`ingest ${dir}: bad expected digest`);
     expected = expectedText as Digest;
   }
-  const startedAt = parseTime(await readText(join(dir, "startedat")), dirStat.mtime);
-  const updated = parseTime(await readText(join(dir, "updatedat")), data.mtime);
-  const updatedAt = new Date(Math.max(updated.getTime(), data.mtime.getTime()));
-  return { dir, ref, offset: data.size, total, expected, startedAt, updatedAt };
+  const startedAt = parseTime(await readText(join(dir, "startedat")), new PreciseDate(dirStat.mtimeNs));
+  const updated = parseTime(await readText(join(dir, "updatedat")), new PreciseDate(data.mtimeNs));
+  // updatedat is written when a writer closes; the data's mtime is later while one writes
+  const updatedAt = data.mtimeNs > updated.epochNs ? new PreciseDate(data.mtimeNs) : updated;
+  return { dir, ref, offset: Number(data.size), total, expected, startedAt, updatedAt };
 }
 
 /** Creates a fresh ingest directory (removing whatever was there). */
@@ -73,8 +75,8 @@ export async function createIngest(
   expected: Digest | undefined,
 ): Promise<IngestState> {
   await rm(dir, { recursive: true, force: true });
-  await mkdir(dir, { recursive: true });
-  const now = new Date();
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const now = preciseNow();
   await writeFile(join(dir, "data"), "");
   if (total > 0) await writeFile(join(dir, "total"), String(total));
   if (expected) await writeFile(join(dir, "expected"), expected);
@@ -84,7 +86,9 @@ export async function createIngest(
   return { dir, ref, offset: 0, total, expected, startedAt: now, updatedAt: now };
 }
 
-export async function touchUpdated(dir: string, when = new Date()): Promise<void> {
+const statNs = (path: string) => stat(path, { bigint: true });
+
+export async function touchUpdated(dir: string, when: Date = preciseNow()): Promise<void> {
   await writeFile(join(dir, "updatedat"), when.toISOString());
 }
 

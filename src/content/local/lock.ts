@@ -81,7 +81,7 @@ export async function acquireRefLock(
 export function tryLock(dir: string, name: string, ref: string): RefLock | null {
   if (held.has(ref)) return null;
   const path = join(dir, name);
-  mkdirSync(dir, { recursive: true });
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
   for (;;) {
     const fd = openSync(path, "a+", 0o600);
     let locked: boolean;

@@ -3,46 +3,53 @@
  *   blobs/<alg>/<hex>          committed blobs, read-only
  *   ingest/<sha256(ref)>/      writes in progress (see ingest.ts)
  *   locks/<sha256(ref)>        flock files of refs being written (see lock.ts)
- * Labels live outside, per namespace: in the LabelStore the store is given.
+ * It knows nothing of namespaces or labels: the metadata layer
+ * (metadata/content.ts) keeps which namespace holds which blob and ingest, with
+ * their labels and times, over this store, as containerd's metadata package
+ * does over its local store.
  */
-import { createHash } from "node:crypto";
-import { createReadStream, existsSync } from "node:fs";
+import { createHash, randomBytes } from "node:crypto";
+import { type BigIntStats, createReadStream, existsSync, renameSync, statSync, unlinkSync } from "node:fs";
 import { chmod, type FileHandle, open, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
-import {
-  algorithmOf,
-  CANONICAL,
-  type Digest,
-  isAlgorithm,
-  isDigest,
-  parseDigest,
-  validateDigest,
-} from "../../digest.ts";
+import { algorithmOf, CANONICAL, type Digest, isAlgorithm, isDigest, parseDigest } from "../../digest.ts";
 import {
   AlreadyExistsError,
   DistError,
+  FailedPreconditionError,
   InvalidArgumentError,
   NotFoundError,
   OutOfRangeError,
-  UnavailableError,
   wrapError,
 } from "../../errors.ts";
-import type { BlobFiles, Info, ReadOptions, Status, Store, WalkFilter, Writer, WriterOptions } from "../content.ts";
+import { PreciseDate } from "../../time.ts";
+import {
+  type BlobFiles,
+  checkWriterOptions,
+  type Info,
+  type IngestFiles,
+  type ReadOptions,
+  type Status,
+  type Store,
+  type WalkFilter,
+  type WriterOptions,
+} from "../content.ts";
 import { CorruptIngest, createIngest, type IngestState, readIngest, toStatus } from "./ingest.ts";
-import type { LabelStore } from "./labels.ts";
 import { acquireRefLock, DEFAULT_LOCK_TIMEOUT, GaveUp, tryLock } from "./lock.ts";
-import { hashFile, LocalWriter, type WriterContext } from "./writer.ts";
+import { hashFile, LocalWriter } from "./writer.ts";
 
+/** Options of new LocalStore. */
 export interface LocalStoreOptions {
   /** The dist root; content lives in `<root>/content`. */
   root: string;
-  /**
-   * The blobs' labels, bound to a namespace: blobs are shared by all, labels are
-   * not (metadata/content-labels.ts keeps them in `<root>/metadata.db`).
-   */
-  labels: LabelStore;
   /** How long writer() waits for a ref held by another writer (ms). Default 60 s. */
+  lockTimeout?: number;
+}
+
+/** A writer's options in the filesystem store: the Writer options and how long to wait for the ref. */
+export interface LocalWriterOptions extends WriterOptions {
+  /** How long to wait for a ref held by another writer (ms); the store's lockTimeout when absent. */
   lockTimeout?: number;
 }
 
@@ -54,17 +61,19 @@ function errno(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException | undefined)?.code;
 }
 
-export class LocalStore implements Store, BlobFiles {
+/** Ingest directories being removed (see abort): never an ingest, always garbage. */
+const REMOVING = ".rm-";
+
+/** The filesystem content store under `<root>/content`: verified, atomic, resumable ingests; namespacedContentStore opens one. */
+export class LocalStore implements Store, BlobFiles, IngestFiles {
   readonly root: string;
   readonly contentRoot: string;
   readonly lockTimeout: number;
-  readonly #labels: LabelStore;
 
   constructor(opts: LocalStoreOptions) {
     this.root = opts.root;
     this.contentRoot = join(opts.root, "content");
     this.lockTimeout = opts.lockTimeout ?? DEFAULT_LOCK_TIMEOUT;
-    this.#labels = opts.labels;
   }
 
   get #blobsDir(): string {
@@ -87,6 +96,11 @@ export class LocalStore implements Store, BlobFiles {
     return join(this.#ingestDir, sha256Hex(ref));
   }
 
+  /** The data file of the ingest `ref` (IngestFiles). */
+  ingestDataPath(ref: string): string {
+    return join(this.#ingestPath(ref), "data");
+  }
+
   /** Rewrites permission errors as one line naming the store. */
   #fsError(err: unknown): unknown {
     if (err instanceof DistError) return err;
@@ -99,22 +113,47 @@ export class LocalStore implements Store, BlobFiles {
 
   // ---- Provider
 
+  /** The blob's size and its file's time (commit time); no labels: the metadata layer keeps them. */
   async info(digest: Digest): Promise<Info> {
     const path = this.blobPath(digest);
-    let st: Awaited<ReturnType<typeof stat>>;
+    let st: BigIntStats;
     try {
-      st = await stat(path);
+      st = await stat(path, { bigint: true });
     } catch (err) {
       if (errno(err) === "ENOENT") throw new NotFoundError(`content ${digest}: not found`);
       throw err;
     }
-    const set = this.#labels.get(digest);
-    return this.#info(digest, st.size, st.mtime, set.labels, set.updatedAt);
+    return blobInfo(digest, st);
   }
 
-  #info(digest: Digest, size: number, mtime: Date, labels: Record<string, string>, labelsAt: number): Info {
-    const updatedAt = labelsAt > mtime.getTime() ? new Date(labelsAt) : mtime;
-    return { digest, size, createdAt: mtime, updatedAt, labels };
+  /** Whether the blob's file is there (synchronous: for the metadata layer's transactions). */
+  hasBlob(digest: Digest): boolean {
+    return existsSync(this.blobPath(digest));
+  }
+
+  /** The size of the blob's file, or undefined when there is none. */
+  blobSize(digest: Digest): number | undefined {
+    try {
+      const st = statSync(this.blobPath(digest));
+      return st.isFile() ? st.size : undefined;
+    } catch (err) {
+      if (errno(err) === "ENOENT") return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * Removes a blob's file (synchronous: the metadata layer removes it in the
+   * transaction that drops its last record). False when it was not there.
+   */
+  removeBlob(digest: Digest): boolean {
+    try {
+      unlinkSync(this.blobPath(digest));
+      return true;
+    } catch (err) {
+      if (errno(err) === "ENOENT") return false;
+      throw this.#fsError(err);
+    }
   }
 
   async openRead(digest: Digest, opts: ReadOptions = {}): Promise<Readable> {
@@ -157,9 +196,10 @@ export class LocalStore implements Store, BlobFiles {
 
   // ---- Manager
 
+  /** Every blob file, by digest; label filters match nothing here (no labels below the metadata layer). */
   async walk(fn: (info: Info) => void | Promise<void>, filter: WalkFilter = {}): Promise<void> {
     const prefixes = filter.digestPrefixes ?? [];
-    const labelFilters = (filter.labels ?? []).map(parseLabelFilter);
+    if ((filter.labels ?? []).length > 0) return;
     let algs: string[];
     try {
       algs = (await readdir(this.#blobsDir)).sort();
@@ -167,7 +207,6 @@ export class LocalStore implements Store, BlobFiles {
       if (errno(err) === "ENOENT") return;
       throw err;
     }
-    const allLabels = this.#labels.all();
     for (const alg of algs) {
       if (!isAlgorithm(alg)) continue;
       let names: string[];
@@ -182,60 +221,39 @@ export class LocalStore implements Store, BlobFiles {
         if (!isDigest(digest)) continue;
         // a prefix without an algorithm ("2cf24d") matches the hex of any algorithm
         if (prefixes.length > 0 && !prefixes.some((p) => digest.startsWith(p) || name.startsWith(p))) continue;
-        const set = allLabels.get(digest) ?? { labels: {}, updatedAt: 0 };
-        if (!labelFilters.every((f) => matchLabel(set.labels, f))) continue;
-        let st: Awaited<ReturnType<typeof stat>>;
+        let st: BigIntStats;
         try {
-          st = await stat(join(this.#blobsDir, alg, name));
+          st = await stat(join(this.#blobsDir, alg, name), { bigint: true });
         } catch (err) {
           if (errno(err) === "ENOENT") continue; // deleted while walking
           throw err;
         }
         if (!st.isFile()) continue;
-        await fn(this.#info(digest, st.size, st.mtime, set.labels, set.updatedAt));
+        await fn(blobInfo(digest, st));
       }
     }
   }
 
   async delete(digest: Digest): Promise<void> {
-    const path = this.blobPath(digest);
-    try {
-      await rm(path);
-    } catch (err) {
-      if (errno(err) === "ENOENT") throw new NotFoundError(`content ${digest}: not found`);
-      throw this.#fsError(err);
-    }
-    this.#labels.removeAll(digest);
+    if (!this.removeBlob(digest)) throw new NotFoundError(`content ${digest}: not found`);
   }
 
-  async update(digest: Digest, labels: Record<string, string>, fieldpaths?: string[]): Promise<Info> {
+  async update(digest: Digest): Promise<Info> {
     await this.info(digest);
-    if (!fieldpaths || fieldpaths.length === 0 || fieldpaths.includes("labels")) {
-      this.#labels.replace(digest, labels);
-    } else {
-      const changes: Record<string, string> = {};
-      for (const path of fieldpaths) {
-        if (!path.startsWith("labels.") || path.length === "labels.".length) {
-          throw new InvalidArgumentError(`cannot update "${path}" of content ${digest}: only labels can change`);
-        }
-        const key = path.slice("labels.".length);
-        changes[key] = labels[key] ?? "";
-      }
-      this.#labels.patch(digest, changes);
-    }
-    return this.info(digest);
+    throw new FailedPreconditionError(
+      `content ${digest}: labels are kept per namespace by the metadata layer, not by the blob store`,
+    );
   }
 
   // ---- Ingester
 
-  async writer(opts: WriterOptions): Promise<Writer> {
-    const ref = opts.ref;
-    if (typeof ref !== "string" || ref === "") throw new InvalidArgumentError("must specify a ref for the ingest");
-    const total = opts.total ?? 0;
-    if (!Number.isSafeInteger(total) || total < 0) {
-      throw new InvalidArgumentError(`invalid total size ${opts.total} for ref ${ref}`);
-    }
-    const expected = opts.expected ? validateDigest(opts.expected) : undefined;
+  /**
+   * Opens (or resumes) the ingest of `ref`. AlreadyExistsError at once when the
+   * expected content is already stored; a ref held by another writer is waited
+   * for (lockTimeout), then UnavailableError.
+   */
+  async writer(opts: LocalWriterOptions): Promise<LocalWriter> {
+    const { ref, total, expected } = checkWriterOptions(opts);
     const exists = () => (expected ? existsSync(this.blobPath(expected)) : false);
     const already = () => new AlreadyExistsError(`content ${expected} already exists`);
     if (exists()) throw already();
@@ -244,7 +262,7 @@ export class LocalStore implements Store, BlobFiles {
     let lock: Awaited<ReturnType<typeof acquireRefLock>>;
     try {
       lock = await acquireRefLock(this.#locksDir, key, ref, {
-        timeout: this.lockTimeout,
+        timeout: opts.lockTimeout ?? this.lockTimeout,
         signal: opts.signal,
         giveUp: exists,
       });
@@ -263,12 +281,7 @@ export class LocalStore implements Store, BlobFiles {
         const algorithm = state.expected ? algorithmOf(state.expected) : CANONICAL;
         // resume: rebuild the running digest from what is already on disk
         const digester = await hashFile(dataPath, algorithm, state.offset);
-        const ctx: WriterContext = {
-          blobPath: (d) => this.blobPath(d),
-          exists: async (p) => existsSync(p),
-          setLabels: async (d, labels) => this.#labels.patch(d, labels),
-        };
-        return new LocalWriter(ctx, lock, state, fh, digester);
+        return new LocalWriter({ blobPath: (d) => this.blobPath(d) }, lock, state, fh, digester);
       } catch (err) {
         await fh.close();
         throw err;
@@ -342,6 +355,11 @@ export class LocalStore implements Store, BlobFiles {
     const out: { name: string; dir: string; state?: IngestState }[] = [];
     for (const name of names) {
       const dir = join(this.#ingestDir, name);
+      if (name.startsWith(REMOVING)) {
+        // an abort that did not finish: nobody can use it
+        await rm(dir, { recursive: true, force: true }).catch(() => {});
+        continue;
+      }
       try {
         out.push({ name, dir, state: await readIngest(dir) });
       } catch (err) {
@@ -353,35 +371,36 @@ export class LocalStore implements Store, BlobFiles {
     return out;
   }
 
+  /**
+   * Removes the ingest of `ref` without waiting for its writer, as containerd's
+   * local store does. The directory is renamed away first (atomically), so a
+   * writer still holding the ref cannot publish it (its data is no longer at
+   * the ingest's path) nor write into a new ingest of the same ref, and what it
+   * rewrites on close lands nowhere. NotFoundError when there is no such ingest.
+   */
   async abort(ref: string): Promise<void> {
     if (ref === "") throw new InvalidArgumentError("must specify a ref to abort");
-    const key = sha256Hex(ref);
-    let lock: ReturnType<typeof tryLock>;
+    const dir = this.#ingestPath(ref);
+    const trash = join(this.#ingestDir, `${REMOVING}${randomBytes(8).toString("hex")}`);
     try {
-      lock = tryLock(this.#locksDir, key, ref);
+      renameSync(dir, trash);
     } catch (err) {
+      if (errno(err) === "ENOENT") throw new NotFoundError(`ingest ${ref}: not found`);
       throw this.#fsError(err);
     }
-    if (!lock) throw new UnavailableError(`ref ${ref} locked: a writer is using it`);
-    try {
-      const dir = this.#ingestPath(ref);
-      if (!existsSync(dir)) throw new NotFoundError(`ingest ${ref}: not found`);
-      await rm(dir, { recursive: true, force: true });
-    } catch (err) {
-      throw this.#fsError(err);
-    } finally {
-      lock.release();
-    }
+    await rm(trash, { recursive: true, force: true }).catch(() => {});
   }
 
   /**
    * Removes ingests not updated for `olderThanMs` (and half-created ones as
-   * old), skipping those a writer holds. Returns what was removed.
+   * old), skipping those a writer holds; with `only`, just the ingests whose
+   * ref it accepts. Returns what was removed.
    */
-  async pruneIngests(olderThanMs: number): Promise<Status[]> {
+  async pruneIngests(olderThanMs: number, only?: (ref: string) => boolean): Promise<Status[]> {
     const cutoff = Date.now() - olderThanMs;
     const removed: Status[] = [];
     for (const { name, dir, state } of await this.#ingests()) {
+      if (only && !(state && only(state.ref))) continue;
       let updated: number;
       try {
         updated = state ? state.updatedAt.getTime() : (await stat(dir)).mtime.getTime();
@@ -403,7 +422,7 @@ export class LocalStore implements Store, BlobFiles {
       } finally {
         lock.release();
       }
-      const now = new Date(updated);
+      const now = new PreciseDate(BigInt(updated) * 1_000_000n);
       removed.push(
         state
           ? toStatus(state)
@@ -430,18 +449,7 @@ async function openData(path: string): Promise<FileHandle> {
   }
 }
 
-interface LabelFilter {
-  key: string;
-  value?: string;
-}
-
-function parseLabelFilter(s: string): LabelFilter {
-  const i = s.indexOf("=");
-  if (i === 0) throw new InvalidArgumentError(`invalid label filter "${s}": expected key or key=value`);
-  return i < 0 ? { key: s } : { key: s.slice(0, i), value: s.slice(i + 1) };
-}
-
-function matchLabel(labels: Record<string, string>, f: LabelFilter): boolean {
-  if (!Object.hasOwn(labels, f.key)) return false;
-  return f.value === undefined || labels[f.key] === f.value;
+function blobInfo(digest: Digest, st: BigIntStats): Info {
+  const at = new PreciseDate(st.mtimeNs);
+  return { digest, size: Number(st.size), createdAt: at, updatedAt: at, labels: {} };
 }

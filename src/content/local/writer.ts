@@ -1,15 +1,21 @@
 /**
- * A writer of one ingest: appends at its offset while hashing, and on commit
+ * A writer of one ingest: appends at its offset while hashing; its commit
  * verifies size and digest, makes the file read-only and renames it into
- * blobs/ atomically. A failed verification discards the ingest, so a bad
- * download never poisons the next attempt.
+ * blobs/ atomically. The commit has two steps, so that the metadata layer can
+ * publish a blob in the same database transaction that records it: verify()
+ * (the slow part: fsync, and a second hash when the expected digest uses
+ * another algorithm) and publish() (a rename, synchronous). A failed
+ * verification keeps the ingest, as containerd's local store does: the writer
+ * is closed, and a new one resumes where it stopped (the caller that knows the
+ * bytes are bad aborts the ingest).
  */
-import { createReadStream } from "node:fs";
-import { type FileHandle, mkdir, open, rename, rm } from "node:fs/promises";
+import { chmodSync, createReadStream, existsSync, mkdirSync, renameSync, rmSync } from "node:fs";
+import { type FileHandle, open } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { type Algorithm, algorithmOf, type Digest, Digester } from "../../digest.ts";
-import { FailedPreconditionError, InvalidArgumentError } from "../../errors.ts";
+import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from "../../errors.ts";
 import { startWriteback } from "../../sys/index.ts";
+import { preciseNow } from "../../time.ts";
 import type { CommitOptions, Status, Writer } from "../content.ts";
 import { type IngestState, toStatus, touchUpdated } from "./ingest.ts";
 import type { RefLock } from "./lock.ts";
@@ -24,8 +30,6 @@ const WRITEBACK_EVERY = 16 << 20;
 export interface WriterContext {
   /** `blobs/<alg>/<hex>` for a digest. */
   blobPath(d: Digest): string;
-  exists(path: string): Promise<boolean>;
-  setLabels(d: Digest, labels: Record<string, string>): Promise<void>;
 }
 
 /** Hashes a file (or its first `length` bytes) with the given algorithm. */
@@ -39,16 +43,25 @@ export async function hashFile(path: string, algorithm: Algorithm, length?: numb
   return digester;
 }
 
+/** What a verified ingest is, ready to be published. */
+export interface Verified {
+  digest: Digest;
+  size: number;
+}
+
+/** A writer of the filesystem store: appends to an ingest's data file under its ref lock. */
 export class LocalWriter implements Writer {
   readonly #ctx: WriterContext;
   readonly #lock: RefLock;
   readonly #state: IngestState;
   #fh: FileHandle | undefined;
   #digester: Digester;
+  #verified: Verified | undefined;
   #done = false;
   /** Bytes already handed to early writeback. */
   #flushed = 0;
 
+  /** @internal made by LocalStore.writer() */
   constructor(ctx: WriterContext, lock: RefLock, state: IngestState, fh: FileHandle, digester: Digester) {
     this.#ctx = ctx;
     this.#lock = lock;
@@ -83,7 +96,7 @@ export class LocalWriter implements Writer {
       startWriteback(fh.fd, this.#flushed, this.#state.offset - this.#flushed);
       this.#flushed = this.#state.offset;
     }
-    this.#state.updatedAt = new Date();
+    this.#state.updatedAt = preciseNow();
   }
 
   status(): Status {
@@ -91,7 +104,7 @@ export class LocalWriter implements Writer {
   }
 
   digest(): Digest {
-    return this.#digester.digest();
+    return this.#verified?.digest ?? this.#digester.digest();
   }
 
   async truncate(size: 0): Promise<void> {
@@ -100,10 +113,15 @@ export class LocalWriter implements Writer {
     this.#digester = new Digester(this.#digester.algorithm);
     this.#state.offset = 0;
     this.#flushed = 0;
-    this.#state.updatedAt = new Date();
+    this.#state.updatedAt = preciseNow();
   }
 
-  async commit(size?: number, expected?: Digest, opts: CommitOptions = {}): Promise<void> {
+  /**
+   * @internal The first step of a commit: flushes the data and checks its size and digest
+   * (each when given, else from the ingest's total and expected digest). On a
+   * mismatch the writer is closed and the ingest kept (FailedPreconditionError).
+   */
+  async verify(size?: number, expected?: Digest): Promise<Verified> {
     const fh = this.#handle();
     const ref = this.#state.ref;
     const wantSize = size ?? (this.#state.total > 0 ? this.#state.total : undefined);
@@ -112,9 +130,8 @@ export class LocalWriter implements Writer {
       await fh.sync();
       const actualSize = (await fh.stat()).size;
       if (wantSize !== undefined && actualSize !== wantSize) {
-        await this.#discard();
         throw new FailedPreconditionError(
-          `commit of ref ${ref} failed: got ${actualSize} bytes, expected ${wantSize} (ingest discarded)`,
+          `commit of ref ${ref} failed: got ${actualSize} bytes, expected ${wantSize} (the ingest is kept: abort it to start over)`,
         );
       }
       let digester = this.#digester;
@@ -123,45 +140,81 @@ export class LocalWriter implements Writer {
       }
       const actual = digester.digest();
       if (want && actual !== want) {
-        await this.#discard();
         throw new FailedPreconditionError(
-          `commit of ref ${ref} failed: got digest ${actual}, expected ${want} (ingest discarded)`,
+          `commit of ref ${ref} failed: got digest ${actual}, expected ${want} (the ingest is kept: abort it to start over)`,
         );
       }
-      const target = this.#ctx.blobPath(actual);
-      if (await this.#ctx.exists(target)) {
-        // already committed by another ref: keep the existing blob, drop ours
-        await this.#discard();
-      } else {
-        await fh.chmod(0o444);
-        await fh.close();
-        this.#fh = undefined;
-        await mkdir(dirname(target), { recursive: true });
-        await rename(this.#dataPath, target);
-        await syncDir(dirname(target));
-        await rm(this.#state.dir, { recursive: true, force: true });
-        this.#finish();
-      }
-      if (opts.labels && Object.keys(opts.labels).length > 0) await this.#ctx.setLabels(actual, opts.labels);
+      this.#fh = undefined;
+      await fh.chmod(0o444);
+      await fh.close();
+      this.#verified = { digest: actual, size: actualSize };
+      return this.#verified;
     } catch (err) {
-      if (!this.#done) await this.close().catch(() => {});
+      await this.close().catch(() => {});
       throw err;
     }
   }
 
-  /** Drops the ingest entirely and releases the ref. */
-  async #discard(): Promise<void> {
-    await this.#fh?.close().catch(() => {});
-    this.#fh = undefined;
-    await rm(this.#state.dir, { recursive: true, force: true });
-    this.#finish();
+  /**
+   * The second step, synchronous: renames the verified data into blobs/ and
+   * removes the ingest, or, when the blob is already there, only removes the
+   * ingest. Releases the ref either way, unless `holdRef`: then the caller
+   * releases it with releaseRef() once it has recorded the outcome (a writer
+   * waiting for the ref must not see the ingest gone from the disk but not yet
+   * from the records). The caller syncs the blob's directory.
+   */
+  publish(opts: { holdRef?: boolean } = {}): "created" | "existed" {
+    const v = this.#verified;
+    if (!v || this.#done) throw new FailedPreconditionError(`writer for ref ${this.#state.ref} is not verified`);
+    const target = this.#ctx.blobPath(v.digest);
+    try {
+      if (existsSync(target)) {
+        rmSync(this.#state.dir, { recursive: true, force: true });
+        return "existed";
+      }
+      mkdirSync(dirname(target), { recursive: true, mode: 0o700 });
+      renameSync(this.#dataPath, target);
+      rmSync(this.#state.dir, { recursive: true, force: true });
+      return "created";
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") {
+        throw new NotFoundError(`commit of ref ${this.#state.ref}: the ingest was aborted`);
+      }
+      // the data stays in the ingest: writable again for a resume
+      try {
+        chmodSync(this.#dataPath, 0o644);
+      } catch {}
+      throw err;
+    } finally {
+      if (opts.holdRef) this.#done = true;
+      else this.#finish();
+    }
+  }
+
+  /** @internal Releases the ref a publish({ holdRef: true }) kept. */
+  releaseRef(): void {
+    this.#lock.release();
+  }
+
+  /**
+   * Verifies, publishes and makes the rename durable. AlreadyExistsError when
+   * the blob was already in the store (the ingest is removed), as containerd's
+   * local store answers.
+   */
+  async commit(size?: number, expected?: Digest, _opts: CommitOptions = {}): Promise<void> {
+    const { digest } = await this.verify(size, expected);
+    const outcome = this.publish();
+    if (outcome === "existed") throw new AlreadyExistsError(`content ${digest} already exists`);
+    await syncDir(dirname(this.#ctx.blobPath(digest)));
   }
 
   #finish(): void {
+    if (this.#done) return;
     this.#done = true;
     this.#lock.release();
   }
 
+  /** Releases the ref, keeping what was written for a later resume. */
   async close(): Promise<void> {
     if (this.#done) return;
     try {
@@ -170,6 +223,11 @@ export class LocalWriter implements Writer {
       if (fh) {
         await fh.close();
         await touchUpdated(this.#state.dir, this.#state.updatedAt).catch(() => {});
+      } else if (this.#verified) {
+        // verified but never published: writable again for a resume
+        try {
+          chmodSync(this.#dataPath, 0o644);
+        } catch {}
       }
     } finally {
       this.#finish();

@@ -16,12 +16,7 @@ import { readdir, readFile, stat } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { InvalidArgumentError } from "../../errors.ts";
-
-/** A client certificate (PEM) and its private key (PEM), for mutual TLS. */
-export interface ClientCertificate {
-  cert: string;
-  key: string;
-}
+import { type ClientKeyPair, loadClientKeyPair } from "./client-certs.ts";
 
 /**
  * The hosts directories searched when none is given: dist's, containerd's and
@@ -62,11 +57,12 @@ export async function findHostDirectory(dirs: readonly string[], namespace: stri
   return undefined;
 }
 
-async function readPem(file: string, what: string): Promise<string> {
+/** A CA certificate file's contents; an error naming it (and `what` configured it) when it cannot be read. */
+export async function readCa(file: string, what: string): Promise<string> {
   try {
     return await readFile(file, "utf8");
   } catch (err) {
-    throw new InvalidArgumentError(`${what}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code}`, {
+    throw new InvalidArgumentError(`${what}: cannot read CA file ${file}: ${(err as NodeJS.ErrnoException).code}`, {
       cause: err,
     });
   }
@@ -78,15 +74,15 @@ async function readPem(file: string, what: string): Promise<string> {
  * name (a certificate without its key is an error; a key alone is left alone,
  * as containerd does).
  */
-export async function readCertsDir(dir: string): Promise<{ ca: string[]; client: ClientCertificate[] }> {
+export async function readCertsDir(dir: string): Promise<{ ca: string[]; client: ClientKeyPair[] }> {
   const names = (await readdir(dir)).sort();
-  const ca = await Promise.all(names.filter((n) => n.endsWith(".crt")).map((n) => readPem(join(dir, n), dir)));
-  const client: ClientCertificate[] = [];
+  const ca = await Promise.all(names.filter((n) => n.endsWith(".crt")).map((n) => readCa(join(dir, n), dir)));
+  const client: ClientKeyPair[] = [];
   for (const n of names.filter((f) => f.endsWith(".cert"))) {
     const key = `${n.slice(0, -".cert".length)}.key`;
     if (!names.includes(key))
       throw new InvalidArgumentError(`${join(dir, n)}: client certificate without its key ${key}`);
-    client.push({ cert: await readPem(join(dir, n), dir), key: await readPem(join(dir, key), dir) });
+    client.push(await loadClientKeyPair(join(dir, n), join(dir, key), dir));
   }
   return { ca, client };
 }

@@ -1,8 +1,11 @@
 /**
  * The HTTP layer of the registry client: one undici Agent (keep-alive pool) per
- * host and TLS setting, requests authorised by the Authorizer, retried with
- * backoff on transient failures, redirects followed by hand (Authorization
+ * host, TLS setting and proxy, requests authorised by the Authorizer, retried
+ * with backoff on transient failures, redirects followed by hand (Authorization
  * dropped when the host changes), and mirrors tried in order before the server.
+ * Requests go through the environment's proxy for their URL (proxy.ts): a
+ * CONNECT tunnel for https, absolute-form requests for http; the host's TLS
+ * settings (CAs, client certificates) apply inside the tunnel.
  */
 import type { Readable } from "node:stream";
 import { rootCertificates } from "node:tls";
@@ -11,8 +14,9 @@ import { Authorizer } from "./auth.ts";
 import { parseChallenges } from "./challenge.ts";
 import { errorCode, httpError, isRetryableNetworkError, networkError } from "./errors.ts";
 import type { RegistryHost } from "./hosts.ts";
-import { Agent, type Dispatcher, request } from "./http.ts";
+import { Agent, connector, type Dispatcher, proxyAgent, request } from "./http.ts";
 import { DEFAULT_STALL_TIMEOUT_MS, DEFAULT_USER_AGENT, type RegistryOptions } from "./options.ts";
+import { ProxyRules, proxyConfigFromEnv, redactProxy } from "./proxy.ts";
 import { backoffDelay, DEFAULT_RETRIES, isRetryableStatus, parseRetryAfter, sleep } from "./retry.ts";
 
 export type Method = "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE";
@@ -91,7 +95,10 @@ export class RegistryClient {
   readonly retries: number;
   readonly stallTimeoutMs: number;
   readonly userAgent: string;
-  readonly #agents = new Map<string, Agent>();
+  readonly #agents = new Map<string, Dispatcher>();
+  readonly #proxies: ProxyRules;
+  /** The last error a connected socket of each origin emitted (a TLS alert after the handshake), and when. */
+  readonly #socketErrors = new Map<string, { err: Error; at: number }>();
   /** Hosts that could not be connected to while others remained: skipped from then on. */
   readonly #dead = new Set<string>();
 
@@ -100,6 +107,7 @@ export class RegistryClient {
     this.retries = opts.retries ?? DEFAULT_RETRIES;
     this.stallTimeoutMs = opts.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
     this.userAgent = opts.userAgent ?? DEFAULT_USER_AGENT;
+    this.#proxies = new ProxyRules(opts.proxy ?? proxyConfigFromEnv());
     this.auth = new Authorizer({
       user: opts.user,
       promptPassword: opts.promptPassword,
@@ -110,23 +118,53 @@ export class RegistryClient {
     });
   }
 
-  /** The pooled Agent for a URL reached under a host's TLS settings. */
+  /** The proxy a request to `url` goes through, if any. */
+  proxyFor(url: URL): URL | undefined {
+    return this.#proxies.proxyFor(url);
+  }
+
+  /** The pooled Agent for a URL reached under a host's TLS settings (and through its proxy, if any). */
   dispatcher(host: RegistryHost, url: URL): Dispatcher {
-    const key = `${url.protocol}//${url.host}\n${host.skipVerify}\n${host.ca.join("")}`;
+    const proxy = this.proxyFor(url);
+    const client = host.client.map((p) => p.cert + p.key).join("");
+    const key = `${url.protocol}//${url.host}\n${host.skipVerify}\n${host.ca.join("")}\n${client}\n${proxy?.href ?? ""}`;
     let agent = this.#agents.get(key);
     if (!agent) {
-      agent = new Agent({
-        keepAliveTimeout: 30_000,
-        connections: 32,
-        connect: {
-          rejectUnauthorized: !host.skipVerify,
-          // extra CAs add to the system roots rather than replacing them
-          ...(host.ca.length > 0 ? { ca: [...rootCertificates, ...host.ca] } : {}),
-        },
-      });
+      const tls = {
+        rejectUnauthorized: !host.skipVerify,
+        // extra CAs add to the system roots rather than replacing them
+        ...(host.ca.length > 0 ? { ca: [...rootCertificates, ...host.ca] } : {}),
+        ...(host.client.length > 0 ? { cert: host.client.map((p) => p.cert), key: host.client.map((p) => p.key) } : {}),
+      };
+      const pool = { keepAliveTimeout: 30_000, connections: 32 };
+      agent = proxy
+        ? proxyAgent({ ...pool, uri: proxy.href, proxyTunnel: url.protocol === "https:", requestTls: tls })
+        : new Agent({
+            ...pool,
+            connect: connector(tls, (err) => this.#socketErrors.set(url.origin, { err, at: Date.now() })),
+          });
       this.#agents.set(key, agent);
     }
     return agent;
+  }
+
+  /**
+   * A socket closed under a request with no reason given, when its origin's
+   * socket just reported one (a TLS alert: the registry refused the client's
+   * certificate, or wanted one), is that reason.
+   */
+  #explained(url: URL, err: unknown): unknown {
+    if (errorCode(err) !== undefined && errorCode(err) !== "UND_ERR_SOCKET") return err;
+    const last = this.#socketErrors.get(url.origin);
+    if (!last || Date.now() - last.at > 2000) return err;
+    this.#socketErrors.delete(url.origin);
+    return last.err;
+  }
+
+  /** `host`, or `host (through proxy URL)` when requests to `url` are proxied: for messages. */
+  reached(url: URL): string {
+    const proxy = this.proxyFor(url);
+    return proxy ? `${url.host} (through proxy ${redactProxy(proxy)})` : url.host;
   }
 
   async close(): Promise<void> {
@@ -183,9 +221,10 @@ export class RegistryClient {
           // body stalls are watched by the reader, which knows about backpressure
           bodyTimeout: 0,
         });
-      } catch (err) {
+      } catch (caught) {
         if (spec.signal?.aborted) throw spec.signal.reason;
-        if (err instanceof DistError) throw err;
+        if (caught instanceof DistError) throw caught;
+        const err = this.#explained(url, caught);
         const code = errorCode(err);
         // nothing was sent: while another host can answer, do not wait for this one
         const skip = more && sameHost && isConnectFailure(code);
@@ -196,13 +235,13 @@ export class RegistryClient {
           const delay = refused ? Math.min(REFUSED_RETRY_MS, this.backoff(0)) : this.backoff(attempt);
           attempt++;
           this.opts.onWarning?.(
-            `${spec.ref}: ${spec.what}: ${url.host}: ${(err as Error).message}; retrying in ${delay} ms`,
+            `${spec.ref}: ${spec.what}: ${this.reached(url)}: ${(err as Error).message}; retrying in ${delay} ms`,
           );
           await sleep(delay, spec.signal);
           continue;
         }
         if (more && sameHost) this.#dead.add(hostKey(host));
-        throw networkError(spec.ref, url.host, err);
+        throw networkError(spec.ref, this.reached(url), err);
       }
       const status = res.statusCode;
       if (status === 401 && sameHost) {

@@ -196,9 +196,38 @@ export function isRetryableNetworkError(err: unknown): boolean {
   ].includes(code);
 }
 
+/**
+ * TLS alerts a server sends when it refuses the client's certificate, or wants
+ * one (`ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED`, `ERR_SSL_SSL/TLS_ALERT_BAD_CERTIFICATE`…).
+ */
+function isClientCertificateAlert(code: string | undefined): boolean {
+  return (
+    code !== undefined &&
+    /^ERR_SSL_.*ALERT_(BAD_CERTIFICATE|CERTIFICATE_REQUIRED|UNKNOWN_CA|CERTIFICATE_UNKNOWN|UNSUPPORTED_CERTIFICATE|ACCESS_DENIED)$/.test(
+      code,
+    )
+  );
+}
+
+/** What a proxy said when it refused, from undici's messages. */
+function proxyRefusal(err: unknown): string | undefined {
+  const msg = (err as Error)?.message ?? "";
+  if (/Proxy Authentication Required|Proxy response \(407\)/.test(msg)) {
+    return "the proxy requires authentication (HTTP 407): give it as http://user:password@host:port";
+  }
+  const m = /Proxy response \((\d+)\) !== 200/.exec(msg);
+  return m ? `the proxy refused the tunnel (HTTP ${m[1]})` : undefined;
+}
+
 /** Why a transport operation failed, in a few words (no host, no reference). */
 export function networkReason(err: unknown): string {
   const code = errorCode(err);
+  const refused = proxyRefusal(err);
+  if (refused) return refused;
+  if (isClientCertificateAlert(code)) {
+    const alert = /alert ([a-z ]+)/i.exec((err as Error)?.message ?? "")?.[1]?.trim() ?? code;
+    return `the registry refused the TLS connection (${alert}): it wants a client certificate it trusts (hosts.toml client)`;
+  }
   return (() => {
     switch (code) {
       case "ECONNREFUSED":
@@ -234,7 +263,8 @@ export function networkError(ref: string, host: string, err: unknown): Unavailab
   const code = errorCode(err);
   const why = networkReason(err);
   const msg = `${ref}: cannot reach ${host}: ${why}`;
-  if (code && TLS_CODES.has(code)) return new InvalidArgumentError(msg, { cause: err });
+  if (code && (TLS_CODES.has(code) || isClientCertificateAlert(code)))
+    return new InvalidArgumentError(msg, { cause: err });
   return new UnavailableError(msg, { cause: err });
 }
 

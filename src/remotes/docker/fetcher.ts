@@ -27,6 +27,7 @@ import { repositoryScope } from "./challenge.ts";
 import { drain, header, type RegistryClient, type RegistryResponse, type RequestSpec } from "./client.ts";
 import { dataLoss, isRetryableNetworkError, networkReason } from "./errors.ts";
 import type { RegistryHost } from "./hosts.ts";
+import { listReferrers, type Referrers } from "./referrers.ts";
 import { sleep } from "./retry.ts";
 
 export interface Repository {
@@ -195,7 +196,12 @@ export class DockerFetcher implements Fetcher {
     let cur = await this.#open(desc, offset, this.#hosts, signal);
     const client = this.#client;
     const stallMs = client.stallTimeoutMs;
-    const open = (from: number, host: RegistryHost) => this.#open(desc, from, [host], signal);
+    // a resume asks the host that was sending, then those after it (a mirror that died mid-blob)
+    const hosts = this.#hosts;
+    const open = (from: number, host: RegistryHost) => {
+      const i = hosts.indexOf(host);
+      return this.#open(desc, from, i < 0 ? [host] : hosts.slice(i), signal);
+    };
     const want = desc.size - offset;
 
     async function* chunks(): AsyncGenerator<Buffer> {
@@ -281,13 +287,18 @@ export class DockerFetcher implements Fetcher {
     return Readable.from(chunks(), { objectMode: false, highWaterMark: 64 << 10 });
   }
 
+  /** The OCI 1.1 referrers of a manifest: through the referrers API, else the `<alg>-<hex>` tag. */
+  referrers(subject: Digest, opts: { signal?: AbortSignal } = {}): Promise<Referrers> {
+    return listReferrers(this.#client, this.#hosts, this.#repo, subject, opts.signal);
+  }
+
   /**
    * Fetches by digest alone (no descriptor at hand): a manifest when the registry
    * knows the digest as one, else a blob. Media type and size come from the registry.
    */
   async fetchByDigest(
     digest: Digest,
-    opts: { mediaType?: string; signal?: AbortSignal } = {},
+    opts: { mediaType?: string; signal?: AbortSignal; verify?: boolean } = {},
   ): Promise<{ desc: Descriptor; stream: Readable }> {
     try {
       parseDigest(digest);
@@ -327,7 +338,7 @@ export class DockerFetcher implements Fetcher {
     }
     const desc: Descriptor = { mediaType: opts.mediaType ?? "application/octet-stream", digest, size: blob.size };
     if (opts.mediaType || blob.size > MAX_MANIFEST_SIZE) {
-      return { desc, stream: await this.#blob(desc, 0, opts.signal) };
+      return { desc, stream: await this.#blob(desc, 0, opts.signal, opts.verify ?? true) };
     }
     // small and untyped: read it whole (verified) and name a manifest or index by its own mediaType
     const body = await readVerified(await this.#blob(desc, 0, opts.signal, false), desc, `${this.#repo.ref}: ${what}`);

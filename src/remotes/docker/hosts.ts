@@ -5,10 +5,11 @@
  *
  *   <hostsDir>/<host[:port]>/hosts.toml   (else <hostsDir>/_default/hosts.toml)
  *     server = "https://registry.example.com"      # the upstream; omitted with [host] entries: no upstream
- *     capabilities, ca, skip_verify, header, override_path  # for the server
+ *     capabilities, ca, client, skip_verify, header, override_path  # for the server
  *     [host."https://mirror.example.com"]             # tried first, in file order
  *       capabilities = ["pull", "resolve"]
  *       ca = "mirror-ca.crt"   (or a list; relative to the host directory)
+ *       client = [["client.cert", "client.key"]]   # TLS client certificates (client-certs.ts)
  *       skip_verify = false
  *       header = { x-custom = "v" }
  *       override_path = false  # true: the URL path is the API root, no /v2 appended
@@ -22,7 +23,8 @@ import { readFile, stat } from "node:fs/promises";
 import { isAbsolute, join } from "node:path";
 import { parse as parseToml } from "smol-toml";
 import { errorMessage, InvalidArgumentError } from "../../errors.ts";
-import { type ClientCertificate, findHostDirectory, readCertsDir } from "./certsd.ts";
+import { findHostDirectory, readCa, readCertsDir } from "./certsd.ts";
+import { type ClientKeyPair, clientKeyPairs } from "./client-certs.ts";
 
 export type Capability = "pull" | "resolve" | "push";
 export const ALL_CAPABILITIES: readonly Capability[] = ["pull", "resolve", "push"];
@@ -36,12 +38,12 @@ export interface RegistryHost {
   capabilities: Capability[];
   /** PEM CA certificates (contents, not paths) trusted in addition to the system's. */
   ca: string[];
+  /** TLS client certificates and keys (PEM contents) offered to the host. */
+  client: ClientKeyPair[];
   skipVerify: boolean;
   header: Record<string, string | string[]>;
   /** The namespace's own server; requests to other hosts (mirrors) carry `?ns=<namespace>`. */
   isServer: boolean;
-  /** Client certificates (PEM contents) offered to the host: docker's client.cert and client.key. */
-  client?: ClientCertificate[];
 }
 
 export interface HostsOptions {
@@ -60,16 +62,6 @@ export function defaultServerHost(namespace: string): string {
   return namespace === "docker.io" ? "registry-1.docker.io" : namespace;
 }
 
-async function readCa(file: string, what: string): Promise<string> {
-  try {
-    return await readFile(file, "utf8");
-  } catch (err) {
-    throw new InvalidArgumentError(`${what}: cannot read CA file ${file}: ${(err as NodeJS.ErrnoException).code}`, {
-      cause: err,
-    });
-  }
-}
-
 async function exists(p: string): Promise<boolean> {
   try {
     await stat(p);
@@ -82,6 +74,7 @@ async function exists(p: string): Promise<boolean> {
 interface TomlHost {
   capabilities?: unknown;
   ca?: unknown;
+  client?: unknown;
   skip_verify?: unknown;
   header?: unknown;
   override_path?: unknown;
@@ -149,6 +142,7 @@ async function hostFromToml(
     path: apiPath(url.path, entry.override_path === true),
     capabilities: caps.length > 0 ? (caps as Capability[]) : [...ALL_CAPABILITIES],
     ca,
+    client: await clientKeyPairs(entry.client, dir, file),
     skipVerify: entry.skip_verify === true,
     header,
     isServer,
@@ -169,6 +163,7 @@ export async function registryHosts(namespace: string, opts: HostsOptions = {}):
     path: "/v2",
     capabilities: [...ALL_CAPABILITIES],
     ca: [],
+    client: [],
     skipVerify: false,
     header: {},
     isServer: true,
@@ -182,7 +177,7 @@ export async function registryHosts(namespace: string, opts: HostsOptions = {}):
     const { ca: certs, client } = await readCertsDir(dir);
     const withCerts = (h: RegistryHost) => {
       h.ca.push(...certs);
-      if (client.length > 0) h.client = [...(h.client ?? []), ...client];
+      h.client.push(...client);
     };
     const counted = `${certs.length} CA and ${client.length} client certificates`;
     if (await exists(file)) {

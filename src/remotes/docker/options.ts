@@ -1,5 +1,6 @@
-/** Options of the registry client, as the CLI's registry flags fill them in. */
+import type { ProxyConfig } from "./proxy.ts";
 
+/** Options of the registry client, as the CLI's registry flags fill them in. */
 export interface RegistryOptions {
   /** Talk http instead of https to hosts without an explicit scheme. */
   plainHttp?: boolean;
@@ -23,6 +24,11 @@ export interface RegistryOptions {
   onWarning?: (msg: string) => void;
   /** What a --debug reader wants to know: which file configured a host. */
   onDebug?: (msg: string) => void;
+  /**
+   * Forward proxies (HTTP_PROXY, HTTPS_PROXY, NO_PROXY: see proxy.ts); default
+   * from the environment, `{}` for none.
+   */
+  proxy?: ProxyConfig;
   /** First backoff delay in ms (default 250); tests make it small. */
   backoffBaseMs?: number;
 }

@@ -1,28 +1,53 @@
 /**
- * Uploads to a repository. `push(desc)` answers AlreadyExistsError when the
- * registry has the blob (or mounts it from another repository), else returns a
- * content Writer: blob bytes stream into one PATCH of an upload session as they
- * are written, and commit finishes it with `PUT ?digest=`; manifests are
- * collected (at most 4 MiB) and PUT by tag or digest with their media type.
+ * Uploads to a repository.
+ *
+ * `pushBlob(desc, open)` is the transfer path: nothing when the registry has the
+ * blob (HEAD), a cross-repository mount when a source repository is known, else
+ * one `PUT` for a small blob (monolithic) or `PATCH` chunks for a large one,
+ * streamed from `open(offset)`. An interrupted chunked upload asks the session
+ * where it stands (`GET`, its `Range`) and resumes from the registry's offset,
+ * reopening the source there; a session the registry dropped (distribution 2.8
+ * cancels one whose size moved under a failed `PATCH`) starts over.
+ * `pushManifest(desc, bytes, {tag})` PUTs a manifest or index by digest, or
+ * under a tag, unless the registry has it there already.
+ *
+ * `push(desc)` is the content Writer path (containerd's Pusher): AlreadyExistsError
+ * when the registry has the blob (or mounts it), else a Writer whose bytes
+ * stream into one PATCH and whose commit finishes with `PUT ?digest=`;
+ * manifests are collected (at most 4 MiB) and PUT by tag or digest.
  */
-import { PassThrough } from "node:stream";
+import { PassThrough, Readable } from "node:stream";
 import type { Status, Writer } from "../../content/content.ts";
-import { checkSize, MAX_MANIFEST_SIZE, tooLarge } from "../../content/helpers.ts";
+import {
+  checkSize,
+  MAX_MANIFEST_SIZE,
+  type OpenAt,
+  readVerified,
+  type Source,
+  tooLarge,
+} from "../../content/helpers.ts";
 import type { Descriptor } from "../../descriptor.ts";
-import { algorithmOf, type Digest, Digester, parseDigest } from "../../digest.ts";
+import { algorithmOf, type Digest, Digester, digestOf, parseDigest } from "../../digest.ts";
 import {
   AlreadyExistsError,
   DataLossError,
   FailedPreconditionError,
   InvalidArgumentError,
-  UnavailableError,
+  isErrorCode,
   wrapError,
 } from "../../errors.ts";
-import type { Pusher } from "../remotes.ts";
-import { repositoryScope } from "./challenge.ts";
-import { drain, header, type RegistryClient, type RegistryResponse, type RequestSpec } from "./client.ts";
-import { isManifestType, type Repository } from "./fetcher.ts";
+import { MANIFEST_ACCEPT, MediaType } from "../../images/mediatypes.ts";
+import { isValidTag } from "../../reference/reference.ts";
+import type { Pusher, PushStatus, UploadOptions } from "../remotes.ts";
+import { drain, header, type RegistryClient, type RegistryResponse } from "./client.ts";
+import { isRetryableNetworkError } from "./errors.ts";
+import { isManifestType } from "./fetcher.ts";
 import type { RegistryHost } from "./hosts.ts";
+import { referrersTag } from "./referrers.ts";
+import { sleep } from "./retry.ts";
+import { CHUNK_SIZE, MONOLITHIC_MAX, type PushTarget, UploadSessions } from "./upload.ts";
+
+export type { PushTarget } from "./upload.ts";
 
 export interface PushOptions {
   signal?: AbortSignal;
@@ -30,34 +55,27 @@ export interface PushOptions {
   mountFrom?: string;
 }
 
-export interface PushTarget extends Repository {
-  tag?: string;
-  digest?: Digest;
+export interface BlobPushOptions extends UploadOptions {
+  /** Blobs up to this size go in one PUT (default 4 MiB). */
+  monolithicMax?: number;
+  /** The size of PATCH chunks (default 64 MiB). */
+  chunkSize?: number;
 }
 
 export class DockerPusher implements Pusher {
   readonly #client: RegistryClient;
-  readonly #host: RegistryHost;
   readonly #target: PushTarget;
+  readonly #uploads: UploadSessions;
 
   constructor(client: RegistryClient, host: RegistryHost, target: PushTarget) {
     this.#client = client;
-    this.#host = host;
     this.#target = target;
+    this.#uploads = new UploadSessions(client, host, target);
   }
 
-  #spec(method: RequestSpec["method"], path: string, what: string, extra: Partial<RequestSpec> = {}): RequestSpec {
-    const scopes = [repositoryScope(this.#target.path, true)];
-    if (extra.query?.from) scopes.push(repositoryScope(extra.query.from));
-    return {
-      method,
-      path: path.startsWith("/") ? `/${this.#target.path}${path}` : path,
-      scopes,
-      ref: this.#target.ref,
-      what,
-      namespace: this.#target.namespace,
-      ...extra,
-    };
+  /** The repository and reference pushed to. */
+  get target(): Readonly<PushTarget> {
+    return this.#target;
   }
 
   /**
@@ -71,7 +89,7 @@ export class DockerPusher implements Pusher {
     return desc.digest;
   }
 
-  async push(desc: Descriptor, opts: PushOptions = {}): Promise<Writer> {
+  #check(desc: Descriptor): void {
     try {
       parseDigest(desc.digest);
     } catch (err) {
@@ -80,71 +98,276 @@ export class DockerPusher implements Pusher {
     if (!Number.isSafeInteger(desc.size) || desc.size < 0) {
       throw new InvalidArgumentError(`${this.#target.ref}: descriptor ${desc.digest} has an invalid size`);
     }
-    if (isManifestType(desc.mediaType)) return this.#pushManifest(desc, opts);
-    return this.#pushBlob(desc, opts);
   }
 
-  async #exists(kind: "blobs" | "manifests", desc: Descriptor, signal?: AbortSignal): Promise<boolean> {
-    const spec = this.#spec("HEAD", `/${kind}/${desc.digest}`, `checking ${desc.digest}`, { signal });
-    if (kind === "manifests") spec.headers = { accept: desc.mediaType };
-    const res = await this.#client.send(this.#host, spec);
+  async push(desc: Descriptor, opts: PushOptions = {}): Promise<Writer> {
+    this.#check(desc);
+    if (isManifestType(desc.mediaType)) return this.#pushManifestWriter(desc, opts);
+    return this.#pushBlobWriter(desc, opts);
+  }
+
+  /** Whether the repository has a manifest under `object` (a digest, or a tag pointing at `desc`). */
+  async #manifestExists(desc: Descriptor, object: string, signal?: AbortSignal): Promise<boolean> {
+    const spec = this.#uploads.spec("HEAD", `/manifests/${object}`, `checking manifest ${object}`, { signal });
+    spec.headers = { accept: [...new Set([desc.mediaType, ...MANIFEST_ACCEPT])].join(", ") };
+    const res = await this.#uploads.send(spec);
     await drain(res.body);
-    if (res.status === 200) return true;
     if (res.status === 404) return false;
-    throw await this.#client.fail(res, spec);
+    if (res.status !== 200) throw await this.#uploads.fail(res, spec);
+    if (object === desc.digest) return true;
+    return header(res.headers, "docker-content-digest") === desc.digest;
   }
 
-  async #pushManifest(desc: Descriptor, opts: PushOptions): Promise<Writer> {
+  async #putManifest(desc: Descriptor, object: string, body: Buffer, signal?: AbortSignal): Promise<void> {
+    const what = object === desc.digest ? `pushing manifest ${desc.digest}` : `tagging ${desc.digest} as ${object}`;
+    const spec = this.#uploads.spec("PUT", `/manifests/${object}`, what, {
+      signal,
+      headers: { "content-type": desc.mediaType },
+      body,
+    });
+    const res = await this.#uploads.send(spec);
+    if (res.status !== 201 && res.status !== 200 && res.status !== 202) throw await this.#uploads.fail(res, spec);
+    await drain(res.body);
+    const got = header(res.headers, "docker-content-digest");
+    if (got && got !== desc.digest) {
+      throw new DataLossError(
+        `${this.#target.ref}: registry stored manifest as ${got.slice(0, 100)}, expected ${desc.digest}`,
+      );
+    }
+  }
+
+  /**
+   * PUTs a manifest or index from its bytes (checked against the descriptor):
+   * under `tag` when given, else by digest; "exists" when the registry has it
+   * there already.
+   */
+  async pushManifest(
+    desc: Descriptor,
+    bytes: Buffer,
+    opts: { tag?: string; signal?: AbortSignal } = {},
+  ): Promise<PushStatus> {
+    this.#check(desc);
+    checkSize(`${this.#target.ref}: manifest ${desc.digest}`, desc.size, MAX_MANIFEST_SIZE);
+    if (bytes.length !== desc.size || digestOf(bytes, algorithmOf(desc.digest)) !== desc.digest) {
+      throw new DataLossError(`${this.#target.ref}: manifest ${desc.digest}: bytes do not match the descriptor`);
+    }
+    if (opts.tag !== undefined && !isValidTag(opts.tag)) {
+      throw new InvalidArgumentError(`${this.#target.ref}: invalid tag "${opts.tag}"`);
+    }
+    const object = opts.tag ?? desc.digest;
+    if (await this.#manifestExists(desc, object, opts.signal)) return "exists";
+    await this.#putManifest(desc, object, bytes, opts.signal);
+    return "pushed";
+  }
+
+  /**
+   * Lists `referrer` in the subject's referrers tag (`sha256-<hex>`, the OCI
+   * 1.1 fallback for registries without the referrers API), given the
+   * descriptors that tag lists now. False when it was listed already.
+   */
+  async addReferrerToTag(
+    subject: Descriptor,
+    referrer: Descriptor,
+    listed: Descriptor[],
+    signal?: AbortSignal,
+  ): Promise<boolean> {
+    if (listed.some((d) => d.digest === referrer.digest)) return false;
+    const entry: Descriptor = { mediaType: referrer.mediaType, digest: referrer.digest, size: referrer.size };
+    if (referrer.artifactType) entry.artifactType = referrer.artifactType;
+    if (referrer.annotations) entry.annotations = referrer.annotations;
+    const index = { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [...listed, entry] };
+    const body = Buffer.from(JSON.stringify(index));
+    checkSize(`${this.#target.ref}: referrers of ${subject.digest}`, body.length, MAX_MANIFEST_SIZE);
+    const desc: Descriptor = { mediaType: MediaType.OciIndex, digest: digestOf(body), size: body.length };
+    await this.#putManifest(desc, referrersTag(subject.digest), body, signal);
+    return true;
+  }
+
+  /**
+   * Uploads a blob read from `open(offset)` (see the module's comment). The
+   * registry verifies the digest on the final PUT; a monolithic upload is
+   * verified here too, before it is sent.
+   */
+  async pushBlob(desc: Descriptor, open: OpenAt, opts: BlobPushOptions = {}): Promise<PushStatus> {
+    this.#check(desc);
+    const { signal } = opts;
+    const ref = this.#target.ref;
+    if (await this.#uploads.exists(desc, signal)) return "exists";
+    const started = await this.#uploads.start(desc, { mountFrom: opts.mountFrom, signal });
+    if (started.mounted) return "mounted";
+    let location = started.location;
+    opts.onProgress?.(0);
+    try {
+      if (desc.size <= (opts.monolithicMax ?? MONOLITHIC_MAX)) {
+        const body = await readVerified(await open(0), desc, `${ref}: pushing blob ${desc.digest}`);
+        await this.#uploads.complete(location, desc, body, signal);
+        opts.onProgress?.(desc.size);
+        return "pushed";
+      }
+      location = await this.#chunked(desc, open, location, opts);
+      await this.#uploads.complete(location, desc, undefined, signal);
+    } catch (err) {
+      if (!signal?.aborted) await this.#uploads.cancel(location);
+      throw err;
+    }
+    return "pushed";
+  }
+
+  /** Sends a blob in PATCH chunks, resuming from the registry's offset after a failure; the session's last location. */
+  async #chunked(desc: Descriptor, open: OpenAt, first: URL, opts: BlobPushOptions): Promise<URL> {
+    const { signal } = opts;
+    const chunk = Math.max(1, opts.chunkSize ?? CHUNK_SIZE);
+    const what = `uploading blob ${desc.digest}`;
+    let location = first;
+    let offset = 0;
+    let failures = 0;
+    for (;;) {
+      let reader: ChunkReader | undefined;
+      try {
+        reader = new ChunkReader(await open(offset), desc, `${this.#target.ref}: ${what}`);
+        while (offset < desc.size) {
+          const n = Math.min(chunk, desc.size - offset);
+          const from = offset;
+          const body = Readable.from(
+            reader.take(n, (sent) => opts.onProgress?.(from + sent)),
+            { objectMode: false },
+          );
+          const r = await this.#uploads.patch(location, body, from, n, signal);
+          location = r.location;
+          if (r.offset > desc.size) {
+            throw new DataLossError(
+              `${this.#target.ref}: ${what}: the registry holds ${r.offset} bytes of ${desc.size}`,
+            );
+          }
+          if (r.offset !== from + n) {
+            // the registry kept another amount: continue from what it holds
+            offset = r.offset;
+            throw new ResyncError();
+          }
+          offset = from + n;
+        }
+        // the source must end here (a verifying source checks its digest at its end)
+        await reader.end();
+        return location;
+      } catch (err) {
+        reader?.destroy();
+        if (signal?.aborted) throw signal.reason;
+        const resync = err instanceof ResyncError;
+        if (!resync && !isResumable(err)) throw err;
+        if (++failures > this.#client.retries)
+          throw resync ? new DataLossError(`${this.#target.ref}: ${what}: the registry kept losing bytes`) : err;
+        const delay = this.#client.backoff(failures - 1);
+        await sleep(delay, signal);
+        if (resync) continue;
+        const at = await this.#uploads.status(location, signal).catch(() => undefined);
+        if (at && at.offset <= desc.size) {
+          location = at.location;
+          this.#client.opts.onWarning?.(
+            `${this.#target.ref}: ${what}: the chunk from byte ${offset} failed (${errorText(err)}); resuming from the registry's offset ${at.offset}`,
+          );
+          offset = at.offset;
+        } else {
+          location = await this.#uploads.begin(desc, signal);
+          this.#client.opts.onWarning?.(
+            `${this.#target.ref}: ${what}: the chunk from byte ${offset} failed (${errorText(err)}); the registry dropped the upload, starting over`,
+          );
+          offset = 0;
+        }
+      }
+    }
+  }
+
+  async #pushManifestWriter(desc: Descriptor, opts: PushOptions): Promise<Writer> {
     checkSize(`${this.#target.ref}: manifest ${desc.digest}`, desc.size, MAX_MANIFEST_SIZE);
     const object = this.manifestObject(desc);
-    if (object === desc.digest && (await this.#exists("manifests", desc, opts.signal))) {
+    if (object === desc.digest && (await this.#manifestExists(desc, object, opts.signal))) {
       throw new AlreadyExistsError(`${this.#target.ref}: manifest ${desc.digest} already exists`);
     }
-    const put = async (body: Buffer): Promise<void> => {
-      const spec = this.#spec("PUT", `/manifests/${object}`, `pushing manifest ${desc.digest}`, {
-        signal: opts.signal,
-        headers: { "content-type": desc.mediaType },
-        body,
-      });
-      const res = await this.#client.send(this.#host, spec);
-      if (res.status !== 201 && res.status !== 200 && res.status !== 202) throw await this.#client.fail(res, spec);
-      await drain(res.body);
-      const got = header(res.headers, "docker-content-digest");
-      if (got && got !== desc.digest) {
-        throw new DataLossError(`${this.#target.ref}: registry stored manifest as ${got}, expected ${desc.digest}`);
-      }
-    };
-    return new BufferWriter(desc, this.#target.ref, put);
+    return new BufferWriter(desc, this.#target.ref, (body) => this.#putManifest(desc, object, body, opts.signal));
   }
 
-  async #pushBlob(desc: Descriptor, opts: PushOptions): Promise<Writer> {
-    if (await this.#exists("blobs", desc, opts.signal)) {
+  async #pushBlobWriter(desc: Descriptor, opts: PushOptions): Promise<Writer> {
+    if (await this.#uploads.exists(desc, opts.signal)) {
       throw new AlreadyExistsError(`${this.#target.ref}: blob ${desc.digest} already exists`);
     }
-    const query: Record<string, string> = {};
-    if (opts.mountFrom && opts.mountFrom !== this.#target.path) {
-      query.mount = desc.digest;
-      query.from = opts.mountFrom;
-    }
-    const spec = this.#spec("POST", "/blobs/uploads/", `starting upload of ${desc.digest}`, {
-      signal: opts.signal,
-      query,
-    });
-    const res = await this.#client.send(this.#host, spec);
-    if (res.status === 201 && query.mount) {
-      await drain(res.body);
+    const started = await this.#uploads.start(desc, { mountFrom: opts.mountFrom, signal: opts.signal });
+    if (started.mounted) {
       throw new AlreadyExistsError(`${this.#target.ref}: blob ${desc.digest} mounted from ${opts.mountFrom}`);
     }
-    if (res.status !== 202) throw await this.#client.fail(res, spec);
-    await drain(res.body);
-    const location = this.#location(res, spec);
-    return new UploadWriter(this.#client, this.#host, this.#target, desc, location, opts.signal);
+    return new UploadWriter(this.#uploads, desc, started.location, opts.signal);
+  }
+}
+
+/** Thrown inside the chunk loop when the registry holds another amount than was sent. */
+class ResyncError extends Error {}
+
+/** Failures an upload recovers from by asking the session where it stands: transient ones, and a 416. */
+function isResumable(err: unknown): boolean {
+  return isErrorCode(err, "Unavailable") || isErrorCode(err, "OutOfRange") || isRetryableNetworkError(err);
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * Hands a source out in consecutive slices of exact sizes (one per PATCH):
+ * `take(n)` yields the next n bytes, `end()` checks the source has nothing
+ * more (and lets a verifying source finish its check).
+ */
+class ChunkReader {
+  readonly #source: Source;
+  readonly #it: AsyncIterator<Uint8Array>;
+  readonly #desc: Descriptor;
+  readonly #what: string;
+  #rest: Buffer | undefined;
+
+  constructor(source: Source, desc: Descriptor, what: string) {
+    this.#source = source;
+    this.#it = (source as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
+    this.#desc = desc;
+    this.#what = what;
   }
 
-  #location(res: RegistryResponse, spec: RequestSpec): URL {
-    const loc = header(res.headers, "location");
-    if (!loc) throw new UnavailableError(`${spec.ref}: ${spec.what}: registry sent no upload Location`);
-    return new URL(loc, res.url);
+  async *take(n: number, onSent: (sent: number) => void): AsyncGenerator<Buffer> {
+    let sent = 0;
+    while (sent < n) {
+      let b = this.#rest;
+      this.#rest = undefined;
+      if (!b) {
+        const r = await this.#it.next();
+        if (r.done) {
+          throw new DataLossError(`${this.#what}: the source ended early (the blob is ${this.#desc.size} bytes)`);
+        }
+        const v = r.value;
+        b = Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+      }
+      if (b.length > n - sent) {
+        this.#rest = b.subarray(n - sent);
+        b = b.subarray(0, n - sent);
+      }
+      sent += b.length;
+      yield b;
+      onSent(sent);
+    }
+  }
+
+  async end(): Promise<void> {
+    if (this.#rest && this.#rest.length > 0) throw this.#overflow();
+    for (;;) {
+      const r = await this.#it.next();
+      if (r.done) return;
+      if (r.value.byteLength > 0) throw this.#overflow();
+    }
+  }
+
+  #overflow(): DataLossError {
+    return new DataLossError(`${this.#what}: the source has more than the expected ${this.#desc.size} bytes`);
+  }
+
+  destroy(): void {
+    if (this.#source instanceof Readable) this.#source.destroy();
+    else void this.#it.return?.().catch(() => {});
   }
 }
 
@@ -220,9 +443,7 @@ class BufferWriter implements Writer {
 
 /** Streams a blob into an upload session: one PATCH fed by write(), PUT ?digest= on commit. */
 class UploadWriter implements Writer {
-  readonly #client: RegistryClient;
-  readonly #host: RegistryHost;
-  readonly #target: PushTarget;
+  readonly #uploads: UploadSessions;
   readonly #desc: Descriptor;
   readonly #signal?: AbortSignal;
   #location: URL;
@@ -233,17 +454,8 @@ class UploadWriter implements Writer {
   #patchError: unknown;
   #done = false;
 
-  constructor(
-    client: RegistryClient,
-    host: RegistryHost,
-    target: PushTarget,
-    desc: Descriptor,
-    location: URL,
-    signal?: AbortSignal,
-  ) {
-    this.#client = client;
-    this.#host = host;
-    this.#target = target;
+  constructor(uploads: UploadSessions, desc: Descriptor, location: URL, signal?: AbortSignal) {
+    this.#uploads = uploads;
     this.#desc = desc;
     this.#location = location;
     this.#signal = signal;
@@ -251,25 +463,12 @@ class UploadWriter implements Writer {
     this.#status = newStatus(`push-${desc.digest}`, desc);
   }
 
-  #spec(method: RequestSpec["method"], what: string, extra: Partial<RequestSpec> = {}): RequestSpec {
-    return {
-      method,
-      url: this.#location,
-      scopes: [repositoryScope(this.#target.path, true)],
-      ref: this.#target.ref,
-      what,
-      namespace: this.#target.namespace,
-      signal: this.#signal,
-      ...extra,
-    };
-  }
-
   #startPatch(): PassThrough {
     const body = new PassThrough({ highWaterMark: 1 << 20 });
     this.#body = body;
-    this.#patch = this.#client.send(
-      this.#host,
-      this.#spec("PATCH", `uploading ${this.#desc.digest}`, {
+    this.#patch = this.#uploads.send(
+      this.#uploads.spec("PATCH", this.#location, `uploading ${this.#desc.digest}`, {
+        signal: this.#signal,
         headers: { "content-type": "application/octet-stream" },
         body,
       }),
@@ -282,7 +481,7 @@ class UploadWriter implements Writer {
   }
 
   async write(chunk: Uint8Array): Promise<void> {
-    if (this.#done) throw new FailedPreconditionError(`${this.#target.ref}: upload of ${this.#desc.digest} is closed`);
+    if (this.#done) throw new FailedPreconditionError(`${this.#uploads.ref}: upload of ${this.#desc.digest} is closed`);
     if (this.#patchError) throw this.#patchError;
     const body = this.#body ?? this.#startPatch();
     this.#digester.update(chunk);
@@ -311,9 +510,10 @@ class UploadWriter implements Writer {
   }
 
   async commit(size?: number, expected?: Digest): Promise<void> {
-    if (this.#done) throw new FailedPreconditionError(`${this.#target.ref}: upload of ${this.#desc.digest} is closed`);
+    const ref = this.#uploads.ref;
+    if (this.#done) throw new FailedPreconditionError(`${ref}: upload of ${this.#desc.digest} is closed`);
     try {
-      checkCommit(this.#target.ref, this.#desc, { size: this.#status.offset, digest: this.digest() }, size, expected);
+      checkCommit(ref, this.#desc, { size: this.#status.offset, digest: this.digest() }, size, expected);
     } catch (err) {
       await this.close();
       throw err;
@@ -323,27 +523,14 @@ class UploadWriter implements Writer {
       const res = await this.#patch;
       if (res.status !== 202 && res.status !== 204) {
         this.#done = true;
-        throw await this.#client.fail(res, { ref: this.#target.ref, what: `uploading ${this.#desc.digest}` });
+        throw await this.#uploads.fail(res, { ref, what: `uploading ${this.#desc.digest}` });
       }
       await drain(res.body);
       const loc = header(res.headers, "location");
       if (loc) this.#location = new URL(loc, res.url);
     }
-    const url = new URL(this.#location);
-    url.searchParams.set("digest", this.#desc.digest);
-    this.#location = url;
-    const spec = this.#spec("PUT", `completing upload of ${this.#desc.digest}`, {
-      headers: { "content-type": "application/octet-stream", "content-length": "0" },
-      body: "",
-    });
-    const res = await this.#client.send(this.#host, spec);
     this.#done = true;
-    if (res.status !== 201 && res.status !== 204) throw await this.#client.fail(res, spec);
-    await drain(res.body);
-    const got = header(res.headers, "docker-content-digest");
-    if (got && got !== this.#desc.digest) {
-      throw new DataLossError(`${this.#target.ref}: registry stored ${got}, expected ${this.#desc.digest}`);
-    }
+    await this.#uploads.complete(this.#location, this.#desc, undefined, this.#signal);
   }
 
   /** Abandons the upload: the registry's session is cancelled (best effort). */
@@ -355,22 +542,14 @@ class UploadWriter implements Writer {
       (r) => drain(r.body),
       () => {},
     );
-    try {
-      const res = await this.#client.send(
-        this.#host,
-        this.#spec("DELETE", `cancelling upload of ${this.#desc.digest}`),
-      );
-      await drain(res.body);
-    } catch {
-      // the registry expires abandoned sessions on its own
-    }
+    await this.#uploads.cancel(this.#location);
   }
 
   async truncate(size: 0): Promise<void> {
     if (size !== 0) throw new InvalidArgumentError("truncate: only 0 is supported");
     if (this.#status.offset === 0) return;
     throw new FailedPreconditionError(
-      `${this.#target.ref}: an upload cannot be rewound; close it and push ${this.#desc.digest} again`,
+      `${this.#uploads.ref}: an upload cannot be rewound; close it and push ${this.#desc.digest} again`,
     );
   }
 }

@@ -20,10 +20,20 @@ import type { RegistryOptions } from "./options.ts";
 import { DockerPusher } from "./pusher.ts";
 import { isRetryableStatus } from "./retry.ts";
 
+/** Per call: the hosts to try instead of those of the namespace (a registry server picks its own). */
+export interface HostChoice {
+  hosts?: RegistryHost[];
+}
+
+/** The Resolver of createResolver: a Resolver whose connection pools close. */
 export interface DockerResolver extends Resolver {
-  fetcher(ref: string): Promise<DockerFetcher>;
+  /** @internal with the hosts to try (a registry server picks its own) */
+  resolve(ref: string, opts?: { signal?: AbortSignal } & HostChoice): Promise<Resolved>;
+  /** @internal the registry client's own fetcher (a consumer sees Resolver's) */
+  fetcher(ref: string, opts?: HostChoice): Promise<DockerFetcher>;
+  /** @internal the registry client's own pusher (a consumer sees Resolver's) */
   pusher(ref: string): Promise<DockerPusher>;
-  /** The hosts tried for a namespace (a reference's domain), in order. */
+  /** @internal The hosts tried for a namespace (a reference's domain), in order. */
   hosts(namespace: string): Promise<RegistryHost[]>;
   /** Closes the connection pools. */
   close(): Promise<void>;
@@ -81,10 +91,10 @@ class Impl implements DockerResolver {
     return p;
   }
 
-  async resolve(input: string, opts: { signal?: AbortSignal } = {}): Promise<Resolved> {
+  async resolve(input: string, opts: { signal?: AbortSignal } & HostChoice = {}): Promise<Resolved> {
     const ref = parseReference(input);
     const name = formatReference(ref);
-    const hosts = hostsWith(await this.hosts(ref.domain), "resolve", ref.domain);
+    const hosts = hostsWith(opts.hosts ?? (await this.hosts(ref.domain)), "resolve", ref.domain);
     const object = objectOf(ref);
     const spec: RequestSpec = {
       method: "HEAD",
@@ -167,9 +177,9 @@ class Impl implements DockerResolver {
     return { ref, repo: { ref: formatReference(ref), namespace: ref.domain, path: ref.path } };
   }
 
-  async fetcher(input: string): Promise<DockerFetcher> {
+  async fetcher(input: string, opts: HostChoice = {}): Promise<DockerFetcher> {
     const { ref, repo } = await this.#repository(input);
-    const hosts = hostsWith(await this.hosts(ref.domain), "pull", ref.domain);
+    const hosts = hostsWith(opts.hosts ?? (await this.hosts(ref.domain)), "pull", ref.domain);
     return new DockerFetcher(this.#client, hosts, repo, this.#cache);
   }
 

@@ -5,11 +5,11 @@
  * deadline so a dead socket fails with one clear line instead of hanging.
  */
 import { randomBytes } from "node:crypto";
+import { accessSync, constants } from "node:fs";
 import * as grpc from "@grpc/grpc-js";
-import { wrapError } from "../../errors.ts";
-import { clientConstructor, NAMESPACE_KEY, type ServiceKey } from "../proto.ts";
+import { PermissionDeniedError, wrapError } from "../../errors.ts";
+import { clientConstructor, LEASE_KEY, NAMESPACE_KEY, type ServiceKey } from "../proto.ts";
 
-export const LEASE_KEY = "containerd-lease";
 /** How long a process lease protects its content if the process dies before releasing it. */
 const LEASE_EXPIRY_MS = 60 * 60_000;
 const DEFAULT_CONNECT_TIMEOUT = 10_000;
@@ -42,6 +42,25 @@ export interface Connection {
 export function target(address: string): string {
   if (/^(unix|unix-abstract|dns|ipv4|ipv6):/.test(address)) return address;
   return `unix:${address}`;
+}
+
+/**
+ * A socket path this user may not connect to (connect(2) needs write permission on it):
+ * refused at once, where the channel would retry until the connect timeout.
+ */
+function socketDenied(address: string): Error | undefined {
+  if (/^(?!unix:)[a-z-]+:/.test(address)) return undefined;
+  const path = address.replace(/^unix:(\/\/)?/, "");
+  try {
+    accessSync(path, constants.W_OK);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "EACCES") return undefined;
+    return new PermissionDeniedError(
+      `cannot connect to the daemon at ${address}: permission denied (the socket is its owner's, or its group's when the daemon was started with --group)`,
+      { cause: err },
+    );
+  }
+  return undefined;
 }
 
 export function connect(address: string, opts: ConnectOptions = {}): Connection {
@@ -103,6 +122,11 @@ export function connect(address: string, opts: ConnectOptions = {}): Connection 
     },
     ready() {
       readyP ??= new Promise<void>((resolve, reject) => {
+        const denied = socketDenied(address);
+        if (denied) {
+          reject(denied);
+          return;
+        }
         first.waitForReady(Date.now() + timeout, (err) => {
           if (err) {
             reject(

@@ -24,11 +24,11 @@ import {
   DataLossError,
   FailedPreconditionError,
   InvalidArgumentError,
-  isAlreadyExists,
   isErrorCode,
   OutOfRangeError,
   UnavailableError,
 } from "../../errors.ts";
+import { preciseNow } from "../../time.ts";
 import { infoFromWire, statusFromWire, type WireInfo, type WireStatus } from "../convert.ts";
 import { fromGrpcError } from "../errors.ts";
 import { fromTimestamp, type Timestamp } from "../proto.ts";
@@ -149,7 +149,7 @@ class RemoteWriter implements Writer {
       }
       this.#offset = want;
       if (res.digest) this.#digest = res.digest;
-      this.#updatedAt = new Date();
+      this.#updatedAt = preciseNow();
     }
   }
 
@@ -187,8 +187,6 @@ class RemoteWriter implements Writer {
         throw new DataLossError(`commit of ${this.#ref}: digest ${res.digest}, expected ${want}`);
       }
       this.#digest = res.digest;
-    } catch (err) {
-      if (!isAlreadyExists(err)) throw err;
     } finally {
       await this.#finish();
     }

@@ -41,11 +41,11 @@ function size(n: number, what: string): number {
 }
 
 export function contentService(host: RpcHost, backend: Backend): grpc.UntypedServiceImplementation {
-  const store = (ns: string) => backend.content(ns);
+  const store = (ctx: { namespace: string; lease?: string }) => backend.content(ctx.namespace, ctx.lease);
   const M = "content.";
   return {
     Info: unary(host, `${M}Info`, async (req: { digest: string }, ctx) => {
-      const info = await (await store(ctx.namespace)).info(digestArg(req.digest));
+      const info = await (await store(ctx)).info(digestArg(req.digest));
       return { info: infoToWire(info) };
     }),
 
@@ -61,7 +61,7 @@ export function contentService(host: RpcHost, backend: Backend): grpc.UntypedSer
             throw new InvalidArgumentError(`cannot update "${p}" of content ${digest}: only labels can change`);
           }
         }
-        const s = await store(ctx.namespace);
+        const s = await store(ctx);
         const info = await s.update(digest, req.info.labels ?? {}, paths.length ? paths : undefined);
         return { info: infoToWire(info) };
       },
@@ -71,7 +71,7 @@ export function contentService(host: RpcHost, backend: Backend): grpc.UntypedSer
     List: serverStream(host, `${M}List`, async (req: { filters: string[] }, ctx, send) => {
       const filters = knownOnly(parseFilters(req.filters), ["digest", "size", "labels"], (m) => ctx.log.warn(m));
       let batch: WireInfo[] = [];
-      await (await store(ctx.namespace)).walk(async (info) => {
+      await (await store(ctx)).walk(async (info) => {
         const get = adaptor({ digest: info.digest, size: String(info.size) }, info.labels);
         if (!matchFilters(filters, get)) return;
         batch.push(infoToWire(info));
@@ -88,7 +88,7 @@ export function contentService(host: RpcHost, backend: Backend): grpc.UntypedSer
       host,
       `${M}Delete`,
       async (req: { digest: string }, ctx) => {
-        await (await store(ctx.namespace)).delete(digestArg(req.digest));
+        await (await store(ctx)).delete(digestArg(req.digest));
         return {};
       },
       { mutating: true },
@@ -96,7 +96,7 @@ export function contentService(host: RpcHost, backend: Backend): grpc.UntypedSer
 
     Read: serverStream(host, `${M}Read`, async (req: { digest: string; offset: number; size: number }, ctx, send) => {
       const digest = digestArg(req.digest);
-      const s = await store(ctx.namespace);
+      const s = await store(ctx);
       const info = await s.info(digest);
       let offset = Math.max(0, size(req.offset, "offset"));
       if (offset > info.size) throw new OutOfRangeError(`read past object length ${info.size} bytes`);
@@ -115,13 +115,13 @@ export function contentService(host: RpcHost, backend: Backend): grpc.UntypedSer
 
     Status: unary(host, `${M}Status`, async (req: { ref: string }, ctx) => {
       if (!req.ref) throw new InvalidArgumentError("status needs a ref");
-      const st = await (await store(ctx.namespace)).status(req.ref);
+      const st = await (await store(ctx)).status(req.ref);
       return { status: statusToWire(st) };
     }),
 
     ListStatuses: unary(host, `${M}ListStatuses`, async (req: { filters: string[] }, ctx) => {
       const filters = knownOnly(parseFilters(req.filters), ["ref", "expected"], (m) => ctx.log.warn(m));
-      const all = await (await store(ctx.namespace)).listStatuses();
+      const all = await (await store(ctx)).listStatuses();
       const statuses = all
         .filter((s) => matchFilters(filters, adaptor({ ref: s.ref, expected: s.expected })))
         .map(statusToWire);
@@ -133,7 +133,7 @@ export function contentService(host: RpcHost, backend: Backend): grpc.UntypedSer
       `${M}Abort`,
       async (req: { ref: string }, ctx) => {
         if (!req.ref) throw new InvalidArgumentError("abort needs a ref");
-        await (await store(ctx.namespace)).abort(req.ref);
+        await (await store(ctx)).abort(req.ref);
         return {};
       },
       { mutating: true },
@@ -156,7 +156,7 @@ export function contentService(host: RpcHost, backend: Backend): grpc.UntypedSer
         if (!ref) throw new InvalidArgumentError("first message must have a reference");
         let total = size(req.total, "total");
         let expected = req.expected ? validateDigest(req.expected) : undefined;
-        const s = await store(ctx.namespace);
+        const s = await store(ctx);
         const wr: Writer = await s.writer({
           ref,
           total: total > 0 ? total : undefined,

@@ -49,7 +49,7 @@ export function diffService(
         }
         const mounts = (req.mounts ?? []).map(mountFromWire);
         await inside(backend.root, applyTarget(mounts).dir);
-        const applier = await loadApplier(await backend.content(ctx.namespace));
+        const applier = await loadApplier(await backend.content(ctx.namespace, ctx.lease));
         const started = Date.now();
         // the applier detects and undoes the compression itself
         const res = await applier.apply(desc, mounts, {

@@ -21,7 +21,7 @@ export function serverUUID(root: string): string {
     if (!isErrorCode(err, "NotFound") && (err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
   }
   const v = randomUUID();
-  writeFileSync(path, `${v}\n`, { mode: 0o644 });
+  writeFileSync(path, `${v}\n`, { mode: 0o600 });
   return v;
 }
 

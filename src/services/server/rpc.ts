@@ -1,25 +1,45 @@
 /**
  * The plumbing every handler shares: the namespace from the
- * `containerd-namespace` metadata, a request id, one structured log line per
- * call (method, namespace, duration, code; never payloads), error → status
- * mapping, and an AbortSignal that fires when the client goes away or the
- * daemon shuts down.
+ * `containerd-namespace` metadata (required, as containerd requires it, except
+ * by the services that span namespaces) and the lease from `containerd-lease`,
+ * a request id, one structured log line per call (method, namespace, duration,
+ * code; never payloads), error → status mapping, and an AbortSignal that fires
+ * when the client goes away or the daemon shuts down.
  */
 import type { EventEmitter } from "node:events";
 import type * as grpc from "@grpc/grpc-js";
 import { status } from "@grpc/grpc-js";
 import type { Logger } from "pino";
-import { InvalidArgumentError } from "../../errors.ts";
+import { FailedPreconditionError } from "../../errors.ts";
+import { validateNamespace } from "../../metadata/namespaces.ts";
 import { grpcCodeName, toGrpcStatus } from "../errors.ts";
-import { NAMESPACE_KEY } from "../proto.ts";
+import { LEASE_KEY, NAMESPACE_KEY } from "../proto.ts";
 
-const NAMESPACE_RE = /^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$/;
+export { validateNamespace };
 
 export interface CallContext {
   id: string;
+  /** The call's namespace ("" for the services that span namespaces, when none was sent). */
   namespace: string;
+  /** The lease the call's writes go on, if it names one. */
+  lease?: string;
   log: Logger;
   signal: AbortSignal;
+}
+
+/** Services whose calls need no namespace (containerd's do not read one either). */
+const GLOBAL = ["namespaces.", "version.", "introspection.", "events."];
+
+/**
+ * The first value of a metadata key. A client that re-namespaces a context
+ * sends the header again, newest first, and Node's HTTP/2 joins repeated
+ * headers with ", ": containerd takes the first (newest) value.
+ */
+export function firstValue(metadata: grpc.Metadata, key: string): string | undefined {
+  const raw = metadata.get(key)[0];
+  if (raw === undefined) return undefined;
+  const value = String(raw).split(",")[0].trim();
+  return value === "" ? undefined : value;
 }
 
 export interface RpcHost {
@@ -28,15 +48,6 @@ export interface RpcHost {
   touchNamespace(ns: string): void;
   /** Registers an in-flight call (idle: one that only waits, like Subscribe); returns its unregister function. */
   track(ctrl: AbortController, idle?: boolean): () => void;
-}
-
-export function validateNamespace(ns: string): string {
-  if (ns.length > 76 || !NAMESPACE_RE.test(ns)) {
-    throw new InvalidArgumentError(
-      `namespace "${ns}": must be letters and digits separated by single ".", "_" or "-", at most 76 characters`,
-    );
-  }
-  return ns;
 }
 
 let counter = 0;
@@ -57,8 +68,9 @@ function begin(
   opts: Options,
 ): { ctx: CallContext; done: (err?: unknown) => { code: number; details: string } | undefined } {
   const id = requestId();
-  const raw = call.metadata.get(NAMESPACE_KEY)[0];
-  const ns = raw === undefined || raw === "" ? "default" : String(raw);
+  const ns = firstValue(call.metadata, NAMESPACE_KEY) ?? "";
+  const lease = firstValue(call.metadata, LEASE_KEY);
+  const global = GLOBAL.some((p) => method.startsWith(p));
   const ctrl = new AbortController();
   const untrack = host.track(ctrl);
   let cancelled = false;
@@ -69,7 +81,7 @@ function begin(
   call.on("cancelled", onCancel);
   const log = host.log.child({ req: id, method, ns });
   const started = process.hrtime.bigint();
-  const ctx: CallContext = { id, namespace: ns, log, signal: ctrl.signal };
+  const ctx: CallContext = { id, namespace: ns, lease, log, signal: ctrl.signal };
   let finished = false;
   const done = (err?: unknown) => {
     if (finished) return undefined;
@@ -91,8 +103,9 @@ function begin(
     return st;
   };
   try {
-    validateNamespace(ns);
-    if (opts.mutating) host.touchNamespace(ns);
+    if (ns === "" && !global) throw new FailedPreconditionError("namespace is required: send containerd-namespace");
+    if (ns !== "") validateNamespace(ns);
+    if (opts.mutating && !global) host.touchNamespace(ns);
   } catch (err) {
     done(err);
     throw err;

@@ -37,7 +37,7 @@ export interface DaemonServer {
  * each call once its bytes are in (an RST_STREAM per 32 KiB for `ctr content
  * get`). Node's HTTP/2 guards against rapid resets (1000 burst, 33/s) and
  * closes such a connection ("transport is closing"), which real containerd
- * never does. The socket is local and 0660, so the limit is raised to match.
+ * never does. The socket is local (0600, or 0660 for one group), so the limit is raised to match.
  * grpc-js has no option for it: its http2 server options are set here before bind.
  */
 function allowStreamResets(server: grpc.Server): void {

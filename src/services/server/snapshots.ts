@@ -28,7 +28,8 @@ function labelsOpt(labels: Record<string, string> | undefined) {
 }
 
 export function snapshotsService(host: RpcHost, backend: Backend): grpc.UntypedServiceImplementation {
-  const sn = (ns: string, name: string) => backend.snapshotter(ns, name);
+  const sn = (ctx: { namespace: string; lease?: string }, name: string) =>
+    backend.snapshotter(ctx.namespace, name, ctx.lease);
   const M = "snapshots.";
   const mutating = { mutating: true };
   return {
@@ -36,7 +37,7 @@ export function snapshotsService(host: RpcHost, backend: Backend): grpc.UntypedS
       host,
       `${M}Prepare`,
       async (req: CreateRequest, ctx) => {
-        const s = await sn(ctx.namespace, req.snapshotter);
+        const s = await sn(ctx, req.snapshotter);
         const mounts = await s.prepare(key(req.key), req.parent || undefined, labelsOpt(req.labels));
         return { mounts: mounts.map(mountToWire) };
       },
@@ -46,32 +47,32 @@ export function snapshotsService(host: RpcHost, backend: Backend): grpc.UntypedS
       host,
       `${M}View`,
       async (req: CreateRequest, ctx) => {
-        const s = await sn(ctx.namespace, req.snapshotter);
+        const s = await sn(ctx, req.snapshotter);
         const mounts = await s.view(key(req.key), req.parent || undefined, labelsOpt(req.labels));
         return { mounts: mounts.map(mountToWire) };
       },
       mutating,
     ),
     Mounts: unary(host, `${M}Mounts`, async (req: KeyRequest, ctx) => {
-      const mounts = await (await sn(ctx.namespace, req.snapshotter)).mounts(key(req.key));
+      const mounts = await (await sn(ctx, req.snapshotter)).mounts(key(req.key));
       return { mounts: mounts.map(mountToWire) };
     }),
     Commit: unary(
       host,
       `${M}Commit`,
       async (req: KeyRequest & { name: string; labels: Record<string, string> }, ctx) => {
-        const s = await sn(ctx.namespace, req.snapshotter);
+        const s = await sn(ctx, req.snapshotter);
         await s.commit(key(req.name, "name"), key(req.key), labelsOpt(req.labels));
         return {};
       },
       mutating,
     ),
     Remove: unary(host, `${M}Remove`, async (req: KeyRequest, ctx) => {
-      await (await sn(ctx.namespace, req.snapshotter)).remove(key(req.key));
+      await (await sn(ctx, req.snapshotter)).remove(key(req.key));
       return {};
     }),
     Stat: unary(host, `${M}Stat`, async (req: KeyRequest, ctx) => {
-      const info = await (await sn(ctx.namespace, req.snapshotter)).stat(key(req.key));
+      const info = await (await sn(ctx, req.snapshotter)).stat(key(req.key));
       return { info: snapshotInfoToWire(info) };
     }),
     Update: unary(
@@ -83,7 +84,7 @@ export function snapshotsService(host: RpcHost, backend: Backend): grpc.UntypedS
       ) => {
         if (!req.info) throw new InvalidArgumentError("update needs info");
         const paths = req.update_mask?.paths ?? [];
-        const s = await sn(ctx.namespace, req.snapshotter);
+        const s = await sn(ctx, req.snapshotter);
         const info = await s.update(
           { name: key(req.info.name, "name"), labels: req.info.labels ?? {} },
           paths.length ? paths : undefined,
@@ -96,7 +97,7 @@ export function snapshotsService(host: RpcHost, backend: Backend): grpc.UntypedS
       const filters = knownOnly(parseFilters(req.filters), ["name", "parent", "kind", "labels"], (m) =>
         ctx.log.warn(m),
       );
-      const s = await sn(ctx.namespace, req.snapshotter);
+      const s = await sn(ctx, req.snapshotter);
       let batch: WireSnapshotInfo[] = [];
       await s.walk(async (info) => {
         const w = snapshotInfoToWire(info);
@@ -112,11 +113,11 @@ export function snapshotsService(host: RpcHost, backend: Backend): grpc.UntypedS
       if (batch.length > 0) await send({ info: batch });
     }),
     Usage: unary(host, `${M}Usage`, async (req: KeyRequest, ctx) => {
-      const u = await (await sn(ctx.namespace, req.snapshotter)).usage(key(req.key));
+      const u = await (await sn(ctx, req.snapshotter)).usage(key(req.key));
       return { size: u.size, inodes: u.inodes };
     }),
     Cleanup: unary(host, `${M}Cleanup`, async (req: { snapshotter: string }, ctx) => {
-      await sn(ctx.namespace, req.snapshotter);
+      await sn(ctx, req.snapshotter);
       return {};
     }),
   };
