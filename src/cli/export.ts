@@ -11,6 +11,7 @@ import { log } from "./log.ts";
 import { openImageStore, withContentStore } from "./open.ts";
 import { addPlatformFlags, platformMatchers } from "./platform-flags.ts";
 import { type Progress, withProgress } from "./progress.ts";
+import { descriptorSummary } from "./transfer.ts";
 
 /** Where OUTPUT sends the layout: stdout, a directory (existing, or named with a trailing slash), else a tar file. */
 async function outputOf(output: string): Promise<ExportOutput> {
@@ -82,10 +83,18 @@ Examples:
           return;
         }
         const started = Date.now();
-        const r = await withProgress((progress) => run(progress));
-        process.stdout.write(
-          `exported ${r.manifests.length} image${r.manifests.length === 1 ? "" : "s"}, ${r.blobs.length} blobs (${formatBytes(r.size)}) to ${output} in ${((Date.now() - started) / 1000).toFixed(3)}s\n`,
-        );
+        await withProgress(async (progress) => {
+          const r = await run(progress);
+          progress.summary.exported = {
+            output,
+            manifests: r.manifests.map(descriptorSummary),
+            blobs: r.blobs.length,
+            size: r.size,
+          };
+          progress.print(
+            `exported ${r.manifests.length} image${r.manifests.length === 1 ? "" : "s"}, ${r.blobs.length} blobs (${formatBytes(r.size)}) to ${output} in ${((Date.now() - started) / 1000).toFixed(3)}s`,
+          );
+        });
       });
     });
 }

@@ -78,10 +78,15 @@ export interface Progress extends Omit<HeldMessages, "report"> {
   style: ProgressStyle;
   /**
    * Fields the command adds to the JSON summary line (`images` for fetch and
-   * pull). In json mode stdout is the JSON lines only: a command prints its
-   * other output when style is not "json".
+   * pull, `pushed`, `copied`, `exported`, `imported`). In json mode stdout is
+   * the JSON lines only: what a command reports goes here and through `print`.
    */
   summary: Record<string, unknown>;
+  /**
+   * A line of the command's result for stdout, written once the progress is
+   * done and the flow succeeded; left out in json mode, where `summary` says it.
+   */
+  print(line: string): void;
   /** Marks the flow failed in the JSON summary without ending it (one reference of several failed). */
   fail(error: unknown): void;
 }
@@ -89,7 +94,8 @@ export interface Progress extends Omit<HeldMessages, "report"> {
 /**
  * Runs fn with progress on stdout in the --progress mode; however fn ends, the
  * progress is finished (the table's last frame, the plain or JSON summary),
- * then the held lines printed.
+ * then the held notes and warnings printed (stderr), then, when fn succeeded,
+ * the result lines it gave `print` (stdout, not in json mode).
  */
 export async function withProgress<T>(fn: (progress: Progress) => Promise<T>): Promise<T> {
   const style = await progressStyle();
@@ -97,10 +103,14 @@ export async function withProgress<T>(fn: (progress: Progress) => Promise<T>): P
   const tracker = new ProgressTracker();
   const held = holdMessages();
   let failure: { error: unknown } | undefined;
+  const lines: string[] = [];
   const progress: Progress = {
     tracker,
     style,
     summary: {},
+    print: (line) => {
+      if (style !== "json") lines.push(line);
+    },
     onNote: held.onNote,
     onWarning: held.onWarning,
     fail: (error) => {
@@ -121,16 +131,18 @@ export async function withProgress<T>(fn: (progress: Progress) => Promise<T>): P
     const renderer = new ProgressRenderer(tracker, { mode: style === "tty" ? "table" : "plain" }).start();
     finish = () => renderer.stop();
   }
+  let result: T;
   try {
-    const result = await fn(progress);
+    result = await fn(progress);
     finish();
-    return result;
   } catch (err) {
     finish(err);
     throw err;
   } finally {
     held.report();
   }
+  for (const line of lines) process.stdout.write(`${line}\n`);
+  return result;
 }
 
 /** At most `max` warnings, then how many more there were. */

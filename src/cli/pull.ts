@@ -52,12 +52,10 @@ Examples:
       const snapshotter = await snapshotterFor(c);
       const started = Date.now();
       const group = new FetchGroup(limit);
-      const unpacking: string[] = [];
       let outcomes: RefOutcome<PullResult>[];
-      let style = "plain";
       try {
         outcomes = await withProgress(async (progress) => {
-          style = progress.style;
+          const unpacking: string[] = [];
           const results = await eachRef(names, progress, (name) =>
             pull({
               resolver,
@@ -73,24 +71,23 @@ Examples:
               onWarning: progress.onWarning,
               // on a terminal the digest is cut as in the table: the line fits an 80-column screen
               onUnpack: (platform, m) =>
-                unpacking.push(`unpacking ${platform} ${style === "tty" ? m.digest.slice(0, 19) : m.digest}...`),
+                unpacking.push(
+                  `unpacking ${platform} ${progress.style === "tty" ? m.digest.slice(0, 19) : m.digest}...`,
+                ),
             }),
           );
           progress.summary.images = results.map(imageSummary);
+          for (const line of unpacking) progress.print(line);
+          if (opts.printChainid) {
+            for (const o of results)
+              for (const u of o.result?.unpacked ?? []) progress.print(`image chain ID: ${u.chainID}`);
+          }
+          progress.print(`done: ${((Date.now() - started) / 1000).toFixed(3)}s`);
           return results;
         });
       } finally {
         await content.close?.();
       }
       reportRefFailures(outcomes);
-      // in json mode stdout holds the JSON lines only: the summary has the rest
-      if (style === "json") return;
-      for (const line of unpacking) process.stdout.write(`${line}\n`);
-      if (opts.printChainid) {
-        for (const o of outcomes) {
-          for (const u of o.result?.unpacked ?? []) process.stdout.write(`image chain ID: ${u.chainID}\n`);
-        }
-      }
-      process.stdout.write(`done: ${((Date.now() - started) / 1000).toFixed(3)}s\n`);
     });
 }

@@ -10,7 +10,7 @@ import { openContentStore, openImageStore } from "./open.ts";
 import { addUploadFlags, platformMatchers, uploadLimit } from "./platform-flags.ts";
 import { withProgress } from "./progress.ts";
 import { addRegistryFlags, registryOptions } from "./registry-flags.ts";
-import { naming } from "./transfer.ts";
+import { descriptorSummary, naming } from "./transfer.ts";
 
 export function register(program: Command): void {
   const cmd = program
@@ -61,8 +61,8 @@ Examples:
       const content = await openContentStore(g);
       const images = await openImageStore(g);
       try {
-        const r = await withProgress((progress) =>
-          pushImage({
+        await withProgress(async (progress) => {
+          const r = await pushImage({
             resolver,
             content,
             images,
@@ -75,11 +75,12 @@ Examples:
             progress: progress.tracker,
             onNote: progress.onNote,
             onWarning: progress.onWarning,
-          }),
-        );
-        process.stdout.write(`${r.name}: digest: ${r.desc.digest} size: ${r.desc.size}\n`);
-      } catch (err) {
-        throw naming(name, err);
+          }).catch((err) => {
+            throw naming(name, err);
+          });
+          progress.summary.pushed = { name: r.name, ...descriptorSummary(r.desc) };
+          progress.print(`${r.name}: digest: ${r.desc.digest} size: ${r.desc.size}`);
+        });
       } finally {
         await content.close?.();
         await resolver.close();

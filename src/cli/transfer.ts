@@ -3,6 +3,7 @@
  * references at once under one progress, and errors named by the reference.
  */
 import type { Command } from "commander";
+import type { Descriptor } from "../descriptor.ts";
 import { DistError, errorMessage } from "../errors.ts";
 import type { PlatformMatcher } from "../images/platforms.ts";
 import type { FetchImageResult } from "../remotes/handlers.ts";
@@ -93,6 +94,11 @@ export function naming(name: string, err: unknown): unknown {
   if (msg.includes(name)) return err;
   if (err instanceof DistError) return new DistError(err.code, `${name}: ${msg}`, { cause: err });
   return new Error(`${name}: ${msg}`, { cause: err });
+}
+
+/** A descriptor in the JSON summary: its digest, media type and size. */
+export function descriptorSummary(desc: Descriptor): { digest: string; mediaType: string; size: number } {
+  return { digest: desc.digest, mediaType: desc.mediaType, size: desc.size };
 }
 
 /** A reference's entry in the JSON summary (`images`): what was recorded and unpacked, or why it failed. */

@@ -1,16 +1,22 @@
 /**
  * `--progress` and several references at once, against the real registry:
- * JSON lines (the documented schema), one download of a blob two images share,
- * one reference failing among others, and the modes' names.
+ * JSON lines (the documented schema) from every command with progress, its
+ * results in the summary and nothing else on stdout, one download of a blob two
+ * images share, one reference failing among others, and the modes' names.
  */
 import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { startProxy } from "./fixtures/proxy.ts";
 import { type Testbed, testbed } from "./harness.ts";
 
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
 const TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
-const STATES = ["resolving", "resolved", "waiting", "downloading", "committing", "extracting", "done", "exists"];
+const STATES = [
+  ...["resolving", "resolved", "waiting", "downloading", "committing", "extracting", "uploading"],
+  ...["importing", "exporting", "done", "exists", "mounted", "skipped"],
+];
 
 function jsonLines(stdout: string): Record<string, unknown>[] {
   return stdout
@@ -83,6 +89,76 @@ describe("--progress and several references", () => {
         [...last].some(([k, s]) => k.endsWith(d) && s === "done"),
         d,
       );
+  });
+
+  test("push, copy, export and import with --progress json: JSON lines only on stdout, their results in the summary", async () => {
+    const src = `${tb.plain}/tiny/busybox:oci`;
+    const img = tb.images["tiny/busybox:oci"];
+    const root = tb.newRoot();
+    const json = async (args: string[]) => {
+      const r = await tb.dist(["--progress", "json", ...args], { root });
+      assert.equal(r.code, 0, r.stderr);
+      return checkSchema(jsonLines(r.stdout));
+    };
+    const fetched = await json(["fetch", "--plain-http", src]);
+    assert.equal((fetched.images as Record<string, unknown>[])[0].digest, img.digest);
+
+    const dst = await tb.registry();
+    after(() => dst.stop());
+    const pushedTo = `${dst.addr}/pushed/busybox:1`;
+    const pushed = await json(["push", "--plain-http", pushedTo, src]);
+    assert.equal(pushed.status, "ok");
+    assert.deepEqual(pushed.pushed, { name: pushedTo, digest: img.digest, mediaType: img.mediaType, size: img.size });
+
+    const copiedTo = `${dst.addr}/copied/busybox:1`;
+    const copied = await json(["copy", "--plain-http", src, copiedTo]);
+    assert.deepEqual(copied.copied, {
+      src,
+      dst: copiedTo,
+      digest: img.digest,
+      mediaType: img.mediaType,
+      size: img.size,
+      referrers: 0,
+    });
+
+    const tar = join(tb.tempDir("export"), "busybox.tar");
+    const exported = await json(["export", tar, src]);
+    const out = exported.exported as Record<string, unknown>;
+    assert.equal(out.output, tar);
+    assert.deepEqual(out.manifests, [{ digest: img.digest, mediaType: img.mediaType, size: img.size }]);
+    assert.equal(out.blobs, 3);
+    assert.equal(out.size, sizeOf(img));
+    assert.ok(existsSync(tar));
+
+    const importRoot = tb.newRoot();
+    const r = await tb.dist(["--progress", "json", "import", "--unpack", "--snapshotter", "native", tar], {
+      root: importRoot,
+    });
+    assert.equal(r.code, 0, r.stderr);
+    const imported = checkSchema(jsonLines(r.stdout));
+    assert.deepEqual(imported.imported, [{ name: src, digest: img.digest, mediaType: img.mediaType, size: img.size }]);
+    const unpacked = imported.unpacked as Record<string, string>[];
+    assert.equal(unpacked.length, 1);
+    assert.equal(unpacked[0].manifest, img.digest);
+    assert.match(unpacked[0].chainID, DIGEST);
+
+    // the same commands without json print their result lines
+    const plain = await tb.dist(["--progress", "plain", "push", "--plain-http", pushedTo, src], { root });
+    assert.equal(plain.code, 0, plain.stderr);
+    assert.match(plain.stdout, new RegExp(`^${pushedTo}: digest: ${img.digest} size: ${img.size}$`, "m"));
+  });
+
+  test("a failed push in json mode (the local image is not there): the summary's error names the reference", async () => {
+    const root = tb.newRoot();
+    const dead = await tb.deadAddr();
+    const r = await tb.dist(["--progress", "json", "push", "--plain-http", `${dead}/x/y:1`, "no-such/image:1"], {
+      root,
+    });
+    assert.equal(r.code, 1);
+    const summary = checkSchema(jsonLines(r.stdout));
+    assert.equal(summary.status, "error");
+    assert.match(summary.error as string, new RegExp(`^${dead}/x/y:1: `));
+    assert.equal(summary.pushed, undefined);
   });
 
   test("fetch of two images sharing a layer: one table, the shared layer downloaded once, both recorded", async () => {

@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -155,6 +155,17 @@ describe("rootless dist run", { skip }, () => {
     ]);
     assert.equal(started.code, 0, started.stderr);
     assert.equal(started.stdout, `${id}\n`);
+    // the store stays private to the user as a root's is to root: what the namespace made is the user's
+    const modes: [string, number][] = [
+      [root, 0o700],
+      [join(root, "containers"), 0o700],
+      [join(root, "containers", id), 0o700],
+      [join(root, "containers", id, "bundle", "config.json"), 0o600],
+    ];
+    for (const [p, mode] of modes) {
+      const st = statSync(p);
+      assert.deepEqual([st.mode & 0o777, st.uid], [mode, uid], p);
+    }
     for (let i = 0; i < 50; i++) {
       if ((await dist(["ps", "--output", "json"])).stdout.includes('"running"')) break;
       await sleep(100);
