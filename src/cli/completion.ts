@@ -45,7 +45,7 @@ const OPTION_VALUES: Record<string, readonly string[]> = {
   "--signal": ["SIGTERM", "SIGKILL", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"],
 };
 
-const IMAGE_ARGUMENT = /\bimage (names?|references?)\b|\bexisting image\b/;
+const IMAGE_ARGUMENT = /\bimage (names?|references?)\b|\b(existing|local) image\b|\bimages of the store\b/;
 const CONTAINER_ARGUMENT = /\bcontainer ids?\b/;
 
 const visible = (cmds: readonly Command[]) => cmds.filter((c) => !(c as unknown as { _hidden?: boolean })._hidden);

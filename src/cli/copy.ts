@@ -5,7 +5,7 @@
 import type { Command } from "commander";
 import { commandSignal, globals } from "./globals.ts";
 import { addPlatformFlags, addUploadFlags, platformMatchers, uploadLimit } from "./platform-flags.ts";
-import { withProgress } from "./progress.ts";
+import { addProgressFlag, withProgress } from "./progress.ts";
 import { addRegistryFlags, registryOptions } from "./registry-flags.ts";
 import { descriptorSummary, naming } from "./transfer.ts";
 
@@ -19,6 +19,7 @@ export function register(program: Command): void {
   addRegistryFlags(cmd);
   addPlatformFlags(cmd);
   addUploadFlags(cmd);
+  addProgressFlag(cmd);
   cmd
     .option("--referrers", "copy the OCI 1.1 referrers (signatures, SBOMs, attestations) of what is copied, too")
     .addHelpText(

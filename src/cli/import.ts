@@ -8,7 +8,7 @@ import { UsageError } from "./args.ts";
 import { commandSignal, globals } from "./globals.ts";
 import { openContentStore, openImageStore } from "./open.ts";
 import { addPlatformFlags, platformMatchers } from "./platform-flags.ts";
-import { withProgress } from "./progress.ts";
+import { addProgressFlag, withProgress } from "./progress.ts";
 import { addSnapshotterFlag, snapshotterFor } from "./snapshots.ts";
 import { descriptorSummary } from "./transfer.ts";
 
@@ -34,6 +34,7 @@ export function register(program: Command): void {
     .option("--unpack", "unpack the imported images (the host's platform, or the first --platform)");
   addPlatformFlags(cmd);
   addSnapshotterFlag(cmd);
+  addProgressFlag(cmd);
   cmd
     .addHelpText(
       "after",

@@ -8,7 +8,7 @@ import { collect, UsageError } from "./args.ts";
 import { commandSignal, globals } from "./globals.ts";
 import { openContentStore, openImageStore } from "./open.ts";
 import { addUploadFlags, platformMatchers, uploadLimit } from "./platform-flags.ts";
-import { withProgress } from "./progress.ts";
+import { addProgressFlag, withProgress } from "./progress.ts";
 import { addRegistryFlags, registryOptions } from "./registry-flags.ts";
 import { descriptorSummary, naming } from "./transfer.ts";
 
@@ -16,10 +16,11 @@ export function register(program: Command): void {
   const cmd = program
     .command("push")
     .description("push a local image to a registry: blobs, then manifests, then the tag")
-    .argument("<ref>", "where to, e.g. registry.example.com/team/app:1.0")
+    .argument("<ref>", "where to (and the local image without [local-name]), e.g. registry.example.com/team/app:1.0")
     .argument("[local-name]", "the local image to push (default: <ref>)");
   addRegistryFlags(cmd);
   addUploadFlags(cmd);
+  addProgressFlag(cmd);
   cmd
     .option("--platform <platform>", "push only this platform, os[/arch[/variant]] (repeatable)", collect)
     .option("--all-platforms", "push the whole index, failing if any of its manifests is not here")

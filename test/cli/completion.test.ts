@@ -62,6 +62,10 @@ describe("completion", () => {
     assert.deepEqual(await values("rmi", IMAGES[0], "d"), [IMAGES[1]], "every name of a variadic argument");
     assert.deepEqual(await values("images", "tag", ""), IMAGES);
     assert.deepEqual(await values("pull", "docker"), [IMAGES[1]]);
+    assert.deepEqual(await values("push", "docker"), [IMAGES[1]]);
+    assert.deepEqual(await values("push", "registry.example.com/app:1", "127"), [IMAGES[0]], "the local name");
+    assert.deepEqual(await values("export", "out.tar", IMAGES[0], "d"), [IMAGES[1]]);
+    assert.equal((await complete(buildProgram(), ["export", ""], source)).directive, "files", "the output");
     // the container's command after the image: the shell's own completion
     assert.equal((await complete(buildProgram(), ["run", IMAGES[0], ""], source)).directive, "files");
   });

@@ -57,7 +57,7 @@ describe("bash completion", () => {
       `dist --root ${root} images rm 127.0.0.1:${port}/multi/busybox:`,
       "dist images t",
     ]);
-    assert.deepEqual(commands, ["pull"]);
+    assert.deepEqual(commands, ["pull", "push"]);
     assert.deepEqual(pullFlags, ["--progress"]);
     assert.deepEqual(modes, ["auto", "json", "plain", "tty"]);
     // bash's word starts after the last ":" (COMP_WORDBREAKS): the candidates are what follows it

@@ -131,7 +131,8 @@ describe("--progress and several references", () => {
     assert.ok(existsSync(tar));
 
     const importRoot = tb.newRoot();
-    const r = await tb.dist(["--progress", "json", "import", "--unpack", "--snapshotter", "native", tar], {
+    // --progress after the command's name works too (and shows in its --help)
+    const r = await tb.dist(["import", "--progress", "json", "--unpack", "--snapshotter", "native", tar], {
       root: importRoot,
     });
     assert.equal(r.code, 0, r.stderr);
