@@ -12,6 +12,8 @@
  * from the store for arguments described as image names or references, and
  * container ids for arguments described as container ids.
  */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import type { Argument, Command, Option } from "commander";
 import { errorMessage } from "../errors.ts";
 import { UsageError } from "./args.ts";
@@ -183,6 +185,8 @@ export const storeSource: CompletionSource = {
       import("./open.ts"),
     ]);
     const root = ctx.root ?? defaultRoot();
+    // a TAB never makes a store: a root typed on the line may be a typo
+    if (!existsSync(join(root, "metadata.db"))) return [];
     const namespace = ctx.namespace ?? (process.env.DIST_NAMESPACE || config().namespace || "default");
     const images = await openImageStore({ root, namespace, debug: false });
     return (await images.list()).map((i) => i.name);

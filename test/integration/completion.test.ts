@@ -5,7 +5,7 @@
  * come from a store holding images fetched from the real registry.
  */
 import assert from "node:assert/strict";
-import { symlinkSync } from "node:fs";
+import { existsSync, symlinkSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -49,13 +49,15 @@ describe("bash completion", () => {
 
   test("commands, options, option values and image names from the store", async () => {
     const port = tb.plain.slice(tb.plain.indexOf(":") + 1);
-    const [commands, pullFlags, modes, images, afterColon, subcommand] = await offered([
+    const typo = join(tb.tempDir("typo"), "root");
+    const [commands, pullFlags, modes, images, afterColon, subcommand, none] = await offered([
       "dist pu",
       "dist pull --pro",
       "dist --root x pull --progress ",
       `dist --root ${root} run 127.0.0.1:${port}/`,
       `dist --root ${root} images rm 127.0.0.1:${port}/multi/busybox:`,
       "dist images t",
+      `dist --root ${typo} run 127`,
     ]);
     assert.deepEqual(commands, ["pull", "push"]);
     assert.deepEqual(pullFlags, ["--progress"]);
@@ -64,6 +66,9 @@ describe("bash completion", () => {
     assert.deepEqual(images, [`${port}/multi/busybox:oci`, `${port}/tiny/busybox:oci`]);
     assert.deepEqual(afterColon, ["oci"]);
     assert.deepEqual(subcommand, ["tag"]);
+    // a root that holds no store offers nothing, and a TAB does not make one there
+    assert.deepEqual(none, []);
+    assert.equal(existsSync(typo), false);
   });
 
   test("TAB in an interactive bash completes the line", async () => {
