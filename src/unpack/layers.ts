@@ -150,7 +150,9 @@ async function extract(
   const sn = o.snapshotter;
   for (let attempt = 0; ; attempt++) {
     const key = `extract-${randomBytes(6).toString("hex")} ${chain}`;
-    const mounts = await sn.prepare(key, parent, { labels: { "containerd.io/snapshot.ref": chain }, applyOnly: true });
+    // containerd's unpacker labels both (a remote-snapshotter client finds a committed layer by it)
+    const labels = { "containerd.io/snapshot.ref": chain };
+    const mounts = await sn.prepare(key, parent, { labels, applyOnly: true });
     const dir = applyTarget(mounts).dir;
     let stream: Readable | undefined;
     const flusher = o.sync !== false ? new Flusher(dir) : undefined;
@@ -177,7 +179,7 @@ async function extract(
       await slot.whenStored();
       await flusher?.flush();
       await flusher?.close();
-      await sn.commit(chain, key);
+      await sn.commit(chain, key, { labels });
       return;
     } catch (err) {
       // an applier that failed stops reading (its pipe from the source is undone): a teed
