@@ -1,22 +1,40 @@
 /** `dist daemon`: serve the store over containerd's gRPC API on a unix socket. */
 import type { Command } from "commander";
 import { InvalidArgumentError } from "../errors.ts";
+import { collect } from "./args.ts";
 import { globals, parseDuration } from "./globals.ts";
+import { addRegistryFlags, registryOptions } from "./registry-flags.ts";
+
+interface DaemonFlags extends Record<string, unknown> {
+  logLevel: string;
+  grace: string;
+  group?: string;
+  snapshotterAlias?: string[];
+}
 
 const LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
 
 export function register(program: Command): void {
-  const cmd = program
-    .command("daemon")
+  const cmd = addRegistryFlags(program.command("daemon"));
+  cmd
     .description("serve the store at --root over containerd's gRPC API on the unix socket --address")
     .option("--log-level <level>", "trace, debug, info, warn or error (JSON lines on stderr)", "info")
     .option("--grace <duration>", "how long in-flight calls may finish on SIGTERM/SIGINT", "5s")
     .option("--group <name|gid>", "members of this group may use the socket (0660); else its owner only (0600)")
-    .action(async (opts: { logLevel: string; grace: string; group?: string }, c: Command) => {
+    .option(
+      "--snapshotter-alias <name=overlay|native>",
+      "another name for a snapshotter, as containerd's proxy plugin NAME sends it (repeatable; default dist=the default snapshotter)",
+      collect,
+    )
+    .action(async (opts: DaemonFlags, c: Command) => {
       const g = globals(c);
       if (!LEVELS.includes(opts.logLevel)) {
         throw new InvalidArgumentError(`invalid --log-level "${opts.logLevel}": expected ${LEVELS.join(", ")}`);
       }
+      const { parseSnapshotterAliases } = await import("../services/snapshotter-names.ts");
+      const aliases = opts.snapshotterAlias ? parseSnapshotterAliases(opts.snapshotterAlias) : undefined;
+      // the registry client's settings for containerd's remote-snapshotter fast path
+      const registry = registryOptions(opts);
       const { defaultSocket, runDaemon } = await import("../services/daemon.ts");
       await runDaemon({
         root: g.root,
@@ -24,6 +42,8 @@ export function register(program: Command): void {
         logLevel: g.debug ? "debug" : opts.logLevel,
         grace: parseDuration(opts.grace),
         group: opts.group,
+        snapshotterAliases: aliases,
+        registry,
       });
       // stopped cleanly: a helper thread left running (a shared worker) must not keep the process up
       setTimeout(() => process.exit(process.exitCode ?? 0), 200).unref();

@@ -59,6 +59,12 @@ function requestId(): string {
 export interface Options {
   /** Mutating calls create the namespace on first use. */
   mutating?: boolean;
+  /**
+   * The namespace of a call that sends none, from its request (a containerd
+   * proxy plugin's snapshots calls: see ../snapshotter-names.ts); without one,
+   * or when it returns undefined, such a call is refused.
+   */
+  defaultNamespace?: (request: unknown) => string | undefined;
 }
 
 function begin(
@@ -68,7 +74,8 @@ function begin(
   opts: Options,
 ): { ctx: CallContext; done: (err?: unknown) => { code: number; details: string } | undefined } {
   const id = requestId();
-  const ns = firstValue(call.metadata, NAMESPACE_KEY) ?? "";
+  const ns =
+    firstValue(call.metadata, NAMESPACE_KEY) ?? opts.defaultNamespace?.((call as { request?: unknown }).request) ?? "";
   const lease = firstValue(call.metadata, LEASE_KEY);
   const global = GLOBAL.some((p) => method.startsWith(p));
   const ctrl = new AbortController();

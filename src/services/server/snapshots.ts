@@ -1,9 +1,11 @@
 /** containerd.services.snapshots.v1.Snapshots over dist's snapshotters. */
 import type * as grpc from "@grpc/grpc-js";
 import { InvalidArgumentError } from "../../errors.ts";
+import type { RemoteUnpacker } from "../../unpack/remote.ts";
 import { mountToWire, snapshotInfoToWire, type WireSnapshotInfo } from "../convert.ts";
 import { adaptor, knownOnly, matchFilters, parseFilters } from "../filters.ts";
 import type { Backend } from "./backend.ts";
+import { prepareSnapshot } from "./remote-snapshots.ts";
 import { type RpcHost, serverStream, unary } from "./rpc.ts";
 
 const LIST_BATCH = 100;
@@ -27,18 +29,32 @@ function labelsOpt(labels: Record<string, string> | undefined) {
   return labels && Object.keys(labels).length > 0 ? { labels } : undefined;
 }
 
-export function snapshotsService(host: RpcHost, backend: Backend): grpc.UntypedServiceImplementation {
+/**
+ * The Snapshots service. With `remote`, a Prepare that names a layer of an image
+ * (containerd's remote-snapshotter labels) may be answered by unpacking it from
+ * the registry (remote-snapshots.ts).
+ */
+export function snapshotsService(
+  host: RpcHost,
+  backend: Backend,
+  remote?: RemoteUnpacker,
+): grpc.UntypedServiceImplementation {
   const sn = (ctx: { namespace: string; lease?: string }, name: string) =>
     backend.snapshotter(ctx.namespace, name, ctx.lease);
   const M = "snapshots.";
-  const mutating = { mutating: true };
+  // a containerd proxy plugin sends no namespace: its calls go to the alias's own (snapshotter-names.ts)
+  const defaultNamespace = (req: unknown) =>
+    backend.proxyNamespace((req as { snapshotter?: string }).snapshotter ?? "");
+  const reading = { defaultNamespace };
+  const mutating = { mutating: true, defaultNamespace };
   return {
     Prepare: unary(
       host,
       `${M}Prepare`,
       async (req: CreateRequest, ctx) => {
-        const s = await sn(ctx, req.snapshotter);
-        const mounts = await s.prepare(key(req.key), req.parent || undefined, labelsOpt(req.labels));
+        const snapshotter = await sn(ctx, req.snapshotter);
+        const c = { backend, namespace: ctx.namespace, snapshotter, remote, log: ctx.log, signal: ctx.signal };
+        const mounts = await prepareSnapshot(c, key(req.key), req.parent || undefined, req.labels);
         return { mounts: mounts.map(mountToWire) };
       },
       mutating,
@@ -53,10 +69,15 @@ export function snapshotsService(host: RpcHost, backend: Backend): grpc.UntypedS
       },
       mutating,
     ),
-    Mounts: unary(host, `${M}Mounts`, async (req: KeyRequest, ctx) => {
-      const mounts = await (await sn(ctx, req.snapshotter)).mounts(key(req.key));
-      return { mounts: mounts.map(mountToWire) };
-    }),
+    Mounts: unary(
+      host,
+      `${M}Mounts`,
+      async (req: KeyRequest, ctx) => {
+        const mounts = await (await sn(ctx, req.snapshotter)).mounts(key(req.key));
+        return { mounts: mounts.map(mountToWire) };
+      },
+      reading,
+    ),
     Commit: unary(
       host,
       `${M}Commit`,
@@ -67,14 +88,24 @@ export function snapshotsService(host: RpcHost, backend: Backend): grpc.UntypedS
       },
       mutating,
     ),
-    Remove: unary(host, `${M}Remove`, async (req: KeyRequest, ctx) => {
-      await (await sn(ctx, req.snapshotter)).remove(key(req.key));
-      return {};
-    }),
-    Stat: unary(host, `${M}Stat`, async (req: KeyRequest, ctx) => {
-      const info = await (await sn(ctx, req.snapshotter)).stat(key(req.key));
-      return { info: snapshotInfoToWire(info) };
-    }),
+    Remove: unary(
+      host,
+      `${M}Remove`,
+      async (req: KeyRequest, ctx) => {
+        await (await sn(ctx, req.snapshotter)).remove(key(req.key));
+        return {};
+      },
+      reading,
+    ),
+    Stat: unary(
+      host,
+      `${M}Stat`,
+      async (req: KeyRequest, ctx) => {
+        const info = await (await sn(ctx, req.snapshotter)).stat(key(req.key));
+        return { info: snapshotInfoToWire(info) };
+      },
+      reading,
+    ),
     Update: unary(
       host,
       `${M}Update`,
@@ -93,32 +124,47 @@ export function snapshotsService(host: RpcHost, backend: Backend): grpc.UntypedS
       },
       mutating,
     ),
-    List: serverStream(host, `${M}List`, async (req: { snapshotter: string; filters: string[] }, ctx, send) => {
-      const filters = knownOnly(parseFilters(req.filters), ["name", "parent", "kind", "labels"], (m) =>
-        ctx.log.warn(m),
-      );
-      const s = await sn(ctx, req.snapshotter);
-      let batch: WireSnapshotInfo[] = [];
-      await s.walk(async (info) => {
-        const w = snapshotInfoToWire(info);
-        const get = adaptor({ name: w.name, parent: w.parent, kind: w.kind.toLowerCase() }, w.labels);
-        if (!matchFilters(filters, get)) return;
-        batch.push(w);
-        if (batch.length >= LIST_BATCH) {
-          const b = batch;
-          batch = [];
-          await send({ info: b });
-        }
-      });
-      if (batch.length > 0) await send({ info: batch });
-    }),
-    Usage: unary(host, `${M}Usage`, async (req: KeyRequest, ctx) => {
-      const u = await (await sn(ctx, req.snapshotter)).usage(key(req.key));
-      return { size: u.size, inodes: u.inodes };
-    }),
-    Cleanup: unary(host, `${M}Cleanup`, async (req: { snapshotter: string }, ctx) => {
-      await sn(ctx, req.snapshotter);
-      return {};
-    }),
+    List: serverStream(
+      host,
+      `${M}List`,
+      async (req: { snapshotter: string; filters: string[] }, ctx, send) => {
+        const filters = knownOnly(parseFilters(req.filters), ["name", "parent", "kind", "labels"], (m) =>
+          ctx.log.warn(m),
+        );
+        const s = await sn(ctx, req.snapshotter);
+        let batch: WireSnapshotInfo[] = [];
+        await s.walk(async (info) => {
+          const w = snapshotInfoToWire(info);
+          const get = adaptor({ name: w.name, parent: w.parent, kind: w.kind.toLowerCase() }, w.labels);
+          if (!matchFilters(filters, get)) return;
+          batch.push(w);
+          if (batch.length >= LIST_BATCH) {
+            const b = batch;
+            batch = [];
+            await send({ info: b });
+          }
+        });
+        if (batch.length > 0) await send({ info: batch });
+      },
+      reading,
+    ),
+    Usage: unary(
+      host,
+      `${M}Usage`,
+      async (req: KeyRequest, ctx) => {
+        const u = await (await sn(ctx, req.snapshotter)).usage(key(req.key));
+        return { size: u.size, inodes: u.inodes };
+      },
+      reading,
+    ),
+    Cleanup: unary(
+      host,
+      `${M}Cleanup`,
+      async (req: { snapshotter: string }, ctx) => {
+        await sn(ctx, req.snapshotter);
+        return {};
+      },
+      reading,
+    ),
   };
 }
