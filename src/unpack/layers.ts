@@ -63,6 +63,12 @@ export interface LayersOptions {
   sync?: boolean;
   onEvent?: (e: UnpackEvent) => void;
   onWarning?: (message: string) => void;
+  /**
+   * Start at layer `index`, on the snapshot `parent` (whatever its name): the
+   * layers below are there already, the client that asks says so (a
+   * remote-snapshotter request names its parent by the client's own key).
+   */
+  from?: { index: number; parent?: string };
 }
 
 /**
@@ -90,8 +96,10 @@ export async function unpackLayers(
   const emit = (i: number, status: UnpackStatus, offset?: number) =>
     opts.onEvent?.({ layer: slots[i].desc, index: i, chainID: chains[i], status, offset });
   for (let i = 0; i < slots.length; i++) emit(i, "waiting");
-  let parent: Digest | undefined;
-  for (let i = 0; i < slots.length; i++) {
+  const start = opts.from?.index ?? 0;
+  let parent = opts.from?.parent;
+  for (let i = 0; i < start; i++) slots[i].release();
+  for (let i = start; i < slots.length; i++) {
     opts.signal.throwIfAborted();
     const slot = slots[i];
     const chain = chains[i];
@@ -143,7 +151,7 @@ async function extract(
   slot: LayerSlot,
   diffID: Digest,
   chain: Digest,
-  parent: Digest | undefined,
+  parent: string | undefined,
   o: LayersOptions,
   emit: (status: "extracting", offset: number) => void,
 ): Promise<void> {

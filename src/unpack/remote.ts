@@ -10,16 +10,17 @@
  * (by digest) and its config are fetched into the content store, then the
  * Unpacker walks the manifest with the fetch handler, as `pull` does, from the
  * asked layer up: the layers below are there already (containerd asks in
- * order, each on its parent), the asked one and those above download together
- * and apply in order, each committed as its ChainID. A request resolves as
- * soon as its snapshot is committed; the walk goes on, so the next layer's
- * request finds its snapshot made, or being made and waits for it: one walk
- * per image and place, shared by the requests that find it running.
+ * order), the asked one goes on the parent the request names (whatever its
+ * name: containerd may have unpacked it itself), those above on their ChainIDs;
+ * they download together and apply in order, each committed as its ChainID. A
+ * request resolves as soon as its snapshot is committed; the walk goes on, so
+ * the next layer's request finds its snapshot made, or being made and waits
+ * for it: one walk per image and place, shared by the requests it answers.
  */
 import type { Store } from "../content/content.ts";
 import type { Descriptor } from "../descriptor.ts";
 import type { Digest } from "../digest.ts";
-import { FailedPreconditionError, wrapError } from "../errors.ts";
+import { FailedPreconditionError, isNotFound, wrapError } from "../errors.ts";
 import { readImageConfig } from "../images/config.ts";
 import { dispatch, type Handler, Limiter } from "../images/handlers.ts";
 import { isManifest } from "../images/mediatypes.ts";
@@ -74,13 +75,10 @@ interface Plan {
   chains: Digest[];
 }
 
-/** The index of the request's layer in the plan: its digest, ChainID and parent must all agree. */
+/** The index of the request's layer in the plan: its digest and ChainID agree (a layer may be there twice). */
 function indexIn(plan: Plan, req: RemoteLayer): number | undefined {
-  for (let i = 0; i < plan.layers.length; i++) {
-    if (plan.layers[i].digest !== req.layer || plan.chains[i] !== req.chainID) continue;
-    if ((i === 0 ? undefined : plan.chains[i - 1]) === (req.parent || undefined)) return i;
-  }
-  return undefined;
+  const i = plan.layers.findIndex((l, j) => l.digest === req.layer && plan.chains[j] === req.chainID);
+  return i < 0 ? undefined : i;
 }
 
 /** A walk of one image in one place: a promise per layer, settled as the Unpacker reports it. */
@@ -93,9 +91,13 @@ class Walk {
   readonly #layers: PromiseWithResolvers<void>[];
   #ended = false;
 
-  constructor(plan: Plan, from: number) {
+  /** The snapshot its lowest layer goes on, as the request that started it named it. */
+  readonly base: string | undefined;
+
+  constructor(plan: Plan, from: number, base: string | undefined) {
     this.plan = plan;
     this.from = from;
+    this.base = base;
     this.#layers = plan.layers.map(() => {
       const p = Promise.withResolvers<void>();
       p.promise.catch(() => {});
@@ -103,8 +105,13 @@ class Walk {
     });
   }
 
-  get running(): boolean {
-    return !this.#ended;
+  /** The index of the request's layer when this walk makes it as asked (on the parent it names), else undefined. */
+  covers(req: RemoteLayer): number | undefined {
+    if (this.#ended) return undefined;
+    const i = indexIn(this.plan, req);
+    if (i === undefined || i < this.from) return undefined;
+    const parent = i === this.from ? this.base : this.plan.chains[i - 1];
+    return (req.parent || undefined) === parent ? i : undefined;
   }
 
   committed(index: number): void {
@@ -119,6 +126,17 @@ class Walk {
 
   layer(index: number): Promise<void> {
     return this.#layers[index].promise;
+  }
+}
+
+/** Whether the request's snapshot is there: committed on the parent it names (a walk that ended made it). */
+async function made(sn: Snapshotter, req: RemoteLayer): Promise<boolean> {
+  try {
+    const info = await sn.stat(req.chainID);
+    return info.kind === "committed" && (info.parent || undefined) === (req.parent || undefined);
+  } catch (err) {
+    if (isNotFound(err)) return false;
+    throw err;
   }
 }
 
@@ -152,10 +170,11 @@ export class RemoteUnpacker {
    * `signal` ends the wait, not the walk other requests may share.
    */
   async unpack(req: RemoteLayer, place: RemotePlace, signal?: AbortSignal): Promise<void> {
+    if (await made(place.snapshotter, req)) return;
     const key = `${place.id}\0${req.manifest}`;
     let walk = await this.#walks.get(key)?.catch(() => undefined);
-    let index = walk?.running ? indexIn(walk.plan, req) : undefined;
-    if (walk === undefined || index === undefined || index < walk.from) {
+    let index = walk?.covers(req);
+    if (walk === undefined || index === undefined) {
       const started = this.#start(req, place);
       this.#walks.set(key, started);
       void started
@@ -190,7 +209,12 @@ export class RemoteUnpacker {
         throw new FailedPreconditionError(`${ref} is a ${resolved.desc.mediaType}, not an image manifest`);
       }
       const fetcher = await o.resolver.fetcher(resolved.name);
-      let walk: Walk | undefined;
+      const limiter = new Limiter(o.limit ?? DEFAULT_MAX_CONCURRENT_DOWNLOADS);
+      const plan = await this.#plan(resolved.desc, fetchHandler(content, fetcher, { limiter }), content, signal);
+      const from = indexIn(plan, req);
+      if (from === undefined)
+        throw new FailedPreconditionError(`layer ${req.layer} as ${req.chainID} is not in ${ref}`);
+      const walk = new Walk(plan, from, req.parent || undefined);
       const unpacker = new Unpacker({
         snapshotter: place.snapshotter,
         content,
@@ -198,20 +222,13 @@ export class RemoteUnpacker {
         sameOwner: o.sameOwner,
         onWarning: o.onWarning,
         onEvent: (e) => {
-          if (e.status === "extracted" || e.status === "exists") walk?.committed(e.index);
+          if (e.status === "extracted" || e.status === "exists") walk.committed(e.index);
         },
+        from: { index: from, parent: walk.base },
       });
-      const limiter = new Limiter(o.limit ?? DEFAULT_MAX_CONCURRENT_DOWNLOADS);
+      // the manifest and config are in the store now; the layers below are there already, so not
+      // fetched (unless the walk needs the same blob above)
       const fetch = fetchHandler(content, fetcher, { limiter, tee: (d) => unpacker.tee(d) });
-      const plan = await this.#plan(resolved.desc, fetch, content, signal);
-      const from = indexIn(plan, req);
-      if (from === undefined) {
-        throw new FailedPreconditionError(
-          `layer ${req.layer} as ${req.chainID} on ${req.parent || "no parent"} is not a layer of ${ref}`,
-        );
-      }
-      walk = new Walk(plan, from);
-      // the layers below are there already: not fetched (unless the walk needs the same blob above)
       const above = new Set(plan.layers.slice(from).map((l) => l.digest));
       const below = new Set(
         plan.layers

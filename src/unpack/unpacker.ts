@@ -25,7 +25,7 @@ import { dispatch, type Handler, isSkip } from "../images/handlers.ts";
 import type { Manifest } from "../images/manifest.ts";
 import { isAttestationManifest, isManifest } from "../images/mediatypes.ts";
 import { localRoot, type Snapshotter } from "../snapshots/snapshotter.ts";
-import { type UnpackEvent, unpackLayers } from "./layers.ts";
+import { type LayersOptions, type UnpackEvent, unpackLayers } from "./layers.ts";
 import { LayerSlot } from "./slot.ts";
 
 export type { UnpackEvent, UnpackStatus } from "./layers.ts";
@@ -52,6 +52,8 @@ export interface UnpackerOptions {
   onNote?: NoteFn;
   /** As the unpacking of one platform's manifest starts. */
   onUnpack?: (platform: string, manifest: Descriptor) => void;
+  /** Where the layer loop starts (LayersOptions.from): for one manifest whose lower layers are there. */
+  from?: LayersOptions["from"];
 }
 
 /** A manifest unpacked: its platform and the ChainID of its top snapshot. */
@@ -66,7 +68,7 @@ class Job {
   readonly manifest: Descriptor;
   readonly config: Descriptor;
   readonly slots: LayerSlot[];
-  /** The layer the loop works on next: a download of it is worth teeing (the first, until the loop starts). */
+  /** The layer the loop works on next: a download of it is worth teeing (the first it unpacks, until the loop starts). */
   cursor = 0;
   #started = false;
   readonly #done = Promise.withResolvers<UnpackedManifest>();
@@ -193,6 +195,7 @@ export class Unpacker {
       return;
     }
     const job = new Job(desc, config, layers);
+    job.cursor = this.#opts.from?.index ?? 0;
     this.#jobs.set(desc.digest, job);
     job.done.catch((err: unknown) => this.#fail(err));
     if (this.#failure) job.stop(this.#failure.err);
@@ -234,6 +237,7 @@ export class Unpacker {
         sync: o.sync,
         onEvent: o.onEvent,
         onWarning: o.onWarning,
+        from: o.from,
       },
       (i) => {
         job.cursor = i;

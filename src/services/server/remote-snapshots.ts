@@ -19,7 +19,6 @@
  * failed (logged: a registry dist cannot reach or has no credentials for).
  */
 import { randomBytes } from "node:crypto";
-import type { Logger } from "pino";
 import { validateDigest } from "../../digest.ts";
 import { AlreadyExistsError, errorMessage, isNotFound } from "../../errors.ts";
 import type { Mount, SnapshotInfo, Snapshotter } from "../../snapshots/snapshotter.ts";
@@ -80,8 +79,8 @@ export interface PrepareContext {
   namespace: string;
   /** The namespace's snapshotter. */
   snapshotter: Snapshotter;
-  remote?: RemoteUnpacker;
-  log: Logger;
+  remote?: Pick<RemoteUnpacker, "unpack">;
+  log: { info(fields: object, msg: string): void; warn(fields: object, msg: string): void };
   signal: AbortSignal;
 }
 
@@ -117,30 +116,29 @@ export async function prepareSnapshot(
   if (!labels || !target) {
     return c.snapshotter.prepare(key, parent, labels && Object.keys(labels).length > 0 ? { labels } : undefined);
   }
-  const there = await ready(c.snapshotter, target, parent);
-  if (there) throw new AlreadyExistsError(`target snapshot "${target}" already exists`);
-  if (there === false) {
-    // the name is another snapshot's: containerd unpacks this layer itself, committed under a key of its own
-    const { [TARGET_LABEL]: _, ...rest } = labels;
-    return c.snapshotter.prepare(key, parent, { labels: rest });
-  }
-  const layer = c.remote && remoteLayerOf(labels, parent);
+  let there = await ready(c.snapshotter, target, parent);
+  const layer = there === undefined && c.remote && remoteLayerOf(labels, parent);
   if (layer && c.remote) {
     const started = process.hrtime.bigint();
     try {
       await c.remote.unpack(layer, placeOf(c), c.signal);
-      c.log.info(
-        { target, layer: layer.layer, ms: Number((process.hrtime.bigint() - started) / 1_000_000n) },
-        "layer unpacked from the registry",
-      );
-      throw new AlreadyExistsError(`target snapshot "${target}" unpacked from the registry`);
+      const ms = Number((process.hrtime.bigint() - started) / 1_000_000n);
+      c.log.info({ target, layer: layer.layer, ms }, "layer unpacked from the registry");
     } catch (err) {
-      if (err instanceof AlreadyExistsError || c.signal.aborted) throw err;
+      if (c.signal.aborted) throw err;
       c.log.warn(
         { target, layer: layer.layer, image: layer.ref, err: errorMessage(err) },
         "could not unpack the layer from the registry: the client unpacks it",
       );
     }
+    // as containerd will look for it (another walk may have made it on another parent meanwhile)
+    there = await ready(c.snapshotter, target, parent);
+  }
+  if (there) throw new AlreadyExistsError(`target snapshot "${target}" already exists`);
+  if (there === false) {
+    // the name is another snapshot's: containerd unpacks this layer itself, committed under a key of its own
+    const { [TARGET_LABEL]: _, ...rest } = labels;
+    return c.snapshotter.prepare(key, parent, { labels: rest });
   }
   return c.snapshotter.prepare(key, parent, { labels });
 }
