@@ -202,10 +202,11 @@ describe("dist daemon as containerd's snapshotter", { skip: !isRoot && "containe
   test("when dist cannot fetch a layer (no credentials of its own) containerd unpacks it, and the daemon says why", async () => {
     const name = "general/busybox:dialects";
     const ref = `${tb.basic}/${name}`;
+    const logged = d.logs().length;
     await pull(ref, ["-snapshotter", "dist", "-info", "-user", `${tb.user}:${tb.password}`]);
     const blobs = await containerdBlobs();
     for (const l of layersOf(name).slice(1)) assert.ok(blobs.has(l), `containerd fetched layer ${l} itself`);
-    assert.match(d.logs(), /"msg":"could not unpack the layer from the registry: the client unpacks it"/);
+    assert.match(d.logs().slice(logged), /"msg":"could not unpack the layer from the registry: the client unpacks it"/);
     assert.equal(await cctr(["run", "--rm", "--snapshotter", "dist", ref, "fallback", "echo", "ok"]), "ok\n");
   });
 
