@@ -28,7 +28,10 @@ import { setupBigRegistry, teardownBigRegistry } from "./fetch.ts";
 
 const isRoot = process.getuid?.() === 0;
 
-/** start ROOT | stop: a private containerd keeping its root and state under ROOT, socket $TMP/ctrd/containerd.sock. */
+/**
+ * start ROOT | stop: a private containerd keeping its root and state under ROOT, socket
+ * $TMP/ctrd/containerd.sock; `CTRD_EXTRA_FILE=F ctrd.sh start ROOT` appends F to its config.
+ */
 export const CTRD = `#!/bin/bash
 set -u
 CD="$TMP/ctrd"; S="$CD/containerd.sock"
@@ -63,6 +66,8 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.a
 [plugins."io.containerd.internal.v1.opt"]
   path = "$CD/opt"
 EOF
+  # more config (proxy plugins) from the file $CTRD_EXTRA_FILE
+  if [ -n "\${CTRD_EXTRA_FILE:-}" ]; then cat "$CTRD_EXTRA_FILE" >>"$CD/config.toml"; fi
   containerd --config "$CD/config.toml" >>"$CD/containerd.log" 2>&1 &
   echo $! >"$CD/pid"
   for i in $(seq 1 100); do ctr -a "$S" version >/dev/null 2>&1 && exit 0; sleep 0.1; done
