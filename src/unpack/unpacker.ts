@@ -25,7 +25,7 @@ import { dispatch, type Handler, isSkip } from "../images/handlers.ts";
 import type { Manifest } from "../images/manifest.ts";
 import { isAttestationManifest, isManifest } from "../images/mediatypes.ts";
 import { localRoot, type Snapshotter } from "../snapshots/snapshotter.ts";
-import { type LayersOptions, type UnpackEvent, unpackLayers } from "./layers.ts";
+import { type UnpackEvent, unpackLayers } from "./layers.ts";
 import { LayerSlot } from "./slot.ts";
 
 export type { UnpackEvent, UnpackStatus } from "./layers.ts";
@@ -52,8 +52,11 @@ export interface UnpackerOptions {
   onNote?: NoteFn;
   /** As the unpacking of one platform's manifest starts. */
   onUnpack?: (platform: string, manifest: Descriptor) => void;
-  /** Where the layer loop starts (LayersOptions.from): for one manifest whose lower layers are there. */
-  from?: LayersOptions["from"];
+  /**
+   * For one manifest whose lower layers are there: start at layer `index`, on
+   * the snapshot `parent` whatever its name (a remote-snapshotter request's).
+   */
+  from?: { index: number; parent?: string };
 }
 
 /** A manifest unpacked: its platform and the ChainID of its top snapshot. */
