@@ -23,7 +23,7 @@
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { BenchCase, BenchContext, BenchSuite } from "../suite.ts";
+import { type BenchCase, type BenchContext, type BenchSuite, stopFunction } from "../suite.ts";
 import { setupBigRegistry, teardownBigRegistry } from "./fetch.ts";
 
 const isRoot = process.getuid?.() === 0;
@@ -35,15 +35,11 @@ const isRoot = process.getuid?.() === 0;
 export const CTRD = `#!/bin/bash
 set -u
 CD="$TMP/ctrd"; S="$CD/containerd.sock"
-stop() {
-  if [ -f "$CD/pid" ]; then
-    pid=$(cat "$CD/pid"); kill "$pid" 2>/dev/null
-    for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    rm -f "$CD/pid"
-  fi
-  # snapshots may still be mounted by a killed daemon
-  grep -o " $TMP/runs/[^ ]*" /proc/self/mounts | sort -r | while read -r m; do umount -l "$m"; done
-}
+${stopFunction(
+  '"$CD/pid"',
+  `# snapshots may still be mounted by a killed daemon
+  grep -o " $TMP/runs/[^ ]*" /proc/self/mounts | sort -r | while read -r m; do umount -l "$m"; done`,
+)}
 case "$1" in
 stop) stop ;;
 start)

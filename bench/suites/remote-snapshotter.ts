@@ -16,8 +16,7 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { buildRemotePull } from "../../test/conformance/build.ts";
-import type { BenchCase, BenchContext, BenchSuite } from "../suite.ts";
-import { shellOutput } from "../suite.ts";
+import { type BenchCase, type BenchContext, type BenchSuite, shellOutput, stopFunction } from "../suite.ts";
 import { setupBigRegistry, teardownBigRegistry } from "./fetch.ts";
 import { CTRD } from "./pull.ts";
 
@@ -27,13 +26,7 @@ const SETTLE = Number(process.env.BENCH_SETTLE ?? "361");
 const DISTD = `#!/bin/bash
 set -u
 P="$TMP/distd.pid"; S="$TMP/dist.sock"
-stop() {
-  if [ -f "$P" ]; then
-    pid=$(cat "$P"); kill "$pid" 2>/dev/null
-    for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    rm -f "$P"
-  fi
-}
+${stopFunction('"$P"')}
 case "$1" in
 stop) stop ;;
 start)

@@ -35,18 +35,19 @@ function labelsOpt(labels: Record<string, string> | undefined) {
  * the registry (remote-snapshots.ts).
  */
 export function snapshotsService(
-  host: RpcHost,
+  base: RpcHost,
   backend: Backend,
   remote?: RemoteUnpacker,
 ): grpc.UntypedServiceImplementation {
+  // a containerd proxy plugin sends no namespace: its calls go to the alias's own (snapshotter-names.ts)
+  const host: RpcHost = {
+    ...base,
+    defaultNamespace: (req) => backend.proxyNamespace((req as { snapshotter?: string }).snapshotter ?? ""),
+  };
   const sn = (ctx: { namespace: string; lease?: string }, name: string) =>
     backend.snapshotter(ctx.namespace, name, ctx.lease);
   const M = "snapshots.";
-  // a containerd proxy plugin sends no namespace: its calls go to the alias's own (snapshotter-names.ts)
-  const defaultNamespace = (req: unknown) =>
-    backend.proxyNamespace((req as { snapshotter?: string }).snapshotter ?? "");
-  const reading = { defaultNamespace };
-  const mutating = { mutating: true, defaultNamespace };
+  const mutating = { mutating: true };
   return {
     Prepare: unary(
       host,
@@ -69,15 +70,10 @@ export function snapshotsService(
       },
       mutating,
     ),
-    Mounts: unary(
-      host,
-      `${M}Mounts`,
-      async (req: KeyRequest, ctx) => {
-        const mounts = await (await sn(ctx, req.snapshotter)).mounts(key(req.key));
-        return { mounts: mounts.map(mountToWire) };
-      },
-      reading,
-    ),
+    Mounts: unary(host, `${M}Mounts`, async (req: KeyRequest, ctx) => {
+      const mounts = await (await sn(ctx, req.snapshotter)).mounts(key(req.key));
+      return { mounts: mounts.map(mountToWire) };
+    }),
     Commit: unary(
       host,
       `${M}Commit`,
@@ -88,24 +84,14 @@ export function snapshotsService(
       },
       mutating,
     ),
-    Remove: unary(
-      host,
-      `${M}Remove`,
-      async (req: KeyRequest, ctx) => {
-        await (await sn(ctx, req.snapshotter)).remove(key(req.key));
-        return {};
-      },
-      reading,
-    ),
-    Stat: unary(
-      host,
-      `${M}Stat`,
-      async (req: KeyRequest, ctx) => {
-        const info = await (await sn(ctx, req.snapshotter)).stat(key(req.key));
-        return { info: snapshotInfoToWire(info) };
-      },
-      reading,
-    ),
+    Remove: unary(host, `${M}Remove`, async (req: KeyRequest, ctx) => {
+      await (await sn(ctx, req.snapshotter)).remove(key(req.key));
+      return {};
+    }),
+    Stat: unary(host, `${M}Stat`, async (req: KeyRequest, ctx) => {
+      const info = await (await sn(ctx, req.snapshotter)).stat(key(req.key));
+      return { info: snapshotInfoToWire(info) };
+    }),
     Update: unary(
       host,
       `${M}Update`,
@@ -124,47 +110,32 @@ export function snapshotsService(
       },
       mutating,
     ),
-    List: serverStream(
-      host,
-      `${M}List`,
-      async (req: { snapshotter: string; filters: string[] }, ctx, send) => {
-        const filters = knownOnly(parseFilters(req.filters), ["name", "parent", "kind", "labels"], (m) =>
-          ctx.log.warn(m),
-        );
-        const s = await sn(ctx, req.snapshotter);
-        let batch: WireSnapshotInfo[] = [];
-        await s.walk(async (info) => {
-          const w = snapshotInfoToWire(info);
-          const get = adaptor({ name: w.name, parent: w.parent, kind: w.kind.toLowerCase() }, w.labels);
-          if (!matchFilters(filters, get)) return;
-          batch.push(w);
-          if (batch.length >= LIST_BATCH) {
-            const b = batch;
-            batch = [];
-            await send({ info: b });
-          }
-        });
-        if (batch.length > 0) await send({ info: batch });
-      },
-      reading,
-    ),
-    Usage: unary(
-      host,
-      `${M}Usage`,
-      async (req: KeyRequest, ctx) => {
-        const u = await (await sn(ctx, req.snapshotter)).usage(key(req.key));
-        return { size: u.size, inodes: u.inodes };
-      },
-      reading,
-    ),
-    Cleanup: unary(
-      host,
-      `${M}Cleanup`,
-      async (req: { snapshotter: string }, ctx) => {
-        await sn(ctx, req.snapshotter);
-        return {};
-      },
-      reading,
-    ),
+    List: serverStream(host, `${M}List`, async (req: { snapshotter: string; filters: string[] }, ctx, send) => {
+      const filters = knownOnly(parseFilters(req.filters), ["name", "parent", "kind", "labels"], (m) =>
+        ctx.log.warn(m),
+      );
+      const s = await sn(ctx, req.snapshotter);
+      let batch: WireSnapshotInfo[] = [];
+      await s.walk(async (info) => {
+        const w = snapshotInfoToWire(info);
+        const get = adaptor({ name: w.name, parent: w.parent, kind: w.kind.toLowerCase() }, w.labels);
+        if (!matchFilters(filters, get)) return;
+        batch.push(w);
+        if (batch.length >= LIST_BATCH) {
+          const b = batch;
+          batch = [];
+          await send({ info: b });
+        }
+      });
+      if (batch.length > 0) await send({ info: batch });
+    }),
+    Usage: unary(host, `${M}Usage`, async (req: KeyRequest, ctx) => {
+      const u = await (await sn(ctx, req.snapshotter)).usage(key(req.key));
+      return { size: u.size, inodes: u.inodes };
+    }),
+    Cleanup: unary(host, `${M}Cleanup`, async (req: { snapshotter: string }, ctx) => {
+      await sn(ctx, req.snapshotter);
+      return {};
+    }),
   };
 }
