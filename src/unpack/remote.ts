@@ -86,13 +86,12 @@ class Walk {
   readonly plan: Plan;
   /** The lowest layer it unpacks; those below were there when it started. */
   readonly from: number;
+  /** The snapshot its lowest layer goes on, as the request that started it named it. */
+  readonly base: string | undefined;
   /** Settles once the walk has ended and let its content go. */
   done: Promise<void> = Promise.resolve();
   readonly #layers: PromiseWithResolvers<void>[];
   #ended = false;
-
-  /** The snapshot its lowest layer goes on, as the request that started it named it. */
-  readonly base: string | undefined;
 
   constructor(plan: Plan, from: number, base: string | undefined) {
     this.plan = plan;
@@ -156,6 +155,8 @@ export class RemoteUnpacker {
   readonly #opts: RemoteUnpackerOptions;
   /** Walks by place and manifest, from the moment one starts planning until it is done. */
   readonly #walks = new Map<string, Promise<Walk>>();
+  /** Every walk until it is done (a newer one may have taken its place in #walks). */
+  readonly #running = new Set<Promise<unknown>>();
   readonly #stop = new AbortController();
 
   constructor(opts: RemoteUnpackerOptions) {
@@ -177,14 +178,15 @@ export class RemoteUnpacker {
     if (walk === undefined || index === undefined) {
       const started = this.#start(req, place);
       this.#walks.set(key, started);
-      void started
-        .then(
-          (w) => w.done,
-          () => undefined,
-        )
-        .finally(() => {
-          if (this.#walks.get(key) === started) this.#walks.delete(key);
-        });
+      const running = started.then(
+        (w) => w.done,
+        () => undefined,
+      );
+      this.#running.add(running);
+      void running.finally(() => {
+        this.#running.delete(running);
+        if (this.#walks.get(key) === started) this.#walks.delete(key);
+      });
       walk = await until(started, signal);
       index = walk.from;
     }
@@ -194,7 +196,7 @@ export class RemoteUnpacker {
   /** Stops every walk (the daemon is stopping); resolves once they have removed their temporary snapshots. */
   async close(): Promise<void> {
     this.#stop.abort(new Error("the daemon is stopping"));
-    await Promise.allSettled([...this.#walks.values()].map((w) => w.then((walk) => walk.done)));
+    await Promise.allSettled(this.#running);
   }
 
   /** Plans the walk from the request's layer up and starts it. */
