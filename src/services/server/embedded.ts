@@ -56,10 +56,8 @@ export function embeddedBackend(root: string, opts: EmbeddedBackendOptions = {})
       return metadata.snapshotter(ns, ours, { lease });
     },
     proxyNamespace: (name) => (Object.hasOwn(aliases, name) ? name : undefined),
-    snapshotters: () => [
-      ...(overlay() ? ["overlayfs", "native"] : ["native"]),
-      ...Object.keys(aliases).filter((a) => aliases[a] === "native" || overlay()),
-    ],
+    // an alias of overlay was refused above where overlay is not there
+    snapshotters: () => [...(overlay() ? ["overlayfs", "native"] : ["native"]), ...Object.keys(aliases)],
     async close() {},
   };
 }
