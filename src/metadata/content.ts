@@ -190,6 +190,20 @@ export class NamespacedContentStore implements Store, BlobFiles, IngestFiles {
     });
   }
 
+  /**
+   * Puts a blob this namespace has on the store's lease (nothing without one), as
+   * containerd's writer does when the content exists: a flow that finds a blob
+   * already here holds it, so a collection cannot take it before the flow's
+   * own records reference it. NotFoundError when the namespace does not have it.
+   */
+  async retain(digest: Digest): Promise<void> {
+    validateDigest(digest);
+    transaction(this.#db, () => {
+      if (!this.#has(digest)) throw this.#notFound(digest);
+      this.#lease.hold("content", digest);
+    });
+  }
+
   async update(digest: Digest, labels: Record<string, string>, fieldpaths?: string[]): Promise<Info> {
     validateDigest(digest);
     return transaction(this.#db, () => {
@@ -383,7 +397,7 @@ export class NamespacedContentStore implements Store, BlobFiles, IngestFiles {
       "SELECT ref, backend_ref, expected, size, created_at FROM content_ingests WHERE namespace = ?",
     ).all(this.namespace) as unknown as IngestRow[];
     const byBackend = new Map(rows.map((r) => [r.backend_ref, r]));
-    const removed = await this.#blobs.pruneIngests(olderThanMs, (bref) => byBackend.has(bref));
+    const removed = await this.#blobs.pruneIngests(olderThanMs, (bref) => bref !== undefined && byBackend.has(bref));
     const out: Status[] = [];
     transaction(this.#db, () => {
       const drop = this.#db.prepare("DELETE FROM content_ingests WHERE namespace = ? AND backend_ref = ?");

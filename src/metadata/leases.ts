@@ -8,7 +8,7 @@
  */
 import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from "../errors.ts";
 import { PreciseDate, preciseNow } from "../time.ts";
-import { type Database, statement } from "./db.ts";
+import { type Database, statement, transaction } from "./db.ts";
 import { ensureNamespace } from "./namespaces.ts";
 
 /** A lease: an id and labels; while it exists, what it holds is safe from garbage collection. */
@@ -31,6 +31,8 @@ export interface LeaseManager {
   /** NotFoundError when there is no such lease. */
   delete(id: string): void;
   list(): Lease[];
+  /** Sets (or, with an empty value, removes) the given labels; NotFoundError when there is no such lease. */
+  update(id: string, labels: Record<string, string>): Lease;
   addResource(lease: string, r: LeaseResource): void;
   deleteResource(lease: string, r: LeaseResource): void;
   listResources(lease: string): LeaseResource[];
@@ -104,6 +106,20 @@ export class SqliteLeaseManager implements LeaseManager {
       "SELECT id, labels, created_at FROM leases WHERE namespace = ? ORDER BY created_at, id",
     ).all(this.#ns) as unknown as LeaseRow[];
     return rows.map(toLease);
+  }
+
+  update(id: string, labels: Record<string, string>): Lease {
+    return transaction(this.#db, () => {
+      const next = { ...this.#get(id).labels };
+      for (const [k, v] of Object.entries(labels)) {
+        if (v === "") delete next[k];
+        else next[k] = v;
+      }
+      this.#db
+        .prepare("UPDATE leases SET labels = ? WHERE namespace = ? AND id = ?")
+        .run(JSON.stringify(next), this.#ns, id);
+      return this.#get(id);
+    });
   }
 
   addResource(lease: string, r: LeaseResource): void {
