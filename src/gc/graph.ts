@@ -22,7 +22,7 @@
 import type { Digest } from "../digest.ts";
 import { type Database, statement } from "../metadata/db.ts";
 import { BACKEND_TABLE } from "../snapshots/storage.ts";
-import { distSnapshotterName, GC_FLAT, GC_ROOT, labelRefs, leaseExpiry, SNAPSHOT_REF } from "./labels.ts";
+import { distSnapshotterName, GC_FLAT, GC_ROOT, labelRefs, leaseExpiry, optionalRef, SNAPSHOT_REF } from "./labels.ts";
 import { mark } from "./mark.ts";
 import { PROCESS_LABEL } from "./process-lease.ts";
 
@@ -259,8 +259,8 @@ export function markRecords(records: Records, policy: MarkPolicy): Marked {
   const roots: Node[] = [];
   /** Who first referenced each node ("image x (namespace default) references"), for a dangling one's message. */
   const referrers = new Map<Node, string>();
-  const refer = (from: string, to: Node) => {
-    if (!referrers.has(to)) referrers.set(to, from);
+  const refer = (from: string | undefined, to: Node) => {
+    if (from !== undefined && !referrers.has(to)) referrers.set(to, from);
     return to;
   };
   const labelled = (what: string, ns: string, labels: Record<string, string>, flat = false): Node[] => {
@@ -268,7 +268,10 @@ export function markRecords(records: Records, policy: MarkPolicy): Marked {
     const from = `${what} references`;
     const type = flat ? "-flat" : "";
     return [
-      ...refs.content.map((d) => refer(from, node(`content${type}` as NodeType, ns, d))),
+      // an index's manifests that were never fetched (other platforms) are not a problem
+      ...refs.content.map((c) =>
+        refer(optionalRef(c.key) ? undefined : from, node(`content${type}` as NodeType, ns, c.digest)),
+      ),
       ...refs.snapshots.map((s) =>
         refer(from, node(`snapshot${type}` as NodeType, ns, `${distSnapshotterName(s.snapshotter)}\0${s.key}`)),
       ),

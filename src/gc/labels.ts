@@ -8,21 +8,12 @@
  *   containerd.io/gc.expire      a lease's end (RFC 3339); past it, the lease holds nothing
  *   containerd.io/gc.flat        a lease holds its resources without what their labels reference
  *
- * An image record names its target; the target's labels name its children:
- * an index `containerd.io/gc.ref.content.m.<i>` its manifests, a manifest
- * `.config` and `.l.<i>` its config and layers, and an unpacked image's
- * config `containerd.io/gc.ref.snapshot.<snapshotter>` its top snapshot
- * (whose parents follow). childGCLabels numbers them as containerd's
- * SetChildrenMappedLabels does, so a store written by dist reads the same to
- * containerd and the other way round.
+ * What dist writes so that an image's tree is kept: images/gc-labels.ts.
  */
-import type { Descriptor } from "../descriptor.ts";
-import { isConfig, isIndex, isLayer, isManifest } from "../images/mediatypes.ts";
+import { GC_REF_CONTENT, GC_REF_SNAPSHOT } from "../images/gc-labels.ts";
 import { parsePreciseDate } from "../time.ts";
 
 export const GC_ROOT = "containerd.io/gc.root";
-export const GC_REF_CONTENT = "containerd.io/gc.ref.content";
-export const GC_REF_SNAPSHOT = "containerd.io/gc.ref.snapshot.";
 export const GC_EXPIRE = "containerd.io/gc.expire";
 export const GC_FLAT = "containerd.io/gc.flat";
 /**
@@ -38,10 +29,18 @@ export interface SnapshotRef {
   key: string;
 }
 
-/** What a record's labels reference (containerd's sendLabelRefs). */
+/** What a record's labels reference (containerd's sendLabelRefs): blobs with the key naming each, snapshots. */
 export interface LabelRefs {
-  content: string[];
+  content: { key: string; digest: string }[];
   snapshots: SnapshotRef[];
+}
+
+/**
+ * Whether a label references a child that is often not there: an index's
+ * manifests (`m.<i>`) name every platform, and a pull keeps only some.
+ */
+export function optionalRef(key: string): boolean {
+  return key.startsWith(`${GC_REF_CONTENT}.m.`);
 }
 
 /** The content and snapshots `labels` reference, in key order. */
@@ -52,7 +51,7 @@ export function labelRefs(labels: Record<string, string>): LabelRefs {
     if (key.startsWith(GC_REF_CONTENT)) {
       // "containerd.io/gc.ref.content", or a name after "." or "/"
       const sep = key.charAt(GC_REF_CONTENT.length);
-      if (sep === "" || sep === "." || sep === "/") out.content.push(value);
+      if (sep === "" || sep === "." || sep === "/") out.content.push({ key, digest: value });
     } else if (key.startsWith(GC_REF_SNAPSHOT)) {
       const rest = key.slice(GC_REF_SNAPSHOT.length);
       const slash = rest.indexOf("/");
@@ -63,59 +62,9 @@ export function labelRefs(labels: Record<string, string>): LabelRefs {
   return out;
 }
 
-/** The name containerd gives a dist snapshotter ("overlay" is "overlayfs"), as labels and lease resources spell it. */
-export function containerdSnapshotterName(name: string): string {
-  return name === "overlay" ? "overlayfs" : name;
-}
-
 /** The dist snapshotter a containerd name stands for ("overlayfs" is "overlay"). */
 export function distSnapshotterName(name: string): string {
   return name === "overlayfs" ? "overlay" : name;
-}
-
-/** The label on an image config naming its unpacked top snapshot on `snapshotter`. */
-export function snapshotLabelKey(snapshotter: string): string {
-  return `${GC_REF_SNAPSHOT}${containerdSnapshotterName(snapshotter)}`;
-}
-
-/** containerd's ChildGCLabels: the label key (a prefix when it ends with ".") for a child of this media type. */
-function childLabelKey(child: Descriptor): string {
-  if (isConfig(child.mediaType)) return `${GC_REF_CONTENT}.config`;
-  if (isManifest(child.mediaType)) return `${GC_REF_CONTENT}.m.`;
-  if (isLayer(child.mediaType)) return `${GC_REF_CONTENT}.l.`;
-  return `${GC_REF_CONTENT}.`;
-}
-
-/** Options of childGCLabels. */
-export interface ChildLabelOptions {
-  /** Reference the layers too (default); false leaves them to be collected once unpacked (`--discard-layers`). */
-  layers?: boolean;
-}
-
-/**
- * The labels a manifest or an index gets for its children (every child, before
- * any platform filter), numbered as containerd's SetChildrenMappedLabels
- * numbers them: a key ending in "." takes the child's index among those of its
- * kind (`m.0`, `m.1`, `l.0`), another takes one from the second child of its
- * kind on.
- */
-export function childGCLabels(children: readonly Descriptor[], opts: ChildLabelOptions = {}): Record<string, string> {
-  const labels: Record<string, string> = {};
-  const seen = new Map<string, number>();
-  for (const child of children) {
-    if (opts.layers === false && isLayer(child.mediaType)) continue;
-    let key = childLabelKey(child);
-    const n = seen.get(key) ?? 0;
-    seen.set(key, n + 1);
-    if (n > 0 || key.endsWith(".")) key = `${key}${n}`;
-    labels[key] = child.digest;
-  }
-  return labels;
-}
-
-/** Whether a descriptor's blob may reference children (a manifest or an index). */
-export function hasChildren(desc: Descriptor): boolean {
-  return isManifest(desc.mediaType) || isIndex(desc.mediaType);
 }
 
 /** A lease's `containerd.io/gc.expire`: absent, a time, or a value that is not one (then ignored, as containerd does). */

@@ -27,6 +27,7 @@ import {
   type Info,
   type IngestFiles,
   type ReadOptions,
+  type Retainer,
   type Status,
   type Store,
   type WalkFilter,
@@ -92,7 +93,7 @@ export function blobHeld(db: Database, digest: Digest): boolean {
 }
 
 /** A namespace's content: its own blob records and ingests over the shared, namespace-free blob store (containerd's shared policy). */
-export class NamespacedContentStore implements Store, BlobFiles, IngestFiles {
+export class NamespacedContentStore implements Store, BlobFiles, IngestFiles, Retainer {
   readonly namespace: string;
   readonly #db: Database;
   readonly #blobs: LocalStore;

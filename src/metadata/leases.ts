@@ -6,7 +6,9 @@
  * it creates on that lease in the same transaction, as containerd's metadata
  * layer does; a lease that does not exist fails the write (NotFound).
  */
+
 import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from "../errors.ts";
+import { containerdSnapshotterName } from "../images/gc-labels.ts";
 import { PreciseDate, preciseNow } from "../time.ts";
 import { type Database, statement, transaction } from "./db.ts";
 import { ensureNamespace } from "./namespaces.ts";
@@ -186,5 +188,5 @@ export class LeaseContext {
 
 /** The lease resource type of a snapshotter's snapshots, with containerd's names ("overlay" is "overlayfs"). */
 export function snapshotResource(snapshotter: string): string {
-  return `snapshots/${snapshotter === "overlay" ? "overlayfs" : snapshotter}`;
+  return `snapshots/${containerdSnapshotterName(snapshotter)}`;
 }

@@ -13,8 +13,9 @@ import { writeBlob } from "../../src/content/helpers.ts";
 import type { Digest } from "../../src/digest.ts";
 import { digestOf } from "../../src/digest.ts";
 import { type CollectResult, collectGarbage } from "../../src/gc/collect.ts";
-import { GC_EXPIRE, GC_FLAT, GC_ROOT, snapshotLabelKey } from "../../src/gc/labels.ts";
+import { GC_EXPIRE, GC_FLAT, GC_ROOT } from "../../src/gc/labels.ts";
 import { holdProcessLease, PROCESS_LABEL } from "../../src/gc/process-lease.ts";
+import { snapshotLabelKey } from "../../src/images/gc-labels.ts";
 import { closeAllDatabases } from "../../src/metadata/db.ts";
 import { Metadata } from "../../src/metadata/metadata.ts";
 

@@ -1,11 +1,11 @@
 /** The ImageStore over a daemon's images service. */
 import { isAlreadyExists } from "../../errors.ts";
+import { labelTree } from "../../images/gc-labels.ts";
 import type { Image, ImageStore } from "../../images/image.ts";
 import { descriptorToWire, imageFromWire, type WireImage } from "../convert.ts";
 import { unaryCall } from "./call.ts";
 import type { Connection } from "./connection.ts";
 import { RemoteContentStore } from "./content.ts";
-import { labelTree } from "./gc.ts";
 
 type NewImage = Omit<Image, "createdAt" | "updatedAt">;
 
