@@ -12,7 +12,7 @@ import type { Fetcher } from "../remotes/remotes.ts";
 import { UsageError } from "./args.ts";
 import { commandSignal, globals, parseSize } from "./globals.ts";
 import { log } from "./log.ts";
-import { openContentStore, openImageStore } from "./open.ts";
+import { holdCommandLease, openContentStore, openImageStore } from "./open.ts";
 import { withProgress } from "./progress.ts";
 import { addRegistryFlags, registryOptions } from "./registry-flags.ts";
 import { addTransferFlags, naming, transferFrom } from "./transfer.ts";
@@ -154,6 +154,7 @@ Examples:
     .action(async (ref: string, opts: Record<string, unknown>, c: Command) => {
       const { g, name, platforms, limit, signal, resolver } = await transferFrom(ref, opts, c);
       const { fetchImage } = await import("../remotes/handlers.ts");
+      await holdCommandLease(g);
       const store = await openContentStore(g);
       const images = await openImageStore(g);
       try {
@@ -169,6 +170,7 @@ Examples:
             onNote: progress.onNote,
             images,
             sourceLabels: store,
+            gcLabels: store,
           }),
         );
       } catch (err) {

@@ -5,7 +5,7 @@
  */
 import type { Command } from "commander";
 import type { PullResult } from "../pull.ts";
-import { openContentStore, openImageStore } from "./open.ts";
+import { holdCommandLease, openContentStore, openImageStore } from "./open.ts";
 import { withProgress } from "./progress.ts";
 import { addSnapshotterFlag, snapshotterFor } from "./snapshots.ts";
 import { addTransferFlags, naming, transferFrom } from "./transfer.ts";
@@ -35,6 +35,7 @@ Examples:
     .action(async (ref: string, opts: Record<string, unknown>, c: Command) => {
       const { g, name, platforms, limit, signal, resolver } = await transferFrom(ref, opts, c);
       const { pull } = await import("../pull.ts");
+      await holdCommandLease(g);
       const content = await openContentStore(g);
       const images = await openImageStore(g);
       const snapshotter = await snapshotterFor(c);
