@@ -4,6 +4,10 @@
  * the report gives the median, the fastest run, the ratio of medians to the
  * baseline and the peak RSS (via /usr/bin/time when present). Results go to
  * bench/results/<suite>.json and .md (and a timestamped JSON copy).
+ *
+ * DIST_COMPARE=/other/checkout/bin/dist adds, for every dist case, the same case
+ * run by that dist (its root beside the case's, suffixed "-compare"), labelled
+ * with DIST_COMPARE_LABEL (default "compare"): two versions in one run.
  */
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -58,6 +62,22 @@ function timed(c: BenchCase, env: NodeJS.ProcessEnv, rssFile: string): { seconds
   return { seconds, rss };
 }
 
+/** The dist cases again, run by $DIST_COMPARE into roots of their own. */
+export function withComparison(cases: BenchCase[], label: string): BenchCase[] {
+  const out = [...cases];
+  for (const c of cases) {
+    if (c.baseline || !c.command.includes('"$DIST"')) continue;
+    const root = /--root "([^"]+)"/.exec(c.command)?.[1];
+    const swap = (s: string) => (root ? s.replaceAll(root, `${root}-compare`) : s);
+    out.push({
+      name: `${c.name} [${label}]`,
+      command: swap(c.command).replaceAll('"$DIST"', '"$DIST_COMPARE"'),
+      before: c.before === undefined ? undefined : swap(c.before),
+    });
+  }
+  return out;
+}
+
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
@@ -102,7 +122,11 @@ async function main(argv: string[]): Promise<void> {
   try {
     process.stderr.write(`bench ${name}: setup\n`);
     await suite.setup?.(ctx);
-    const cases = suite.cases(ctx);
+    const compare = process.env.DIST_COMPARE;
+    if (compare) ctx.vars.DIST_COMPARE = compare;
+    const cases = compare
+      ? withComparison(suite.cases(ctx), process.env.DIST_COMPARE_LABEL ?? "compare")
+      : suite.cases(ctx);
     if (cases.filter((c) => c.baseline).length !== 1) throw new Error(`suite ${name} needs exactly one baseline case`);
     const env = { ...process.env, ...ctx.vars };
     const runs = new Map<string, { seconds: number[]; rss: number[] }>(

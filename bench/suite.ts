@@ -59,3 +59,18 @@ export function randomFile(ctx: BenchContext, path: string, size: string): strin
   );
   return `sha256:${hex}`;
 }
+
+/**
+ * A bash function `stop` for a bench script: kills the process whose pid is in the file
+ * `pidFile` (a shell word, e.g. "$CD/pid"), waits up to 10 s for it to go, removes the
+ * file, then runs `after` (more shell).
+ */
+export function stopFunction(pidFile: string, after = ""): string {
+  return `stop() {
+  if [ -f ${pidFile} ]; then
+    pid=$(cat ${pidFile}); kill "$pid" 2>/dev/null
+    for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    rm -f ${pidFile}
+  fi${after ? `\n  ${after}` : ""}
+}`;
+}

@@ -20,6 +20,8 @@ PKGS=(docker-registry skopeo umoci containerd runc busybox-static debootstrap
       # dist serve's real clients (podman) and the fleet's network namespaces
       podman iproute2)
 missing=()
+# tmux: a real terminal for the progress table's tests; uidmap: newuidmap/newgidmap for rootless run
+PKGS+=(tmux uidmap)
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
 done

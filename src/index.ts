@@ -81,7 +81,9 @@ export {
 } from "./metadata/metadata.ts";
 export type { Namespace, NamespaceStore } from "./metadata/namespaces.ts";
 export { NamespacedSnapshotter, type SnapshotterOptions } from "./metadata/snapshots.ts";
-export { type ProgressOutput, ProgressRenderer, type RendererOptions } from "./progress/render.ts";
+export { type ProgressEvent, type ProgressSummary, progressEvent, progressSummary } from "./progress/events.ts";
+export { type JsonProgressOptions, JsonProgressWriter } from "./progress/json.ts";
+export { type ProgressOutput, ProgressRenderer, type RendererOptions, tableLines } from "./progress/render.ts";
 export {
   type ProgressEntry,
   type ProgressState,
@@ -101,12 +103,15 @@ export {
 } from "./registry/server.ts";
 export type { UploadLimits } from "./registry/uploads.ts";
 export { Upstream, type UpstreamOptions } from "./registry/upstream.ts";
+export { findHostDirectory, readCertsDir, systemHostsDirs } from "./remotes/docker/certsd.ts";
+export type { ClientKeyPair } from "./remotes/docker/client-certs.ts";
 export type { DockerResolver, ProxyConfig, RegistryOptions } from "./remotes/docker/index.ts";
 export { createResolver } from "./remotes/docker/index.ts";
 export {
   type BlobResult,
   type ContentTarget,
   type FetchBlobOptions,
+  FetchGroup,
   type FetchHandlerOptions,
   type FetchImageOptions,
   type FetchImageResult,

@@ -12,7 +12,7 @@ import type { ImageStore } from "./images/image.ts";
 import type { PlatformMatcher } from "./images/platforms.ts";
 import type { ProgressTracker } from "./progress/tracker.ts";
 import { unpackProgress } from "./progress/unpack.ts";
-import { type FetchImageResult, fetchImage } from "./remotes/handlers.ts";
+import { type FetchGroup, type FetchImageResult, fetchImage } from "./remotes/handlers.ts";
 import type { Resolver } from "./remotes/remotes.ts";
 import type { Snapshotter } from "./snapshots/snapshotter.ts";
 import { type UnpackedManifest, Unpacker } from "./unpack/unpacker.ts";
@@ -29,6 +29,8 @@ export interface PullOptions {
   snapshotter?: Snapshotter;
   platforms?: PlatformMatcher[];
   limit?: number;
+  /** Shared with the pulls of other references: one download of each blob, one limit (remotes/handlers.ts). */
+  group?: FetchGroup;
   signal?: AbortSignal;
   progress?: ProgressTracker;
   labels?: Record<string, string>;
@@ -77,6 +79,7 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
       ref: opts.ref,
       platforms: opts.platforms,
       limit: opts.limit,
+      group: opts.group,
       signal,
       progress: opts.progress,
       onNote: opts.onNote,

@@ -23,24 +23,23 @@
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { BenchCase, BenchContext, BenchSuite } from "../suite.ts";
+import { type BenchCase, type BenchContext, type BenchSuite, stopFunction } from "../suite.ts";
 import { setupBigRegistry, teardownBigRegistry } from "./fetch.ts";
 
 const isRoot = process.getuid?.() === 0;
 
-/** start ROOT | stop: a private containerd keeping its root and state under ROOT, socket $TMP/ctrd/containerd.sock. */
+/**
+ * start ROOT | stop: a private containerd keeping its root and state under ROOT, socket
+ * $TMP/ctrd/containerd.sock; `CTRD_EXTRA_FILE=F ctrd.sh start ROOT` appends F to its config.
+ */
 export const CTRD = `#!/bin/bash
 set -u
 CD="$TMP/ctrd"; S="$CD/containerd.sock"
-stop() {
-  if [ -f "$CD/pid" ]; then
-    pid=$(cat "$CD/pid"); kill "$pid" 2>/dev/null
-    for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    rm -f "$CD/pid"
-  fi
-  # snapshots may still be mounted by a killed daemon
-  grep -o " $TMP/runs/[^ ]*" /proc/self/mounts | sort -r | while read -r m; do umount -l "$m"; done
-}
+${stopFunction(
+  '"$CD/pid"',
+  `# snapshots may still be mounted by a killed daemon
+  grep -o " $TMP/runs/[^ ]*" /proc/self/mounts | sort -r | while read -r m; do umount -l "$m"; done`,
+)}
 case "$1" in
 stop) stop ;;
 start)
@@ -63,6 +62,8 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.a
 [plugins."io.containerd.internal.v1.opt"]
   path = "$CD/opt"
 EOF
+  # more config (proxy plugins) from the file $CTRD_EXTRA_FILE
+  if [ -n "\${CTRD_EXTRA_FILE:-}" ]; then cat "$CTRD_EXTRA_FILE" >>"$CD/config.toml"; fi
   containerd --config "$CD/config.toml" >>"$CD/containerd.log" 2>&1 &
   echo $! >"$CD/pid"
   for i in $(seq 1 100); do ctr -a "$S" version >/dev/null 2>&1 && exit 0; sleep 0.1; done

@@ -17,13 +17,14 @@
 import * as fs from "node:fs";
 import { InvalidArgumentError, wrapError } from "../errors.ts";
 import * as sys from "../sys/index.ts";
+import { overlayXattrPrefix } from "../sys/userns.ts";
 import type { TarHeader } from "./tar/header.ts";
 import type { TarHandler } from "./tar/reader.ts";
 
 export interface ChangesetOptions {
   /** Apply numeric ownership from the headers (needs root). */
   sameOwner: boolean;
-  /** Write overlayfs whiteouts (0:0 char devices, trusted.overlay.opaque=y) instead of deleting. */
+  /** Write overlayfs whiteouts (0:0 char devices, trusted.overlay.opaque=y; user.overlay. in a user namespace) instead of deleting. */
   convertWhiteout?: "overlay";
   /** Overlay: the lower layers' directories, immediate parent first. */
   lowerDirs?: string[];
@@ -161,7 +162,7 @@ export class ChangesetApplier implements TarHandler {
     try {
       const fd = this.#fd;
       if (this.#holeAtEnd) fs.ftruncateSync(fd, sys.lseek(fd, 0, sys.SEEK_CUR));
-      if (this.#o.sameOwner) fs.fchownSync(fd, h.uid, h.gid);
+      if (this.#o.sameOwner) this.#chown(path, h, () => fs.fchownSync(fd, h.uid, h.gid));
       for (const [k, v] of h.xattrs) this.#xattr(path, k, v, fd);
       if (h.mode & 0o7000 || h.mode & this.#o.umask) fs.fchmodSync(fd, h.mode);
       sys.futimens(fd, atimeOf(h), h.mtimeNs);
@@ -326,17 +327,32 @@ export class ChangesetApplier implements TarHandler {
   /** Directory metadata: ownership and xattrs now, mode and times at the end. */
   #dirMeta(rel: string, h: TarHeader): void {
     const path = this.#abs(rel);
-    if (this.#o.sameOwner) fs.lchownSync(path, h.uid, h.gid);
+    if (this.#o.sameOwner) this.#chown(path, h, () => fs.lchownSync(path, h.uid, h.gid));
     for (const [k, v] of h.xattrs) this.#xattr(path, k, v);
     this.#dirs.set(path, { mode: h.mode, atimeNs: atimeOf(h), mtimeNs: h.mtimeNs });
   }
 
   /** Metadata of a non-directory, non-file entry (symlink, device, fifo). */
   #meta(path: string, h: TarHeader, chmod: boolean): void {
-    if (this.#o.sameOwner) fs.lchownSync(path, h.uid, h.gid);
+    if (this.#o.sameOwner) this.#chown(path, h, () => fs.lchownSync(path, h.uid, h.gid));
     for (const [k, v] of h.xattrs) this.#xattr(path, k, v);
     if (chmod) fs.chmodSync(path, h.mode);
     sys.lutimens(path, atimeOf(h), h.mtimeNs);
+  }
+
+  /**
+   * An entry's owner; in a user namespace that has no id for it (EINVAL: a rootless
+   * run with few ids mapped) the entry keeps ours, with a warning, as without root.
+   */
+  #chown(path: string, h: TarHeader, chown: () => void): void {
+    try {
+      chown();
+    } catch (e) {
+      if (code(e) !== "EINVAL") throw e;
+      this.#o.onWarning(
+        `kept the owner of "${path.slice(this.#root.length + 1)}": ${h.uid}:${h.gid} has no id in this user namespace`,
+      );
+    }
   }
 
   #xattr(path: string, name: string, value: Buffer, fd?: number): void {
@@ -400,7 +416,7 @@ export class ChangesetApplier implements TarHandler {
     else sys.mknod(dst, st.mode & (sys.S_IFMT | 0o777), sys.major(st.rdev), sys.minor(st.rdev));
     fs.lchownSync(dst, st.uid, st.gid);
     for (const name of sys.llistxattr(lowerAbs)) {
-      if (name.startsWith("trusted.overlay.")) continue;
+      if (name.startsWith("trusted.overlay.") || name.startsWith("user.overlay.")) continue;
       const v = sys.lgetxattr(lowerAbs, name);
       if (v) this.#xattr(dst, name, v);
     }
@@ -430,7 +446,7 @@ export class ChangesetApplier implements TarHandler {
     if (this.#overlay) {
       const rel = this.#resolveDir(dirComps, true)!;
       this.#opaqueUpper.add(rel);
-      sys.lsetxattr(this.#abs(rel), "trusted.overlay.opaque", Buffer.from("y"));
+      sys.lsetxattr(this.#abs(rel), `${overlayXattrPrefix()}opaque`, Buffer.from("y"));
       return;
     }
     const rel = this.#resolveDir(dirComps, false);
@@ -527,7 +543,7 @@ export class ChangesetApplier implements TarHandler {
         if (!create) return undefined;
         fs.unlinkSync(abs);
         fs.mkdirSync(abs, 0o755);
-        sys.lsetxattr(abs, "trusted.overlay.opaque", Buffer.from("y"));
+        sys.lsetxattr(abs, `${overlayXattrPrefix()}opaque`, Buffer.from("y"));
         this.#opaqueUpper.add(rel);
         continue;
       }
@@ -564,7 +580,7 @@ export class ChangesetApplier implements TarHandler {
       let opaque = this.#opaqueLower.get(k);
       if (opaque === undefined) {
         const v = fs.existsSync(`${this.#lowers[i]}/${parent}`)
-          ? sys.lgetxattr(`${this.#lowers[i]}/${parent}`, "trusted.overlay.opaque")
+          ? sys.lgetxattr(`${this.#lowers[i]}/${parent}`, `${overlayXattrPrefix()}opaque`)
           : undefined;
         opaque = v?.toString() === "y";
         this.#opaqueLower.set(k, opaque);

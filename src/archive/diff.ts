@@ -18,6 +18,7 @@ import { type BigIntStats, createReadStream, lstatSync, readdirSync, readlinkSyn
 import { open } from "node:fs/promises";
 import type { Writable } from "node:stream";
 import * as sys from "../sys/index.ts";
+import { overlayXattrPrefix } from "../sys/userns.ts";
 import type { TarEntryType, TarHeaderInit } from "./tar/header.ts";
 import { TarWriter } from "./tar/writer.ts";
 
@@ -203,7 +204,7 @@ export async function writeDiff(
         }
         await emit(rel, st, type);
         if (type === "dir") {
-          if (sys.lgetxattr(abs, "trusted.overlay.opaque")?.toString() === "y") {
+          if (sys.lgetxattr(abs, `${overlayXattrPrefix()}opaque`)?.toString() === "y") {
             await tw.add({ name: `${rel}/.wh..wh..opq`, type: "file", mode: 0, size: 0 });
           }
           await walk(rel, false);

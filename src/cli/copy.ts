@@ -5,9 +5,9 @@
 import type { Command } from "commander";
 import { commandSignal, globals } from "./globals.ts";
 import { addPlatformFlags, addUploadFlags, platformMatchers, uploadLimit } from "./platform-flags.ts";
-import { withProgress } from "./progress.ts";
+import { addProgressFlag, withProgress } from "./progress.ts";
 import { addRegistryFlags, registryOptions } from "./registry-flags.ts";
-import { naming } from "./transfer.ts";
+import { descriptorSummary, naming } from "./transfer.ts";
 
 export function register(program: Command): void {
   const cmd = program
@@ -19,6 +19,7 @@ export function register(program: Command): void {
   addRegistryFlags(cmd);
   addPlatformFlags(cmd);
   addUploadFlags(cmd);
+  addProgressFlag(cmd);
   cmd
     .option("--referrers", "copy the OCI 1.1 referrers (signatures, SBOMs, attestations) of what is copied, too")
     .addHelpText(
@@ -57,8 +58,8 @@ Examples:
       const signal = commandSignal(g);
       const resolver = createResolver(registryOptions(opts));
       try {
-        const r = await withProgress((progress) =>
-          copyImage({
+        await withProgress(async (progress) => {
+          const r = await copyImage({
             resolver,
             src: from,
             dst: to,
@@ -68,12 +69,13 @@ Examples:
             signal,
             progress: progress.tracker,
             onNote: progress.onNote,
-          }),
-        );
-        process.stdout.write(`${r.dst}: digest: ${r.desc.digest} size: ${r.desc.size}\n`);
-        if (opts.referrers) process.stdout.write(`referrers copied: ${r.referrers}\n`);
-      } catch (err) {
-        throw naming(`${from} → ${to}`, err);
+          }).catch((err) => {
+            throw naming(`${from} → ${to}`, err);
+          });
+          progress.summary.copied = { src: r.src, dst: r.dst, ...descriptorSummary(r.desc), referrers: r.referrers };
+          progress.print(`${r.dst}: digest: ${r.desc.digest} size: ${r.desc.size}`);
+          if (opts.referrers) progress.print(`referrers copied: ${r.referrers}`);
+        });
       } finally {
         await resolver.close();
       }

@@ -1,7 +1,16 @@
 /** `dist daemon`: serve the store over containerd's gRPC API on a unix socket. */
 import type { Command } from "commander";
 import { InvalidArgumentError } from "../errors.ts";
+import { collect } from "./args.ts";
 import { globals, parseDuration } from "./globals.ts";
+import { addRegistryFlags, registryOptions } from "./registry-flags.ts";
+
+interface DaemonFlags extends Record<string, unknown> {
+  logLevel: string;
+  grace: string;
+  group?: string;
+  snapshotterAlias?: string[];
+}
 
 const LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
 
@@ -12,22 +21,33 @@ export function register(program: Command): void {
     .option("--log-level <level>", "trace, debug, info, warn or error (JSON lines on stderr)", "info")
     .option("--grace <duration>", "how long in-flight calls may finish on SIGTERM/SIGINT", "5s")
     .option("--group <name|gid>", "members of this group may use the socket (0660); else its owner only (0600)")
-    .action(async (opts: { logLevel: string; grace: string; group?: string }, c: Command) => {
-      const g = globals(c);
-      if (!LEVELS.includes(opts.logLevel)) {
-        throw new InvalidArgumentError(`invalid --log-level "${opts.logLevel}": expected ${LEVELS.join(", ")}`);
-      }
-      const { defaultSocket, runDaemon } = await import("../services/daemon.ts");
-      await runDaemon({
-        root: g.root,
-        address: g.address ?? defaultSocket(),
-        logLevel: g.debug ? "debug" : opts.logLevel,
-        grace: parseDuration(opts.grace),
-        group: opts.group,
-      });
-      // stopped cleanly: a helper thread left running (a shared worker) must not keep the process up
-      setTimeout(() => process.exit(process.exitCode ?? 0), 200).unref();
+    .option(
+      "--snapshotter-alias <name=overlay|native>",
+      "another name for a snapshotter, as containerd's proxy plugin NAME sends it (repeatable; default dist=the default snapshotter)",
+      collect,
+    );
+  // the registry client of containerd's remote-snapshotter fast path
+  addRegistryFlags(cmd).action(async (opts: DaemonFlags, c: Command) => {
+    const g = globals(c);
+    if (!LEVELS.includes(opts.logLevel)) {
+      throw new InvalidArgumentError(`invalid --log-level "${opts.logLevel}": expected ${LEVELS.join(", ")}`);
+    }
+    const { parseSnapshotterAliases } = await import("../services/snapshotter-names.ts");
+    const aliases = opts.snapshotterAlias ? parseSnapshotterAliases(opts.snapshotterAlias) : undefined;
+    const registry = registryOptions(opts);
+    const { defaultSocket, runDaemon } = await import("../services/daemon.ts");
+    await runDaemon({
+      root: g.root,
+      address: g.address ?? defaultSocket(),
+      logLevel: g.debug ? "debug" : opts.logLevel,
+      grace: parseDuration(opts.grace),
+      group: opts.group,
+      snapshotterAliases: aliases,
+      registry,
     });
+    // stopped cleanly: a helper thread left running (a shared worker) must not keep the process up
+    setTimeout(() => process.exit(process.exitCode ?? 0), 200).unref();
+  });
   cmd.addHelpText(
     "after",
     `
@@ -40,8 +60,17 @@ Services: content, images, namespaces, leases, snapshots, diff, version,
 introspection, events (containerd.services.*.v1), so ctr and containerd
 clients work against it; dist itself uses it with --address.
 
+As containerd's snapshotter ([proxy_plugins.dist] type = "snapshot" and
+address = the socket, in containerd's config.toml), containerd sends the
+plugin's name and no namespace: the daemon serves --snapshotter-alias
+NAME (default dist) in its own namespace NAME. A layer containerd's
+unpacker asks for with the remote-snapshotter labels (the CRI plugin with
+disable_snapshot_annotations = false) is fetched and unpacked by the
+daemon with the registry flags above, and containerd skips it.
+
 Examples:
   dist daemon --root /var/lib/dist --address /run/dist/dist.sock
+  dist daemon --hosts-dir /etc/containerd/certs.d --snapshotter-alias dist=overlay
   dist daemon --group dist          # members of group dist use it without root
   ctr --address /run/dist/dist.sock content ls
   ctr --address /run/dist/dist.sock images pull --plain-http 127.0.0.1:5000/busybox:latest

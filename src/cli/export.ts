@@ -10,7 +10,8 @@ import { commandSignal, globals } from "./globals.ts";
 import { log } from "./log.ts";
 import { openImageStore, withContentStore } from "./open.ts";
 import { addPlatformFlags, platformMatchers } from "./platform-flags.ts";
-import { type Progress, withProgress } from "./progress.ts";
+import { addProgressFlag, type Progress, withProgress } from "./progress.ts";
+import { descriptorSummary } from "./transfer.ts";
 
 /** Where OUTPUT sends the layout: stdout, a directory (existing, or named with a trailing slash), else a tar file. */
 async function outputOf(output: string): Promise<ExportOutput> {
@@ -34,8 +35,9 @@ export function register(program: Command): void {
     .command("export")
     .description("write images to an OCI image layout (a tar, or a directory) that docker load also reads")
     .argument("<output>", "a tar file, - for stdout, or a directory (existing, or ending with /)")
-    .argument("<ref...>", "images to export, as stored (dist images) or as typed (redis)");
+    .argument("<ref...>", "images of the store to export, named as dist images lists them or as typed (redis)");
   addPlatformFlags(cmd);
+  addProgressFlag(cmd);
   cmd
     .option("--skip-manifest-json", "leave out Docker's manifest.json")
     .addHelpText(
@@ -82,10 +84,18 @@ Examples:
           return;
         }
         const started = Date.now();
-        const r = await withProgress((progress) => run(progress));
-        process.stdout.write(
-          `exported ${r.manifests.length} image${r.manifests.length === 1 ? "" : "s"}, ${r.blobs.length} blobs (${formatBytes(r.size)}) to ${output} in ${((Date.now() - started) / 1000).toFixed(3)}s\n`,
-        );
+        await withProgress(async (progress) => {
+          const r = await run(progress);
+          progress.summary.exported = {
+            output,
+            manifests: r.manifests.map(descriptorSummary),
+            blobs: r.blobs.length,
+            size: r.size,
+          };
+          progress.print(
+            `exported ${r.manifests.length} image${r.manifests.length === 1 ? "" : "s"}, ${r.blobs.length} blobs (${formatBytes(r.size)}) to ${output} in ${((Date.now() - started) / 1000).toFixed(3)}s`,
+          );
+        });
       });
     });
 }

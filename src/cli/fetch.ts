@@ -8,6 +8,7 @@ import { pipeline } from "node:stream/promises";
 import type { Command } from "commander";
 import type { Descriptor } from "../descriptor.ts";
 import { type Digest, validateDigest } from "../digest.ts";
+import type { FetchImageResult } from "../remotes/handlers.ts";
 import type { Fetcher } from "../remotes/remotes.ts";
 import { UsageError } from "./args.ts";
 import { commandSignal, globals, parseSize } from "./globals.ts";
@@ -15,7 +16,15 @@ import { log } from "./log.ts";
 import { holdCommandLease, openContentStore, openImageStore } from "./open.ts";
 import { withProgress } from "./progress.ts";
 import { addRegistryFlags, registryOptions } from "./registry-flags.ts";
-import { addTransferFlags, naming, transferFrom } from "./transfer.ts";
+import {
+  addTransferFlags,
+  eachRef,
+  imageSummary,
+  naming,
+  type RefOutcome,
+  reportRefFailures,
+  transferFrom,
+} from "./transfer.ts";
 
 /** `kind:value` hints, as the seed's remotes.HintValues read them. */
 export function parseHints(hints: string[]): Map<string, string[]> {
@@ -133,51 +142,60 @@ Examples:
 function registerFetch(program: Command): void {
   const cmd = program
     .command("fetch")
-    .description("fetch every blob of an image (for the selected platforms) into the content store and record its name")
-    .argument("<ref>", "image reference, e.g. docker.io/library/redis:latest or 127.0.0.1:5000/app@sha256:…");
+    .description(
+      "fetch every blob of images (for the selected platforms) into the content store and record their names",
+    )
+    .argument("<refs...>", "image references, e.g. docker.io/library/redis:latest or 127.0.0.1:5000/app@sha256:…");
   addTransferFlags(cmd);
   cmd
     .addHelpText(
       "after",
       `
 Progress goes to stdout: a table redrawn every 100 ms on a terminal, one line
-per state change otherwise (or with CI=true). Blobs already in the store show
-as "exists"; an interrupted download resumes where it stopped. Attestation
-manifests are left out unless --all-platforms is given.
+per state change otherwise (or with CI=true), JSON lines with --progress json.
+Blobs already in the store show as "exists"; an interrupted download resumes
+where it stopped. Attestation manifests are left out unless --all-platforms is
+given. Several references are fetched together, each blob they share once.
 
 Examples:
   dist fetch docker.io/library/redis:latest
   dist fetch --plain-http 127.0.0.1:5000/busybox:latest --platform linux/arm64
   dist fetch ghcr.io/org/app:1.2 --all-platforms --max-concurrent-downloads 6
-  dist fetch -u user registry.example.com/team/app:latest   # asks for the password`,
+  dist fetch -u user registry.example.com/team/app:latest   # asks for the password
+  dist fetch docker.io/library/redis:7 docker.io/library/redis:7-alpine`,
     )
-    .action(async (ref: string, opts: Record<string, unknown>, c: Command) => {
-      const { g, name, platforms, limit, signal, resolver } = await transferFrom(ref, opts, c);
-      const { fetchImage } = await import("../remotes/handlers.ts");
+    .action(async (refs: string[], opts: Record<string, unknown>, c: Command) => {
+      const { g, names, platforms, limit, signal, resolver } = await transferFrom(refs, opts, c);
+      const { FetchGroup, fetchImage } = await import("../remotes/handlers.ts");
       await holdCommandLease(g);
       const store = await openContentStore(g);
       const images = await openImageStore(g);
+      const group = new FetchGroup(limit);
+      let outcomes: RefOutcome<FetchImageResult>[];
       try {
-        await withProgress((progress) =>
-          fetchImage({
-            resolver,
-            store,
-            ref: name,
-            platforms,
-            limit,
-            signal,
-            progress: progress.tracker,
-            onNote: progress.onNote,
-            images,
-            sourceLabels: store,
-            gcLabels: store,
-          }),
-        );
-      } catch (err) {
-        throw naming(name, err);
+        outcomes = await withProgress(async (progress) => {
+          const results = await eachRef(names, progress, (name) =>
+            fetchImage({
+              resolver,
+              store,
+              ref: name,
+              platforms,
+              group,
+              signal,
+              progress: progress.tracker,
+              onNote: progress.onNote,
+              images,
+              sourceLabels: store,
+              gcLabels: store,
+            }),
+          );
+          progress.summary.images = results.map(imageSummary);
+          return results;
+        });
       } finally {
         await store.close?.();
       }
+      reportRefFailures(outcomes);
     });
 }
 

@@ -3,6 +3,7 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import type { Command } from "commander";
 import { InvalidArgumentError } from "../errors.ts";
+import { config } from "./config.ts";
 
 export interface GlobalOptions {
   root: string;
@@ -17,6 +18,8 @@ export interface GlobalOptions {
 
 export function defaultRoot(): string {
   if (process.env.DIST_ROOT) return process.env.DIST_ROOT;
+  const configured = config().root;
+  if (configured) return configured;
   if (process.getuid?.() === 0) return "/var/lib/dist";
   const data = process.env.XDG_DATA_HOME || join(homedir(), ".local", "share");
   return join(data, "dist");
@@ -55,7 +58,7 @@ export function globals(cmd: Command): GlobalOptions {
   const o = effectiveOptions(cmd);
   return {
     root: (o.root as string | undefined) ?? defaultRoot(),
-    namespace: (o.namespace as string | undefined) ?? process.env.DIST_NAMESPACE ?? "default",
+    namespace: (o.namespace as string | undefined) ?? (process.env.DIST_NAMESPACE || config().namespace || "default"),
     timeout: o.timeout === undefined ? undefined : parseDuration(String(o.timeout)),
     debug: Boolean(o.debug),
     address: (o.address as string | undefined) ?? (process.env.DIST_ADDRESS || undefined),

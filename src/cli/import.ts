@@ -8,8 +8,9 @@ import { UsageError } from "./args.ts";
 import { commandSignal, globals } from "./globals.ts";
 import { holdCommandLease, openContentStore, openImageStore } from "./open.ts";
 import { addPlatformFlags, platformMatchers } from "./platform-flags.ts";
-import { withProgress } from "./progress.ts";
+import { addProgressFlag, withProgress } from "./progress.ts";
 import { addSnapshotterFlag, snapshotterFor } from "./snapshots.ts";
+import { descriptorSummary } from "./transfer.ts";
 
 interface ImportFlags {
   name?: string;
@@ -33,6 +34,7 @@ export function register(program: Command): void {
     .option("--unpack", "unpack the imported images (the host's platform, or the first --platform)");
   addPlatformFlags(cmd);
   addSnapshotterFlag(cmd);
+  addProgressFlag(cmd);
   cmd
     .addHelpText(
       "after",
@@ -72,8 +74,8 @@ Examples:
       const unpacking: string[] = [];
       try {
         const snapshotter = opts.unpack ? await snapshotterFor(c) : undefined;
-        const r = await withProgress((progress) =>
-          importImages({
+        await withProgress(async (progress) => {
+          const r = await importImages({
             content,
             images,
             source: input === "-" ? process.stdin : input,
@@ -89,12 +91,18 @@ Examples:
             onNote: progress.onNote,
             onWarning: progress.onWarning,
             onUnpack: (name, m) => unpacking.push(`unpacking ${name} (${m.digest})...`),
-          }),
-        );
-        for (const i of r.images) process.stdout.write(`imported ${i.name} ${i.target.digest}\n`);
-        for (const line of unpacking) process.stdout.write(`${line}\n`);
-        for (const u of r.unpacked) process.stdout.write(`image chain ID: ${u.chainID} (${u.platform})\n`);
-        process.stdout.write(`done: ${((Date.now() - started) / 1000).toFixed(3)}s\n`);
+          });
+          progress.summary.imported = r.images.map((i) => ({ name: i.name, ...descriptorSummary(i.target) }));
+          progress.summary.unpacked = r.unpacked.map((u) => ({
+            platform: u.platform,
+            manifest: u.manifest.digest,
+            chainID: u.chainID,
+          }));
+          for (const i of r.images) progress.print(`imported ${i.name} ${i.target.digest}`);
+          for (const line of unpacking) progress.print(line);
+          for (const u of r.unpacked) progress.print(`image chain ID: ${u.chainID} (${u.platform})`);
+          progress.print(`done: ${((Date.now() - started) / 1000).toFixed(3)}s`);
+        });
       } finally {
         await content.close?.();
       }

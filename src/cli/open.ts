@@ -8,6 +8,7 @@ import type { ProcessLease } from "../gc/process-lease.ts";
 import type { ImageStore } from "../images/image.ts";
 import type { Snapshotter } from "../snapshots/snapshotter.ts";
 import { prepareRoot } from "../store-root.ts";
+import { config } from "./config.ts";
 import type { GlobalOptions } from "./globals.ts";
 import { log } from "./log.ts";
 
@@ -82,11 +83,17 @@ export async function openImageStore(g: GlobalOptions): Promise<ImageStore> {
 }
 
 /**
- * The namespace's snapshots on snapshotter `name` (overlay or native; the
- * default when absent: overlay where root and supported).
+ * The namespace's snapshots on snapshotter `name` (overlay or native); when absent,
+ * DIST_SNAPSHOTTER's, the config file's, else overlay where root and supported.
+ * `mountable: false` opens an overlay snapshotter where it could not mount.
  */
-export async function openSnapshotter(g: GlobalOptions, name?: string): Promise<Snapshotter> {
+export async function openSnapshotter(
+  g: GlobalOptions,
+  name?: string,
+  opts: { mountable?: boolean } = {},
+): Promise<Snapshotter> {
+  name ??= process.env.DIST_SNAPSHOTTER ? undefined : config().snapshotter;
   if (g.address) return (await import("../services/client/index.ts")).remoteSnapshotter(remote(g), name);
-  const { openMetadata } = await import("../metadata/metadata.ts");
-  return openMetadata(embeddedRoot(g)).snapshotter(g.namespace, name, { lease: leaseOf(g) });
+  const { openSnapshotterAt } = await import("../metadata/metadata.ts");
+  return openSnapshotterAt(embeddedRoot(g), name, g.namespace, { ...opts, lease: leaseOf(g) });
 }

@@ -3,6 +3,7 @@ import type { Command } from "commander";
 import { DEFAULT_MAX_CONCURRENT_DOWNLOADS } from "../images/handlers.ts";
 import type { PlatformMatcher } from "../images/platforms.ts";
 import { collect, UsageError } from "./args.ts";
+import { config } from "./config.ts";
 
 /** `--platform <p>` (repeatable) and `--all-platforms`. */
 export function addPlatformFlags(cmd: Command): Command {
@@ -51,15 +52,15 @@ export async function platformMatcher(opts: { platform?: string[]; allPlatforms?
 }
 
 export function downloadLimit(opts: { maxConcurrentDownloads?: string }): number {
-  return limitFlag(opts.maxConcurrentDownloads, "--max-concurrent-downloads");
+  return limitFlag(opts.maxConcurrentDownloads, "--max-concurrent-downloads", config().maxConcurrentDownloads);
 }
 
 export function uploadLimit(opts: { maxConcurrentUploads?: string }): number {
   return limitFlag(opts.maxConcurrentUploads, "--max-concurrent-uploads");
 }
 
-function limitFlag(v: string | undefined, flag: string): number {
-  if (v === undefined) return DEFAULT_MAX_CONCURRENT_DOWNLOADS;
+function limitFlag(v: string | undefined, flag: string, configured?: number): number {
+  if (v === undefined) return configured ?? DEFAULT_MAX_CONCURRENT_DOWNLOADS;
   if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > 1024) {
     throw new UsageError(`invalid ${flag} "${v}": expected 1 to 1024`);
   }

@@ -11,8 +11,10 @@
  */
 import { Command, Help, Option } from "commander";
 import { registerCommands } from "./commands.ts";
+import { register as registerCompletion } from "./completion.ts";
 import { effectiveOptions } from "./globals.ts";
 import { setDebug } from "./log.ts";
+import { PROGRESS_HELP, type ProgressMode, parseProgressMode, setProgressMode } from "./progress.ts";
 
 export function buildProgram(): Command {
   const program = new Command("dist");
@@ -25,6 +27,7 @@ export function buildProgram(): Command {
     .option("-a, --address <socket>", "use the daemon on this unix socket instead of the embedded store")
     .option("--connect-timeout <duration>", "how long to wait for the daemon socket")
     .option("--debug", "print debug messages")
+    .option("--progress <mode>", PROGRESS_HELP, parseProgressMode)
     .enablePositionalOptions()
     .configureHelp({
       // inherited copies are hidden: a command list says "[options]" only for a command with options of its own
@@ -38,8 +41,14 @@ export function buildProgram(): Command {
     .configureOutput({
       outputError: (str, write) => write(`dist: ${str.replace(/^error: /, "")}`),
     });
-  program.hook("preAction", (_program, action) => setDebug(Boolean(effectiveOptions(action).debug)));
+  program.hook("preAction", (_program, action) => {
+    const o = effectiveOptions(action);
+    setDebug(Boolean(o.debug));
+    setProgressMode(o.progress as ProgressMode | undefined);
+  });
   registerCommands(program);
+  // last: its completion reads the tree the others made
+  registerCompletion(program);
   for (const cmd of allCommands(program)) {
     cmd.exitOverride();
     cmd.configureOutput({ outputError: (str, write) => write(`dist: ${str.replace(/^error: /, "")}`) });

@@ -8,18 +8,19 @@ import { collect, UsageError } from "./args.ts";
 import { commandSignal, globals } from "./globals.ts";
 import { openContentStore, openImageStore } from "./open.ts";
 import { addUploadFlags, platformMatchers, uploadLimit } from "./platform-flags.ts";
-import { withProgress } from "./progress.ts";
+import { addProgressFlag, withProgress } from "./progress.ts";
 import { addRegistryFlags, registryOptions } from "./registry-flags.ts";
-import { naming } from "./transfer.ts";
+import { descriptorSummary, naming } from "./transfer.ts";
 
 export function register(program: Command): void {
   const cmd = program
     .command("push")
     .description("push a local image to a registry: blobs, then manifests, then the tag")
-    .argument("<ref>", "where to, e.g. registry.example.com/team/app:1.0")
+    .argument("<ref>", "where to (and the local image without [local-name]), e.g. registry.example.com/team/app:1.0")
     .argument("[local-name]", "the local image to push (default: <ref>)");
   addRegistryFlags(cmd);
   addUploadFlags(cmd);
+  addProgressFlag(cmd);
   cmd
     .option("--platform <platform>", "push only this platform, os[/arch[/variant]] (repeatable)", collect)
     .option("--all-platforms", "push the whole index, failing if any of its manifests is not here")
@@ -61,8 +62,8 @@ Examples:
       const content = await openContentStore(g);
       const images = await openImageStore(g);
       try {
-        const r = await withProgress((progress) =>
-          pushImage({
+        await withProgress(async (progress) => {
+          const r = await pushImage({
             resolver,
             content,
             images,
@@ -75,11 +76,12 @@ Examples:
             progress: progress.tracker,
             onNote: progress.onNote,
             onWarning: progress.onWarning,
-          }),
-        );
-        process.stdout.write(`${r.name}: digest: ${r.desc.digest} size: ${r.desc.size}\n`);
-      } catch (err) {
-        throw naming(name, err);
+          }).catch((err) => {
+            throw naming(name, err);
+          });
+          progress.summary.pushed = { name: r.name, ...descriptorSummary(r.desc) };
+          progress.print(`${r.name}: digest: ${r.desc.digest} size: ${r.desc.size}`);
+        });
       } finally {
         await content.close?.();
         await resolver.close();

@@ -1,8 +1,10 @@
 /** Registry flags shared by fetch-object, fetch, pull and push, and the options they make. */
 import type { Command } from "commander";
 import { InvalidArgumentError } from "../errors.ts";
+import { systemHostsDirs } from "../remotes/docker/certsd.ts";
 import type { RegistryOptions } from "../remotes/docker/options.ts";
 import { collect, UsageError } from "./args.ts";
+import { config } from "./config.ts";
 import { parseDuration } from "./globals.ts";
 import { log } from "./log.ts";
 
@@ -14,7 +16,10 @@ export function addRegistryFlags(cmd: Command): Command {
     .option("--password-stdin", "read the password of --user USER from stdin (other users can see a command line)")
     .option("--tlscacert <file>", "trust this CA certificate (PEM) for the registry (repeatable)", collect)
     .option("-k, --skip-verify", "do not verify the registry's TLS certificate")
-    .option("--hosts-dir <dir>", "containerd-style hosts directory: <dir>/<host[:port]>/hosts.toml (mirrors, CAs)")
+    .option(
+      "--hosts-dir <dir>",
+      "containerd-style hosts directory: <dir>/<host[:port]>/hosts.toml (mirrors, CAs); default /etc/{dist,containerd,docker}/certs.d",
+    )
     .option("--stall-timeout <duration>", "fail a transfer when no byte arrives for this long (default 30s)");
 }
 
@@ -79,11 +84,13 @@ export async function readPasswordFromStdin(stdin: AsyncIterable<Buffer | string
 export function registryOptions(opts: Record<string, unknown>): RegistryOptions {
   const out: RegistryOptions = {
     onWarning: (msg) => log.debug(msg),
+    onDebug: (msg) => log.debug(msg),
   };
   if (opts.plainHttp) out.plainHttp = true;
   if (opts.skipVerify) out.skipVerify = true;
   if (Array.isArray(opts.tlscacert) && opts.tlscacert.length > 0) out.tlsCaCert = opts.tlscacert.map(String);
-  if (typeof opts.hostsDir === "string") out.hostsDir = opts.hostsDir;
+  // as nerdctl: without --hosts-dir, the system's (dist's, containerd's, docker's certs.d)
+  out.hostsDir = typeof opts.hostsDir === "string" ? opts.hostsDir : (config().hostsDir ?? systemHostsDirs());
   if (opts.stallTimeout !== undefined) {
     const ms = parseDuration(String(opts.stallTimeout));
     if (ms <= 0) throw new InvalidArgumentError(`--stall-timeout ${opts.stallTimeout}: must be more than 0`);

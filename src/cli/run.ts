@@ -4,11 +4,11 @@
  */
 import { randomBytes } from "node:crypto";
 import type { Command } from "commander";
-import { FailedPreconditionError } from "../errors.ts";
 import { formatAge } from "../format.ts";
 import type { SpecOptions } from "../oci/spec.ts";
 import { asUsage, collect, reportItemError, UsageError } from "./args.ts";
-import { globals } from "./globals.ts";
+import { config } from "./config.ts";
+import { effectiveOptions, globals } from "./globals.ts";
 import { log } from "./log.ts";
 import { holdCommandLease, openContentStore, openImageStore, openSnapshotter, withContentStore } from "./open.ts";
 import { addPlatformFlags, platformMatcher } from "./platform-flags.ts";
@@ -150,6 +150,11 @@ interface RunFlags extends SpecFlags {
   runtimeRoot?: string;
 }
 
+/** The snapshotter of a rootless run: the one asked for in the environment or config file, else native. */
+function defaultRootlessSnapshotter(): string {
+  return process.env.DIST_SNAPSHOTTER || config().snapshotter || "native";
+}
+
 function registerRun(program: Command): void {
   const cmd = imageCommand(program, "run", "run a pulled image's command in a container with runc", [
     ["<ref>", "image reference (pulled already)"],
@@ -169,7 +174,11 @@ Arguments after the image replace its Cmd and keep its Entrypoint, as docker
 does. The exit status is the container's (128+n when a signal n killed it;
 125 when runc could not start it, 126/127 when the command cannot run).
 stdout and stderr stay apart; SIGINT, SIGTERM, SIGHUP and SIGQUIT are
-forwarded to the container. Needs root and runc (Debian package "runc").
+forwarded to the container. Needs runc (Debian package "runc"). Without root
+it runs rootless, as podman does: in a user namespace where the user is root
+(and the user's /etc/subuid and /etc/subgid ranges are ids 1 and up, through
+newuidmap, Debian package "uidmap"; only root exists without them), with
+runc --rootless and no cgroups.
 
 Examples:
   dist pull docker.io/library/redis:latest
@@ -180,11 +189,24 @@ Examples:
     )
     .action(async (ref: string, command: string[], o: RunFlags) => {
       const g = globals(cmd);
+      const rootlessLib = await import("../run/rootless.ts");
+      const rootless = rootlessLib.rootlessContext();
+      if (process.getuid?.() !== 0) {
+        // without root: this very command again, as root of a user namespace of its own
+        const plan = rootlessLib.rootlessPlan();
+        log.debug(
+          plan.single
+            ? `rootless: ${plan.user} is the only user of the container (${plan.single})`
+            : `rootless: ${plan.user}, with subordinate ids ${plan.subuid?.start}+${plan.subuid?.count}`,
+        );
+        // decided here: inside, as root, the defaults would be root's
+        const snapshotter = (effectiveOptions(cmd).snapshotter as string | undefined) ?? defaultRootlessSnapshotter();
+        rootlessLib.reexecRootless(plan, ["--root", g.root, ...process.argv.slice(2)], {
+          DIST_SNAPSHOTTER: snapshotter,
+        });
+      }
       const { createContainer, defaultRuntimeRoot, runDetached, runForeground } = await runLib();
       const { findRuntime } = await import("../run/runc.ts");
-      if (process.getuid?.() !== 0) {
-        throw new FailedPreconditionError("dist run needs root (runc runs rootful containers here): use sudo");
-      }
       if (o.detach && o.tty)
         throw new UsageError("--tty with --detach is not supported (no console socket): drop one of them");
       if (o.detach && o.rm)
@@ -215,6 +237,7 @@ Examples:
         spec: specOptions(o, command),
         detach: Boolean(o.detach),
         autoRemove: Boolean(o.rm),
+        rootless,
       }).finally(() => {
         for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.off(sig, interrupt);
       });
@@ -342,8 +365,9 @@ Examples:
       if (digests.length > 0) throw new UsageError("dist rm takes either container ids or blob digests, not both");
       const { removeContainerOrRemains } = await runLib();
       for (const id of ids) {
+        // removing needs no mount: a rootless container's overlay snapshot is removed outside its namespace
         const open = (name?: string, namespace?: string) =>
-          openSnapshotter({ ...g, namespace: namespace ?? g.namespace }, name);
+          openSnapshotter({ ...g, namespace: namespace ?? g.namespace }, name, { mountable: false });
         await removeContainerOrRemains(g.root, await containerId(id), open, {
           force: o.force,
         });

@@ -68,16 +68,20 @@ export class Metadata {
 
   /** A namespace's snapshots on snapshotter `name` (overlay or native; the root's default when absent). */
   snapshotter(namespace: string, name?: string, opts: SnapshotterOptions = {}): NamespacedSnapshotter {
-    return new NamespacedSnapshotter(this.db, this.backendSnapshotter(name), validateNamespace(namespace), opts);
+    const backend = this.backendSnapshotter(name, { mountable: opts.mountable });
+    return new NamespacedSnapshotter(this.db, backend, validateNamespace(namespace), opts);
   }
 
-  /** @internal The namespace-free snapshotter under this root (opened once). */
-  backendSnapshotter(name?: string): FsSnapshotter {
+  /**
+   * @internal The namespace-free snapshotter under this root (opened once; one opened
+   * with `mountable: false` is not kept, so a later open still checks it can mount).
+   */
+  backendSnapshotter(name?: string, opts: { mountable?: boolean } = {}): FsSnapshotter {
     const n = name ? checkName(name) : defaultSnapshotterName(this.root);
     let sn = this.#backends.get(n);
     if (!sn) {
-      sn = openBackendSnapshotter(this.root, n);
-      this.#backends.set(n, sn);
+      sn = openBackendSnapshotter(this.root, n, opts);
+      if (opts.mountable !== false) this.#backends.set(n, sn);
     }
     return sn;
   }
@@ -110,6 +114,11 @@ export function openSqliteImageStore(root: string, namespace = "default"): Image
 }
 
 /** The snapshots of `namespace` on snapshotter `name` (the root's default when absent) under `root`. */
-export function openSnapshotterAt(root: string, name?: string, namespace = "default"): NamespacedSnapshotter {
-  return openMetadata(root).snapshotter(namespace, name);
+export function openSnapshotterAt(
+  root: string,
+  name?: string,
+  namespace = "default",
+  opts: SnapshotterOptions = {},
+): NamespacedSnapshotter {
+  return openMetadata(root).snapshotter(namespace, name, opts);
 }

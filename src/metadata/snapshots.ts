@@ -56,10 +56,15 @@ interface Row {
   updated_at: bigint;
 }
 
-/** A namespace's snapshotter's options: the lease its writes go on. */
+/** A namespace's snapshotter's options: the lease its writes go on, whether it must mount. */
 export interface SnapshotterOptions {
   /** The lease a write is made under: what it creates goes on it (NotFound when it does not exist). */
   lease?: string;
+  /**
+   * false: open an overlay snapshotter even where it could not mount (its records and
+   * directories only: removing what a rootless run left). Default true.
+   */
+  mountable?: boolean;
 }
 
 /** A namespace's snapshots (keys, parents, labels) over a namespace-free snapshotter, as containerd's metadata layer keeps them. */

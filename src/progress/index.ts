@@ -1,2 +1,19 @@
-export { bar, defaultMode, ProgressRenderer, plainLine, type RendererOptions, summaryLine } from "./render.ts";
+export {
+  DIGEST_KEY,
+  type ProgressEvent,
+  type ProgressSummary,
+  progressEvent,
+  progressSummary,
+} from "./events.ts";
+export { JsonProgressWriter } from "./json.ts";
+export {
+  bar,
+  defaultMode,
+  ProgressRenderer,
+  plainLine,
+  type RendererOptions,
+  shortKey,
+  summaryLine,
+  tableLines,
+} from "./render.ts";
 export { type ProgressEntry, type ProgressState, ProgressTracker, type ProgressUpdate } from "./tracker.ts";

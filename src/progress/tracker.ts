@@ -4,6 +4,7 @@
  * tracker; renderers listen. Nothing here knows about terminals.
  */
 import { EventEmitter } from "node:events";
+import { type ProgressEvent, progressEvent } from "./events.ts";
 
 /** The state of one object of a transfer, as the progress table shows it. */
 export type ProgressState =
@@ -61,6 +62,8 @@ const TRANSFERRING: ReadonlySet<ProgressState> = new Set([
 export interface TrackerEvents {
   /** Any change; `stateChanged` when the state differs from before (or the key is new). */
   change: [entry: Readonly<ProgressEntry>, stateChanged: boolean];
+  /** The same change as data (events.ts): what `--progress json` prints. */
+  event: [event: ProgressEvent, stateChanged: boolean];
 }
 
 /** Progress as events: fetch, pull and unpack update it (the `progress` option); listeners and renderers read it. */
@@ -100,7 +103,10 @@ export class ProgressTracker extends EventEmitter<TrackerEvents> {
     if (e.total > 0 && e.offset > e.total) e.offset = e.total;
     if (e.startedAt === undefined && e.state !== "waiting") e.startedAt = t;
     e.updatedAt = t;
-    this.emit("change", e, isNew || before !== e.state);
+    const stateChanged = isNew || before !== e.state;
+    this.emit("change", e, stateChanged);
+    // made only when listened to: a download changes its entry at every chunk
+    if (this.listenerCount("event") > 0) this.emit("event", progressEvent(e), stateChanged);
   }
 
   /** Sets only the state. */

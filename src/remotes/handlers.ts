@@ -208,30 +208,67 @@ async function readManifest(
 /** Options of fetchHandler. */
 export interface FetchHandlerOptions extends FetchBlobOptions {
   note?: NoteFn;
+  /** Shared with other walks (several references fetched together): one download of each blob. */
+  group?: FetchGroup;
+}
+
+/**
+ * What fetches running side by side share (`dist pull A B`): one download of
+ * each blob whatever walk meets it, and one limit on downloads at once.
+ *
+ *   const group = new FetchGroup(3);
+ *   await Promise.all(refs.map((ref) => fetchImage({ resolver, store, ref, group })));
+ */
+export class FetchGroup {
+  readonly limiter: Limiter;
+  readonly #inflight = new Map<string, { signal: AbortSignal; children: Promise<Descriptor[]> }>();
+
+  constructor(limit = DEFAULT_MAX_CONCURRENT_DOWNLOADS) {
+    this.limiter = new Limiter(limit);
+  }
+
+  /**
+   * The children of the blob `digest`: from its fetch in flight or done (by any
+   * walk), else from `fetch`, which becomes that fetch. A fetch another walk
+   * started and gave up (that walk was stopped) is made again by this one.
+   */
+  async once(digest: string, signal: AbortSignal, fetch: () => Promise<Descriptor[]>): Promise<Descriptor[]> {
+    const current = this.#inflight.get(digest);
+    if (current) {
+      try {
+        return await current.children;
+      } catch (err) {
+        if (current.signal === signal || signal.aborted || !current.signal.aborted) throw err;
+      }
+    }
+    const entry = { signal, children: fetch() };
+    this.#inflight.set(digest, entry);
+    entry.children.catch(() => {
+      if (this.#inflight.get(digest) === entry) this.#inflight.delete(digest);
+    });
+    return entry.children;
+  }
 }
 
 /**
  * The fetch handler: fetches a descriptor into the store and returns its
  * children, from the bytes it fetched and verified, or read from the store when
- * the blob was already there. A blob fetched twice in one walk is fetched once.
- * Non-distributable layers are fetched from the registry like any other blob,
- * as containerd does (registries hold them now); one the registry does not
- * have is skipped with a note: its `urls` name hosts outside the registry's
- * trust, which dist does not fetch from.
+ * the blob was already there. A blob fetched twice in one walk (or in the walks
+ * of one FetchGroup) is fetched once. Non-distributable layers are fetched from
+ * the registry like any other blob, as containerd does (registries hold them
+ * now); one the registry does not have is skipped with a note: its `urls` name
+ * hosts outside the registry's trust, which dist does not fetch from.
  */
 export function fetchHandler(store: ContentTarget, fetcher: Fetcher, opts: FetchHandlerOptions = {}): Handler {
   const stored = childrenHandler(store);
-  const inflight = new Map<string, Promise<Descriptor[]>>();
+  const group = opts.group ?? new FetchGroup();
   return async (desc, signal) => {
     refuseSchema1(desc);
-    let p = inflight.get(desc.digest);
-    if (!p) {
-      p = fetchInto(store, fetcher, desc, { ...opts, signal }).then((f) => f.children ?? stored(desc, signal));
-      inflight.set(desc.digest, p);
-      p.catch(() => inflight.delete(desc.digest));
-    }
     try {
-      return [...(await p)];
+      const children = await group.once(desc.digest, signal, () =>
+        fetchInto(store, fetcher, desc, { ...opts, signal }).then((f) => f.children ?? stored(desc, signal)),
+      );
+      return [...children];
     } catch (err) {
       if (!isForeignLayer(desc.mediaType) || !isNotFound(err)) throw err;
       const urls = desc.urls?.length ? ` (its urls are not fetched from: ${desc.urls.join(" ")})` : "";
@@ -249,8 +286,10 @@ export interface FetchImageOptions {
   ref: string;
   /** One matcher per requested platform (each keeps its best manifest); allPlatforms() for all. Default: the host. */
   platforms?: PlatformMatcher[];
-  /** Concurrent downloads (default 3). */
+  /** Concurrent downloads (default 3); a group's own limit when `group` is given. */
   limit?: number;
+  /** Shared with the fetches of other references: one download of each blob, one limit. */
+  group?: FetchGroup;
   signal?: AbortSignal;
   progress?: ProgressTracker;
   /** Notes about what the walk leaves out (attestations, foreign layers). */
@@ -301,10 +340,16 @@ export async function fetchImage(opts: FetchImageOptions): Promise<FetchImageRes
   refuseSchema1(resolved.desc, ref);
   progress?.update(ref, { state: "resolved" });
   const fetcher = await resolver.fetcher(resolved.name);
-  const limiter = new Limiter(opts.limit ?? DEFAULT_MAX_CONCURRENT_DOWNLOADS);
+  const group = opts.group ?? new FetchGroup(opts.limit);
   const manifests = new Map<string, Descriptor>();
 
-  const fetch = fetchHandler(store, fetcher, { limiter, progress, tee: opts.tee, note: opts.onNote });
+  const fetch = fetchHandler(store, fetcher, {
+    limiter: group.limiter,
+    group,
+    progress,
+    tee: opts.tee,
+    note: opts.onNote,
+  });
   // every child is labelled, before the platform filter, as containerd's SetChildrenMappedLabels does
   const labelled = opts.gcLabels ? childLabelsHandler(fetch, opts.gcLabels, { layers: !opts.discardLayers }) : fetch;
   const children = filterPlatforms(labelled, opts.platforms ?? [defaultMatcher()], opts.onNote);
@@ -315,8 +360,9 @@ export async function fetchImage(opts: FetchImageOptions): Promise<FetchImageRes
     }
     return [];
   };
-  // children are shown as waiting as soon as they are known, as containerd's table does (unless already
-  // seen: the platform filter fetches the indexes nested in an index before handing on its children)
+  // children are shown as waiting as soon as they are known, as containerd's table does (once: a
+  // blob met again keeps the state it has, whether another walk of the group met it or the platform
+  // filter fetched the indexes nested in an index before handing on its children)
   const announce: Handler = async (desc, sig) => {
     const kids = await children(desc, sig);
     for (const k of kids) {

@@ -6,6 +6,7 @@
 import { mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from "../errors.ts";
+import type { RootlessContext } from "./rootless.ts";
 
 export interface ContainerRecord {
   id: string;
@@ -29,6 +30,8 @@ export interface ContainerRecord {
   /** stdout and stderr of a detached container. */
   log?: string;
   createdAt: string;
+  /** Made by a user without root, in a user namespace of this mapping (run/rootless.ts). */
+  rootless?: RootlessContext;
 }
 
 /** containerd's identifier rule: alphanumerics joined by single . _ or -, at most 76 characters. */

@@ -43,6 +43,7 @@ import {
   writeRecord,
 } from "./containers.ts";
 import { isMountPoint, removeTree } from "./mounts.ts";
+import { type RootlessContext, reclaimOwnership, rootlessSpec } from "./rootless.ts";
 import { Runc } from "./runc.ts";
 
 export interface RunDeps {
@@ -133,6 +134,19 @@ export class Undo {
   }
 }
 
+/** The directories an active snapshot's mounts write to: a bind's source, an overlay's upper and work directories. */
+function writableDirs(mounts: Mount[]): string[] {
+  const dirs: string[] = [];
+  for (const m of mounts) {
+    if (m.type === "bind" && !m.options.includes("ro")) dirs.push(m.source);
+    for (const o of m.options) {
+      const [k, v] = [o.slice(0, o.indexOf("=")), o.slice(o.indexOf("=") + 1)];
+      if (k === "upperdir" || k === "workdir") dirs.push(v);
+    }
+  }
+  return dirs;
+}
+
 /** A single read-write bind of a directory (native snapshotter): runc can use it as root.path directly. */
 function plainDirectory(mounts: Mount[]): string | undefined {
   if (mounts.length !== 1) return undefined;
@@ -194,6 +208,13 @@ export interface CreateOptions {
   autoRemove: boolean;
   /** Aborts the creation (SIGINT while unpacking): everything done so far is undone. */
   signal?: AbortSignal;
+  /** In a rootless run's user namespace (rootless.ts): runc --rootless, no cgroups, only mapped ids. */
+  rootless?: RootlessContext;
+}
+
+/** The runtime of a container, rootless as it was created. */
+function runcOf(record: ContainerRecord): Runc {
+  return new Runc(record.runtime, record.runtimeRoot, { rootless: record.rootless !== undefined });
 }
 
 /**
@@ -263,16 +284,17 @@ export async function createContainer(
       "dist.container": id,
     });
     const user = resolveUser(opts.user ?? image.config.config.User ?? "", await readUserFiles(rootfs));
-    const spec = buildSpec(
+    let spec = buildSpec(
       image.config,
       {
         hostname: hostnameFor(id),
-        cgroupsPath: cgroupsPathFor(opts.root, opts.namespace, id),
+        cgroupsPath: opts.rootless ? undefined : cgroupsPathFor(opts.root, opts.namespace, id),
         ...opts.spec,
         rootPath: rootfs,
       },
       user,
     );
+    if (opts.rootless) spec = rootlessSpec(spec, opts.rootless);
     writeFileSync(join(bundle, "config.json"), `${JSON.stringify(spec, null, 2)}\n`, { mode: 0o600 });
     const record: ContainerRecord = {
       id,
@@ -291,6 +313,7 @@ export async function createContainer(
       autoRemove: opts.autoRemove,
       createdAt: new Date().toISOString(),
     };
+    if (opts.rootless) record.rootless = opts.rootless;
     const stop = image.config.config.StopSignal;
     if (stop) record.stopSignal = stop;
     if (opts.detach) record.log = join(dir, "output.log");
@@ -355,7 +378,7 @@ export async function startForeground(
   record: ContainerRecord,
   opts: StartOptions = {},
 ): Promise<StartResult> {
-  const runc = new Runc(record.runtime, record.runtimeRoot);
+  const runc = runcOf(record);
   const tty = readConfigTerminal(record);
   const attachStdin = tty || Boolean(opts.interactive);
   // with a terminal (or stdin from one) runc must stay in our foreground process group;
@@ -447,7 +470,7 @@ export async function runDetached(
 
 /** Starts a created container detached: its output goes to the record's log file. */
 export async function startDetached(root: string, record: ContainerRecord): Promise<void> {
-  const runc = new Runc(record.runtime, record.runtimeRoot);
+  const runc = runcOf(record);
   const logFile = join(containerDir(root, record.id), "runc.log");
   const out = openSync(record.log ?? "/dev/null", "a", 0o600);
   try {
@@ -483,7 +506,9 @@ function readConfigTerminal(record: ContainerRecord): boolean {
 export type ContainerStatus = "created" | "running" | "paused" | "stopped" | "creating" | "unknown";
 
 export async function containerStatus(record: ContainerRecord): Promise<{ status: ContainerStatus; pid?: number }> {
-  const st = await new Runc(record.runtime, record.runtimeRoot).state(record.id).catch(() => undefined);
+  const st = await runcOf(record)
+    .state(record.id)
+    .catch(() => undefined);
   if (!st) return { status: "stopped" };
   const known = ["created", "running", "paused", "stopped", "creating"];
   return {
@@ -516,7 +541,7 @@ export async function killContainer(
   if (status !== "running" && status !== "paused" && status !== "created") {
     throw new FailedPreconditionError(`container ${id} is not running (it is ${status})`);
   }
-  await new Runc(record.runtime, record.runtimeRoot).kill(id, signal, opts);
+  await runcOf(record).kill(id, signal, opts);
 }
 
 /**
@@ -531,7 +556,7 @@ export async function removeContainer(
 ): Promise<void> {
   validateContainerId(id);
   const record = readRecord(root, id);
-  const runc = new Runc(record.runtime, record.runtimeRoot);
+  const runc = runcOf(record);
   const { status } = await containerStatus(record);
   if (status === "running" || status === "paused" || status === "creating") {
     if (!opts.force) {
@@ -546,6 +571,11 @@ export async function removeContainer(
   }
   if (record.mounted && isMountPoint(record.rootfs)) unmount(record.rootfs);
   if (snapshotter) {
+    // outside its namespace, the user cannot remove what a rootless container made as another id
+    if (record.rootless && process.getuid?.() !== 0) {
+      const dirs = writableDirs(await snapshotter.mounts(record.snapshotKey).catch(() => []));
+      reclaimOwnership(dirs, record.rootless);
+    }
     await snapshotter.remove(record.snapshotKey).catch((err) => {
       if (!(err instanceof NotFoundError)) throw err;
     });

@@ -21,6 +21,15 @@ function isExecutable(p: string): boolean {
   }
 }
 
+/** The first executable file `name` in `dirs`. */
+export function findExecutable(name: string, dirs: readonly string[]): string | undefined {
+  for (const d of dirs) {
+    const p = join(d, name);
+    if (isExecutable(p)) return p;
+  }
+  return undefined;
+}
+
 /**
  * The runtime binary: `path` when given (a path, or a name looked up on PATH),
  * else `runc` on PATH (and the sbin directories, which a non-login root shell may lack).
@@ -32,11 +41,13 @@ export function findRuntime(path?: string, envPath = process.env.PATH ?? ""): st
     if (isExecutable(p)) return p;
     throw new NotFoundError(`runtime ${p} is not an executable file (runc comes in the Debian package "runc")`);
   }
-  const dirs = [...envPath.split(delimiter).filter(Boolean), "/usr/local/sbin", "/usr/sbin", "/sbin"];
-  for (const d of dirs) {
-    const p = join(d, name);
-    if (isExecutable(p)) return p;
-  }
+  const found = findExecutable(name, [
+    ...envPath.split(delimiter).filter(Boolean),
+    "/usr/local/sbin",
+    "/usr/sbin",
+    "/sbin",
+  ]);
+  if (found) return found;
   throw new NotFoundError(
     `OCI runtime "${name}" not found on PATH: install the Debian package "runc" (apt-get install runc) or pass --runtime PATH`,
   );
@@ -70,13 +81,22 @@ function runcMessage(stderr: string): string {
 export class Runc {
   readonly binary: string;
   readonly root: string;
-  constructor(binary: string, root: string) {
+  /** runc --rootless true: in a user namespace, no cgroups unless it can make them. */
+  readonly rootless: boolean;
+  constructor(binary: string, root: string, opts: { rootless?: boolean } = {}) {
     this.binary = binary;
     this.root = root;
+    this.rootless = Boolean(opts.rootless);
   }
 
   #args(args: string[], log?: string): string[] {
-    return ["--root", this.root, ...(log ? ["--log", log, "--log-format", "json"] : []), ...args];
+    return [
+      "--root",
+      this.root,
+      ...(this.rootless ? ["--rootless", "true"] : []),
+      ...(log ? ["--log", log, "--log-format", "json"] : []),
+      ...args,
+    ];
   }
 
   async #exec(args: string[]): Promise<string> {

@@ -25,8 +25,12 @@ import {
   wrapError,
 } from "../errors.ts";
 import { closeAllDatabases } from "../metadata/db.ts";
+import { createResolver } from "../remotes/docker/index.ts";
+import type { RegistryOptions } from "../remotes/docker/options.ts";
+import type { SnapshotterName } from "../snapshots/open.ts";
 import { prepareRoot } from "../store-root.ts";
 import { flock, LOCK_EX, LOCK_NB, LOCK_UN } from "../sys/index.ts";
+import { RemoteUnpacker } from "../unpack/remote.ts";
 import type { Backend } from "./server/backend.ts";
 import { embeddedBackend } from "./server/embedded.ts";
 import { createServer, type DaemonServer } from "./server/server.ts";
@@ -51,6 +55,15 @@ export interface DaemonOptions {
    * containerd's `[grpc] gid`; without it the socket is 0600, its owner's alone.
    */
   group?: string | number;
+  /** Snapshotter names for containerd's proxy plugins: NAME → overlay or native (default `dist` → the root's default). */
+  snapshotterAliases?: Record<string, SnapshotterName>;
+  /**
+   * The registry client's settings (hosts directory, docker config, CAs) with
+   * which the daemon unpacks the layers a containerd Prepare names by its
+   * remote-snapshotter labels (server/remote-snapshots.ts). Default: the
+   * client's defaults (docker config of the daemon's user, HTTPS).
+   */
+  registry?: RegistryOptions;
   backend?: Backend;
   /** The Diff service's Applier over a store (default: FileSystemApplier, loaded when first needed). */
   loadApplier?: (content: Provider) => Promise<Applier>;
@@ -154,10 +167,13 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   const unlock = lockRoot(root);
   let backend: Backend | undefined;
   let ds: DaemonServer | undefined;
+  let remote: RemoteUnpacker | undefined;
   try {
     await prepareSocket(address);
-    backend = opts.backend ?? embeddedBackend(root);
-    ds = createServer({ backend, log, loadApplier: opts.loadApplier ?? defaultApplier });
+    backend = opts.backend ?? embeddedBackend(root, { snapshotterAliases: opts.snapshotterAliases });
+    const resolver = createResolver({ ...opts.registry, onWarning: (m) => log.debug(m) });
+    remote = new RemoteUnpacker({ resolver, onWarning: (m) => log.warn(m) });
+    ds = createServer({ backend, log, loadApplier: opts.loadApplier ?? defaultApplier, remote });
     const server = ds.server;
     const old = process.umask(0o177);
     try {
@@ -180,6 +196,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       });
     }
   } catch (err) {
+    await remote?.close();
     ds?.server.forceShutdown();
     await backend?.close().catch(() => undefined);
     unlock();
@@ -193,6 +210,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       root,
       ...(gid === undefined ? {} : { group: String(opts.group), gid }),
       services: "content,images,namespaces,leases,snapshots,diff,version,introspection,events",
+      snapshotters: be.snapshotters().join(","),
     },
     "listening",
   );
@@ -217,6 +235,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
         await Promise.race([drained, wait(1000)]);
       }
       live.server.forceShutdown();
+      await remote?.close();
       await be.close().catch((err: unknown) => log.warn({ err: errorMessage(err) }, "closing stores"));
       await unlink(address).catch(() => undefined);
       unlock();

@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { FailedPreconditionError, InvalidArgumentError } from "../errors.ts";
 import { openDatabase } from "../metadata/db.ts";
 import { umount2 } from "../sys/index.ts";
+import { inUserNamespace } from "../sys/userns.ts";
 import type { FsSnapshotter } from "./fs-snapshotter.ts";
 import { mountOne } from "./mount.ts";
 import { openNative } from "./native/native.ts";
@@ -41,6 +42,7 @@ export function overlaySupported(dir: string): boolean {
             `workdir=${join(p, "work")}`,
             `upperdir=${join(p, "upper")}`,
             `lowerdir=${join(p, "lower1")}:${join(p, "lower2")}`,
+            ...(inUserNamespace() ? ["userxattr"] : []),
           ],
         },
         join(p, "merged"),
@@ -69,11 +71,16 @@ export function checkName(name: string): SnapshotterName {
   throw new InvalidArgumentError(`unknown snapshotter "${name}": expected ${SNAPSHOTTERS.join(" or ")}`);
 }
 
-/** Opens snapshotter `name` (the default when absent) under the dist root, namespace-free. */
-export function openBackendSnapshotter(root: string, name?: string): FsSnapshotter {
+/**
+ * Opens snapshotter `name` (the default when absent) under the dist root,
+ * namespace-free. With `mountable: false` an overlay snapshotter opens where it
+ * could not mount (its records and directories only: removing a rootless
+ * container's snapshot).
+ */
+export function openBackendSnapshotter(root: string, name?: string, opts: { mountable?: boolean } = {}): FsSnapshotter {
   const n = name ? checkName(name) : defaultSnapshotterName(root);
   const dir = join(root, "snapshots", n);
-  if (n === "overlay") {
+  if (n === "overlay" && opts.mountable !== false) {
     mkdirSync(join(root, "snapshots"), { recursive: true, mode: 0o700 });
     if (!overlaySupported(join(root, "snapshots"))) {
       throw new FailedPreconditionError(

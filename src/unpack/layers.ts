@@ -63,6 +63,12 @@ export interface LayersOptions {
   sync?: boolean;
   onEvent?: (e: UnpackEvent) => void;
   onWarning?: (message: string) => void;
+  /**
+   * Start at layer `index`, on the snapshot `parent` (whatever its name): the
+   * layers below are there already, the client that asks says so (a
+   * remote-snapshotter request names its parent by the client's own key).
+   */
+  from?: { index: number; parent?: string };
 }
 
 /**
@@ -90,8 +96,10 @@ export async function unpackLayers(
   const emit = (i: number, status: UnpackStatus, offset?: number) =>
     opts.onEvent?.({ layer: slots[i].desc, index: i, chainID: chains[i], status, offset });
   for (let i = 0; i < slots.length; i++) emit(i, "waiting");
-  let parent: Digest | undefined;
-  for (let i = 0; i < slots.length; i++) {
+  const start = opts.from?.index ?? 0;
+  let parent = opts.from?.parent;
+  for (let i = 0; i < start; i++) slots[i].release();
+  for (let i = start; i < slots.length; i++) {
     opts.signal.throwIfAborted();
     const slot = slots[i];
     const chain = chains[i];
@@ -151,14 +159,16 @@ async function extract(
   slot: LayerSlot,
   diffID: Digest,
   chain: Digest,
-  parent: Digest | undefined,
+  parent: string | undefined,
   o: LayersOptions,
   emit: (status: "extracting", offset: number) => void,
 ): Promise<void> {
   const sn = o.snapshotter;
   for (let attempt = 0; ; attempt++) {
     const key = `extract-${randomBytes(6).toString("hex")} ${chain}`;
-    const mounts = await sn.prepare(key, parent, { labels: { "containerd.io/snapshot.ref": chain }, applyOnly: true });
+    // containerd's unpacker labels both (a remote-snapshotter client finds a committed layer by it)
+    const labels = { "containerd.io/snapshot.ref": chain };
+    const mounts = await sn.prepare(key, parent, { labels, applyOnly: true });
     const dir = applyTarget(mounts).dir;
     let stream: Readable | undefined;
     const flusher = o.sync !== false ? new Flusher(dir) : undefined;
@@ -185,7 +195,7 @@ async function extract(
       await slot.whenStored();
       await flusher?.flush();
       await flusher?.close();
-      await sn.commit(chain, key);
+      await sn.commit(chain, key, { labels });
       return;
     } catch (err) {
       // an applier that failed stops reading (its pipe from the source is undone): a teed

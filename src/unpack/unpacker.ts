@@ -53,6 +53,11 @@ export interface UnpackerOptions {
   onNote?: NoteFn;
   /** As the unpacking of one platform's manifest starts. */
   onUnpack?: (platform: string, manifest: Descriptor) => void;
+  /**
+   * For one manifest whose lower layers are there: start at layer `index`, on
+   * the snapshot `parent` whatever its name (a remote-snapshotter request's).
+   */
+  from?: { index: number; parent?: string };
 }
 
 /** A manifest unpacked: its platform and the ChainID of its top snapshot. */
@@ -67,7 +72,7 @@ class Job {
   readonly manifest: Descriptor;
   readonly config: Descriptor;
   readonly slots: LayerSlot[];
-  /** The layer the loop works on next: a download of it is worth teeing (the first, until the loop starts). */
+  /** The layer the loop works on next: a download of it is worth teeing (the first it unpacks, until the loop starts). */
   cursor = 0;
   #started = false;
   readonly #done = Promise.withResolvers<UnpackedManifest>();
@@ -194,6 +199,7 @@ export class Unpacker {
       return;
     }
     const job = new Job(desc, config, layers);
+    job.cursor = this.#opts.from?.index ?? 0;
     this.#jobs.set(desc.digest, job);
     job.done.catch((err: unknown) => this.#fail(err));
     if (this.#failure) job.stop(this.#failure.err);
@@ -235,6 +241,7 @@ export class Unpacker {
         sync: o.sync,
         onEvent: o.onEvent,
         onWarning: o.onWarning,
+        from: o.from,
       },
       (i) => {
         job.cursor = i;

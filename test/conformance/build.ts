@@ -1,15 +1,18 @@
 /**
- * Builds the Go test program in suites/ (containerd 1.6's content and snapshot test
- * suites behind containerd's proxy clients) once, offline, from Debian packages only:
+ * Builds the Go programs of this directory once, offline, from Debian packages only:
  * Debian's Go (golang-go) in GOPATH mode over /usr/share/gocode, where
  * golang-github-containerd-containerd-dev and the other golang-*-dev packages put
- * their sources. test2json (from Go's own sources) is built next to it, so a run
- * needs nothing but the two binaries.
+ * their sources.
  *
- * Result, under `<cache>/containerd-suites-<hash>/` where hash covers the Go sources,
- * this file, the Go version and the installed golang-* package versions:
- *   suites.test   the test binary (`go test -c`), flags -address and -snapshotters
- *   test2json     `go tool test2json`, to read its verbose output as JSON events
+ *  - suites/ (buildSuites): containerd 1.6's content and snapshot test suites behind
+ *    containerd's proxy clients, as `suites.test` (`go test -c`; flags -address and
+ *    -snapshotters), with `test2json` (from Go's own sources) to read its verbose
+ *    output as JSON events;
+ *  - remote-pull/ (buildRemotePull): containerd's own client pulling with the
+ *    remote-snapshotter labels (see its main.go).
+ *
+ * Each goes under `<cache>/<name>-<hash>/`, where hash covers its Go sources, this
+ * file, the Go version and the installed golang-* package versions.
  */
 import { existsSync, readdirSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -18,7 +21,6 @@ import { builderHash, buildOnce, cacheRoot, pruneCache } from "../integration/fi
 import { must, requireTools } from "../integration/fixtures/exec.ts";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-const SOURCES = join(HERE, "suites");
 const GOPATH = "/usr/share/gocode";
 const CONTAINERD_SRC = join(GOPATH, "src", "github.com", "containerd", "containerd");
 
@@ -42,8 +44,15 @@ function goEnv(gocache: string): NodeJS.ProcessEnv {
   };
 }
 
-/** The suites binary and test2json, built on first use and cached by source hash. */
-export async function buildSuites(): Promise<SuitesBinaries> {
+/**
+ * Builds the Go package in `sources` with `build(partial, env)` once per hash of its
+ * sources into `<cache>/<name>-<hash>/`, which it returns.
+ */
+async function buildGo(
+  name: string,
+  sources: string,
+  build: (partial: string, env: NodeJS.ProcessEnv) => Promise<void>,
+): Promise<string> {
   requireTools(["go", "dpkg-query"]);
   if (!existsSync(join(CONTAINERD_SRC, "content", "testsuite"))) {
     throw new Error(
@@ -55,20 +64,36 @@ export async function buildSuites(): Promise<SuitesBinaries> {
   const packages = await must("dpkg-query", ["-W", "golang-*"]);
   const files = [
     fileURLToPath(import.meta.url),
-    ...readdirSync(SOURCES)
+    ...readdirSync(sources)
       .filter((f) => f.endsWith(".go"))
       .sort()
-      .map((f) => join(SOURCES, f)),
+      .map((f) => join(sources, f)),
   ];
-  const dir = join(cacheRoot(), `containerd-suites-${builderHash(files, goVersion + packages)}`);
-  const out = { suites: join(dir, "suites.test"), test2json: join(dir, "test2json") };
+  const dir = join(cacheRoot(), `${name}-${builderHash(files, goVersion + packages)}`);
   await buildOnce(dir, async (partial) => {
-    process.stderr.write(`conformance: building containerd's test suites into ${dir}\n`);
+    process.stderr.write(`conformance: building ${name} into ${dir}\n`);
     // the Go build cache outlives a build: a change to the sources recompiles only them
-    const env = goEnv(join(cacheRoot(), "go-build-cache"));
-    await must("go", ["test", "-c", "-o", join(partial, "suites.test"), "."], { cwd: SOURCES, env });
-    await must("go", ["build", "-o", join(partial, "test2json"), "cmd/test2json"], { cwd: SOURCES, env });
+    await build(partial, goEnv(join(cacheRoot(), "go-build-cache")));
   });
-  pruneCache(dir, "containerd-suites-");
-  return out;
+  pruneCache(dir, `${name}-`);
+  return dir;
+}
+
+/** The suites binary and test2json, built on first use and cached by source hash. */
+export async function buildSuites(): Promise<SuitesBinaries> {
+  const cwd = join(HERE, "suites");
+  const dir = await buildGo("containerd-suites", cwd, async (partial, env) => {
+    await must("go", ["test", "-c", "-o", join(partial, "suites.test"), "."], { cwd, env });
+    await must("go", ["build", "-o", join(partial, "test2json"), "cmd/test2json"], { cwd, env });
+  });
+  return { suites: join(dir, "suites.test"), test2json: join(dir, "test2json") };
+}
+
+/** The remote-pull binary (remote-pull/main.go), built on first use and cached by source hash. */
+export async function buildRemotePull(): Promise<string> {
+  const cwd = join(HERE, "remote-pull");
+  const dir = await buildGo("remote-pull", cwd, async (partial, env) => {
+    await must("go", ["build", "-o", join(partial, "remote-pull"), "."], { cwd, env });
+  });
+  return join(dir, "remote-pull");
 }

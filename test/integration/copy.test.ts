@@ -5,13 +5,13 @@
  * distribution 2.8 has (the referrers API path is covered by test/remotes/push.test.ts).
  */
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
 import { Readable } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import type { Descriptor } from "../../src/descriptor.ts";
 import { digestOf } from "../../src/digest.ts";
 import { createResolver } from "../../src/remotes/docker/index.ts";
 import { must } from "./fixtures/exec.ts";
+import { loggedRequests } from "./fixtures/registry.ts";
 import { type ImageInfo, type Registry, type Testbed, testbed } from "./harness.ts";
 
 let tb: Testbed;
@@ -40,13 +40,7 @@ async function raw(ref: string): Promise<string> {
 }
 
 function requests(log: string): string[] {
-  return readFileSync(log, "utf8")
-    .split("\n")
-    .filter((l) => l.includes("response completed"))
-    .map(
-      (l) =>
-        `${/http\.request\.method=(\S+)/.exec(l)?.[1]} ${/http\.request\.uri="([^"]+)"/.exec(l)?.[1]} ${/http\.response\.status=(\d+)/.exec(l)?.[1]}`,
-    );
+  return loggedRequests(log).map((q) => `${q.method} ${q.uri} ${q.status}`);
 }
 
 describe("dist copy", () => {

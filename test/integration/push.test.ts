@@ -15,6 +15,7 @@ import type { Descriptor } from "../../src/descriptor.ts";
 import { digestOf } from "../../src/digest.ts";
 import { createResolver } from "../../src/remotes/docker/index.ts";
 import { must } from "./fixtures/exec.ts";
+import { lineCount, loggedRequests } from "./fixtures/registry.ts";
 import { assertOneLineError } from "./fixtures/store.ts";
 import { type ImageInfo, type Registry, type Testbed, testbed } from "./harness.ts";
 
@@ -57,18 +58,8 @@ function finalStates(stdout: string): Map<string, string> {
 
 /** The registry log's requests since `from` lines: "METHOD URI STATUS". */
 function requests(log: string, from = 0): string[] {
-  const out: string[] = [];
-  for (const line of readFileSync(log, "utf8").split("\n").slice(from)) {
-    if (!line.includes("response completed")) continue;
-    const method = /http\.request\.method=(\S+)/.exec(line)?.[1];
-    const uri = /http\.request\.uri="([^"]+)"/.exec(line)?.[1];
-    const status = /http\.response\.status=(\d+)/.exec(line)?.[1];
-    if (method && uri && status) out.push(`${method} ${uri} ${status}`);
-  }
-  return out;
+  return loggedRequests(log, from).map((q) => `${q.method} ${q.uri} ${q.status}`);
 }
-
-const lineCount = (log: string) => readFileSync(log, "utf8").split("\n").length - 1;
 
 describe("dist push", () => {
   it("mounts what fetch brought from the same registry, skips what is there, and skopeo reads the result", async () => {

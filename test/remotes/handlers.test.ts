@@ -18,7 +18,7 @@ import type { NamespacedContentStore } from "../../src/metadata/content.ts";
 import { closeAllDatabases } from "../../src/metadata/db.ts";
 import { namespacedContentStore, openSqliteImageStore } from "../../src/metadata/metadata.ts";
 import { ProgressTracker } from "../../src/progress/tracker.ts";
-import { fetchBlob, fetchImage } from "../../src/remotes/handlers.ts";
+import { FetchGroup, fetchBlob, fetchImage } from "../../src/remotes/handlers.ts";
 import type { Fetcher, Resolver } from "../../src/remotes/remotes.ts";
 import { addImage, addIndex, MemoryProvider } from "../images/memory.ts";
 
@@ -360,5 +360,75 @@ describe("fetchImage", () => {
     await fetch("reg.example.com:5000/base/app:1");
     await fetch("reg.example.com:5000/team/app:2");
     assert.equal((await s.info(arm.layers[0].digest)).labels[key], "base/app,team/app");
+  });
+});
+
+describe("FetchGroup", () => {
+  it("fetches the blobs two images share once, the progress of each object shown once", async () => {
+    const p = new MemoryProvider();
+    const a = addImage(p, { os: "linux", architecture: "amd64" }, ["base", "a"]);
+    const b = addImage(p, { os: "linux", architecture: "amd64" }, ["base", "b"]);
+    const fetcher = new MemoryFetcher(p);
+    const resolver: Resolver = {
+      resolve: async (ref) => ({ name: ref, desc: ref.endsWith("a") ? a.manifest : b.manifest }),
+      fetcher: async () => fetcher,
+      pusher: async () => assert.fail("no push"),
+    };
+    const s = store();
+    const progress = new ProgressTracker();
+    const waitingAgain: string[] = [];
+    progress.on("change", (e, changed) => {
+      if (changed && e.state === "waiting" && e.offset === e.total && e.total > 0) waitingAgain.push(e.key);
+    });
+    const group = new FetchGroup(2);
+    const [ra, rb] = await Promise.all(
+      ["example.com/a", "example.com/b"].map((ref) => fetchImage({ resolver, store: s, ref, group, progress })),
+    );
+    assert.deepEqual(ra.manifests, [a.manifest]);
+    assert.deepEqual(rb.manifests, [b.manifest]);
+    const base = a.layers[0].digest;
+    assert.equal(b.layers[0].digest, base);
+    assert.equal(fetcher.calls.filter((c) => c.digest === base).length, 1);
+    assert.equal(fetcher.calls.length, new Set(fetcher.calls.map((c) => c.digest)).size, "every blob fetched once");
+    const keys = progress.entries().map((e) => e.key);
+    assert.equal(keys.length, new Set(keys).size);
+    assert.ok(progress.entries().every((e) => e.state === "done" || e.state === "resolved"));
+    assert.deepEqual(waitingAgain, [], "no finished object shown as waiting again");
+  });
+
+  it("fetches again what another walk started and gave up when it was stopped", async () => {
+    const group = new FetchGroup();
+    const stopped = new AbortController();
+    const other = group.once("sha256:x", stopped.signal, () => {
+      stopped.abort(new Error("that walk failed elsewhere"));
+      return Promise.reject(stopped.signal.reason);
+    });
+    await assert.rejects(other, /that walk failed elsewhere/);
+    let mine = 0;
+    const children = await group.once("sha256:x", new AbortController().signal, async () => {
+      mine++;
+      return [];
+    });
+    assert.deepEqual(children, []);
+    assert.equal(mine, 1);
+  });
+
+  it("shares a real failure instead of fetching again", async () => {
+    const group = new FetchGroup();
+    let calls = 0;
+    const fail = async (): Promise<Descriptor[]> => {
+      calls++;
+      await new Promise((r) => setTimeout(r, 5));
+      throw new DataLossError("digest mismatch");
+    };
+    const results = await Promise.allSettled([
+      group.once("sha256:y", new AbortController().signal, fail),
+      group.once("sha256:y", new AbortController().signal, fail),
+    ]);
+    assert.deepEqual(
+      results.map((r) => r.status),
+      ["rejected", "rejected"],
+    );
+    assert.equal(calls, 1);
   });
 });

@@ -22,10 +22,16 @@ export interface DaemonProcess {
   exited: Promise<number | null>;
 }
 
-export async function startDaemonProcess(root: string, sock: string, args: string[] = []): Promise<DaemonProcess> {
+export async function startDaemonProcess(
+  root: string,
+  sock: string,
+  args: string[] = [],
+  env?: NodeJS.ProcessEnv,
+): Promise<DaemonProcess> {
   const proc = spawn(DIST, ["--root", root, "daemon", "--address", sock, "--grace", "2s", ...args], {
     stdio: ["ignore", "ignore", "pipe"],
     cwd: TOP,
+    env: env && { ...process.env, ...env },
   });
   let err = "";
   proc.stderr?.on("data", (b: Buffer) => {

@@ -14,11 +14,16 @@
  *       header = { x-custom = "v" }
  *       override_path = false  # true: the URL path is the API root, no /v2 appended
  *   <hostsDir>/<host[:port]>/*.crt   extra CA certificates for the server
+ *   <hostsDir>/<host[:port]>/*.cert, *.key   client certificates for the server (docker's layout)
+ *
+ * Several hosts directories may be given: the first with one for the host is
+ * used (certsd.ts, which also names the system's: dist's, containerd's, docker's).
  */
-import { readdir, readFile, stat } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import { isAbsolute, join } from "node:path";
 import { parse as parseToml } from "smol-toml";
 import { errorMessage, InvalidArgumentError } from "../../errors.ts";
+import { findHostDirectory, readCa, readCertsDir } from "./certsd.ts";
 import { type ClientKeyPair, clientKeyPairs } from "./client-certs.ts";
 
 export type Capability = "pull" | "resolve" | "push";
@@ -46,30 +51,15 @@ export interface HostsOptions {
   /** CA files (PEM) trusted for every host. */
   tlsCaCert?: string[];
   skipVerify?: boolean;
-  hostsDir?: string;
+  /** A hosts directory, or several: the first that has one for the host is used. */
+  hostsDir?: string | readonly string[];
+  /** Which file configured the host (for --debug). */
+  onDebug?: (msg: string) => void;
 }
 
 /** Where the namespace's registry really is: docker.io lives at registry-1.docker.io. */
 export function defaultServerHost(namespace: string): string {
   return namespace === "docker.io" ? "registry-1.docker.io" : namespace;
-}
-
-async function readCa(file: string, what: string): Promise<string> {
-  try {
-    return await readFile(file, "utf8");
-  } catch (err) {
-    throw new InvalidArgumentError(`${what}: cannot read CA file ${file}: ${(err as NodeJS.ErrnoException).code}`, {
-      cause: err,
-    });
-  }
-}
-
-async function isDir(p: string): Promise<boolean> {
-  try {
-    return (await stat(p)).isDirectory();
-  } catch {
-    return false;
-  }
 }
 
 async function exists(p: string): Promise<boolean> {
@@ -79,17 +69,6 @@ async function exists(p: string): Promise<boolean> {
   } catch {
     return false;
   }
-}
-
-/** The host directory of a namespace: its own, else `_default`, else none. */
-export async function hostDirectory(hostsDir: string, namespace: string): Promise<string | undefined> {
-  // a namespace is a domain: no path separators can sneak in, but check anyway
-  if (namespace.includes("/") || namespace === ".." || namespace === ".") return undefined;
-  const own = join(hostsDir, namespace);
-  if (await isDir(own)) return own;
-  const fallback = join(hostsDir, "_default");
-  if (await isDir(fallback)) return fallback;
-  return undefined;
 }
 
 interface TomlHost {
@@ -170,11 +149,6 @@ async function hostFromToml(
   };
 }
 
-async function crtFiles(dir: string): Promise<string[]> {
-  const names = (await readdir(dir)).filter((n) => n.endsWith(".crt")).sort();
-  return Promise.all(names.map((n) => readCa(join(dir, n), dir)));
-}
-
 /**
  * The hosts to try for a namespace (a reference's domain), mirrors first, the
  * server last. Flags (plainHttp, tlsCaCert, skipVerify) apply to every host.
@@ -195,11 +169,19 @@ export async function registryHosts(namespace: string, opts: HostsOptions = {}):
     isServer: true,
   };
   let hosts: RegistryHost[] = [server];
-  const dir = opts.hostsDir ? await hostDirectory(opts.hostsDir, namespace) : undefined;
+  const dirs = typeof opts.hostsDir === "string" ? [opts.hostsDir] : (opts.hostsDir ?? []);
+  const dir = dirs.length > 0 ? await findHostDirectory(dirs, namespace) : undefined;
+  if (dirs.length > 0 && !dir) opts.onDebug?.(`${namespace}: no host configuration in ${dirs.join(", ")}`);
   if (dir) {
     const file = join(dir, "hosts.toml");
-    const certs = await crtFiles(dir);
+    const { ca: certs, client } = await readCertsDir(dir);
+    const withCerts = (h: RegistryHost) => {
+      h.ca.push(...certs);
+      h.client.push(...client);
+    };
+    const counted = `${certs.length} CA and ${client.length} client certificates`;
     if (await exists(file)) {
+      opts.onDebug?.(`${namespace}: host configuration from ${file} (and ${counted} in ${dir})`);
       let doc: Record<string, unknown>;
       try {
         doc = parseToml(await readFile(file, "utf8")) as Record<string, unknown>;
@@ -222,7 +204,7 @@ export async function registryHosts(namespace: string, opts: HostsOptions = {}):
       if (typeof doc.server === "string") {
         const url = parseUrl(doc.server, defaultScheme, file);
         const s = await hostFromToml(doc as TomlHost, url, dir, file, true);
-        s.ca.push(...certs);
+        withCerts(s);
         hosts = [...mirrors, s];
       } else if (doc.server !== undefined) {
         throw new InvalidArgumentError(`${file}: server must be a URL string`);
@@ -237,11 +219,12 @@ export async function registryHosts(namespace: string, opts: HostsOptions = {}):
           file,
           true,
         );
-        s.ca.push(...certs);
+        withCerts(s);
         hosts = [s];
       }
     } else {
-      server.ca.push(...certs);
+      opts.onDebug?.(`${namespace}: host configuration from ${dir} (${counted}, no hosts.toml)`);
+      withCerts(server);
     }
   }
   for (const h of hosts) {

@@ -2,6 +2,7 @@
 
 export { MAX_MANIFEST_SIZE } from "../../content/helpers.ts";
 export { Authorizer, splitUser } from "./auth.ts";
+export { findHostDirectory, readCertsDir, systemHostsDirs } from "./certsd.ts";
 export { type Challenge, mergeScopes, parseChallenges, repositoryScope } from "./challenge.ts";
 export { RegistryClient, type RegistryResponse, type RequestSpec } from "./client.ts";
 export { type ClientKeyPair, clientKeyPairs } from "./client-certs.ts";

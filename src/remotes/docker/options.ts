@@ -10,8 +10,8 @@ export interface RegistryOptions {
   tlsCaCert?: string[];
   /** Do not verify TLS certificates. */
   skipVerify?: boolean;
-  /** containerd-style hosts directory (`<dir>/<host[:port]>/hosts.toml`, `_default`). */
-  hostsDir?: string;
+  /** containerd-style hosts directory (`<dir>/<host[:port]>/hosts.toml`, `_default`), or several tried in order. */
+  hostsDir?: string | readonly string[];
   /** Docker config; default `$DOCKER_CONFIG/config.json` or `~/.docker/config.json`. */
   dockerConfigPath?: string;
   /** Error a transfer when no byte arrives for this long (default 30000). */
@@ -22,6 +22,8 @@ export interface RegistryOptions {
   userAgent?: string;
   /** Registry `Warning: 299` headers and retry notes. */
   onWarning?: (msg: string) => void;
+  /** What a --debug reader wants to know: which file configured a host. */
+  onDebug?: (msg: string) => void;
   /**
    * Forward proxies (HTTP_PROXY, HTTPS_PROXY, NO_PROXY: see proxy.ts); default
    * from the environment, `{}` for none.

@@ -83,6 +83,7 @@ class Impl implements DockerResolver {
         tlsCaCert: o.tlsCaCert,
         skipVerify: o.skipVerify,
         hostsDir: o.hostsDir,
+        onDebug: o.onDebug,
       });
       p.catch(() => this.#hosts.delete(namespace));
       this.#hosts.set(namespace, p);

@@ -17,6 +17,11 @@ export interface Backend {
   images(ns: string): Promise<ImageStore>;
   /** A snapshotter by its containerd name ("overlayfs", "native"); InvalidArgumentError when unknown. */
   snapshotter(ns: string, name: string, lease?: string): Promise<Snapshotter>;
+  /**
+   * The namespace of a snapshots call naming `snapshotter` that sends none: an
+   * alias's own (a containerd proxy plugin's calls); undefined for other names.
+   */
+  proxyNamespace(snapshotter: string): string | undefined;
   /** The snapshotter names this daemon serves (for introspection). */
   snapshotters(): string[];
   close(): Promise<void>;

@@ -2,13 +2,11 @@
 
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { InvalidArgumentError } from "../../errors.ts";
+import { FailedPreconditionError, InvalidArgumentError } from "../../errors.ts";
 import { Metadata } from "../../metadata/metadata.ts";
-import { defaultSnapshotterName, overlaySupported } from "../../snapshots/open.ts";
+import { defaultSnapshotterName, overlaySupported, type SnapshotterName } from "../../snapshots/open.ts";
+import { DEFAULT_ALIAS, resolveSnapshotterName } from "../snapshotter-names.ts";
 import type { Backend } from "./backend.ts";
-
-/** containerd's snapshotter names → ours. */
-const ALIASES: Record<string, "overlay" | "native"> = { overlayfs: "overlay", overlay: "overlay", native: "native" };
 
 /**
  * How long a Write waits for a ref another writer still holds, before
@@ -18,13 +16,30 @@ const ALIASES: Record<string, "overlay" | "native"> = { overlayfs: "overlay", ov
  */
 export const WRITE_LOCK_WAIT = 2000;
 
-export function embeddedBackend(root: string): Backend {
+/** Options of embeddedBackend. */
+export interface EmbeddedBackendOptions {
+  /**
+   * More snapshotter names (containerd's proxy plugins send their own): NAME →
+   * overlay or native (snapshotter-names.ts). Default: `dist` → the root's default.
+   */
+  snapshotterAliases?: Record<string, SnapshotterName>;
+}
+
+export function embeddedBackend(root: string, opts: EmbeddedBackendOptions = {}): Backend {
   const metadata = new Metadata(root, { lockTimeout: WRITE_LOCK_WAIT });
   const overlay = () => {
     const dir = join(root, "snapshots");
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     return overlaySupported(dir);
   };
+  const aliases = opts.snapshotterAliases ?? { [DEFAULT_ALIAS]: defaultSnapshotterName(root) };
+  for (const [name, target] of Object.entries(aliases)) {
+    if (target === "overlay" && !overlay()) {
+      throw new FailedPreconditionError(
+        `snapshotter alias ${name}=overlay: the overlay snapshotter needs root and an overlayfs kernel that mounts on ${root}`,
+      );
+    }
+  }
   return {
     root,
     namespaces: metadata.namespaces,
@@ -32,7 +47,7 @@ export function embeddedBackend(root: string): Backend {
     content: async (ns, lease) => metadata.content(ns, { lease }),
     images: async (ns) => metadata.images(ns),
     async snapshotter(ns, name, lease) {
-      const ours = name ? ALIASES[name] : defaultSnapshotterName(root);
+      const ours = name ? resolveSnapshotterName(name, aliases) : defaultSnapshotterName(root);
       if (!ours || (ours === "overlay" && !overlay())) {
         throw new InvalidArgumentError(
           `snapshotter "${name}" is not loaded (this daemon has: ${this.snapshotters().join(", ")})`,
@@ -40,7 +55,9 @@ export function embeddedBackend(root: string): Backend {
       }
       return metadata.snapshotter(ns, ours, { lease });
     },
-    snapshotters: () => (overlay() ? ["overlayfs", "native"] : ["native"]),
+    proxyNamespace: (name) => (Object.hasOwn(aliases, name) ? name : undefined),
+    // an alias of overlay was refused above where overlay is not there
+    snapshotters: () => [...(overlay() ? ["overlayfs", "native"] : ["native"]), ...Object.keys(aliases)],
     async close() {},
   };
 }

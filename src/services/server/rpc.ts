@@ -48,6 +48,12 @@ export interface RpcHost {
   touchNamespace(ns: string): void;
   /** Registers an in-flight call (idle: one that only waits, like Subscribe); returns its unregister function. */
   track(ctrl: AbortController, idle?: boolean): () => void;
+  /**
+   * The namespace of a call that sends none, from its request (a containerd
+   * proxy plugin's snapshots calls: see ../snapshotter-names.ts); without it,
+   * or when it returns undefined, such a call is refused.
+   */
+  defaultNamespace?: (request: unknown) => string | undefined;
 }
 
 let counter = 0;
@@ -68,7 +74,8 @@ function begin(
   opts: Options,
 ): { ctx: CallContext; done: (err?: unknown) => { code: number; details: string } | undefined } {
   const id = requestId();
-  const ns = firstValue(call.metadata, NAMESPACE_KEY) ?? "";
+  const ns =
+    firstValue(call.metadata, NAMESPACE_KEY) ?? host.defaultNamespace?.((call as { request?: unknown }).request) ?? "";
   const lease = firstValue(call.metadata, LEASE_KEY);
   const global = GLOBAL.some((p) => method.startsWith(p));
   const ctrl = new AbortController();

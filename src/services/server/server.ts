@@ -7,6 +7,7 @@ import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import type { Provider } from "../../content/content.ts";
 import type { Applier } from "../../diff/applier.ts";
+import type { RemoteUnpacker } from "../../unpack/remote.ts";
 import { serviceDefinition } from "../proto.ts";
 import type { Backend } from "./backend.ts";
 import { contentService } from "./content.ts";
@@ -51,6 +52,8 @@ export function createServer(opts: {
   backend: Backend;
   log: Logger;
   loadApplier: (content: Provider) => Promise<Applier>;
+  /** Unpacks the layers containerd's remote-snapshotter labels name (none: containerd unpacks them itself). */
+  remote?: RemoteUnpacker;
 }): DaemonServer {
   const { backend, log } = opts;
   const calls = new Set<AbortController>();
@@ -73,7 +76,7 @@ export function createServer(opts: {
   server.addService(serviceDefinition("images"), imagesService(host, backend));
   server.addService(serviceDefinition("namespaces"), namespacesService(host, backend));
   server.addService(serviceDefinition("leases"), leasesService(host, backend));
-  server.addService(serviceDefinition("snapshots"), snapshotsService(host, backend));
+  server.addService(serviceDefinition("snapshots"), snapshotsService(host, backend, opts.remote));
   server.addService(serviceDefinition("diff"), diffService(host, backend, opts.loadApplier));
   server.addService(serviceDefinition("version"), versionService(host));
   server.addService(serviceDefinition("introspection"), introspectionService(host, backend));

@@ -1,9 +1,11 @@
 /** containerd.services.snapshots.v1.Snapshots over dist's snapshotters. */
 import type * as grpc from "@grpc/grpc-js";
 import { InvalidArgumentError } from "../../errors.ts";
+import type { RemoteUnpacker } from "../../unpack/remote.ts";
 import { mountToWire, snapshotInfoToWire, type WireSnapshotInfo } from "../convert.ts";
 import { adaptor, knownOnly, matchFilters, parseFilters } from "../filters.ts";
 import type { Backend } from "./backend.ts";
+import { prepareSnapshot } from "./remote-snapshots.ts";
 import { type RpcHost, serverStream, unary } from "./rpc.ts";
 
 const LIST_BATCH = 100;
@@ -27,7 +29,21 @@ function labelsOpt(labels: Record<string, string> | undefined) {
   return labels && Object.keys(labels).length > 0 ? { labels } : undefined;
 }
 
-export function snapshotsService(host: RpcHost, backend: Backend): grpc.UntypedServiceImplementation {
+/**
+ * The Snapshots service. With `remote`, a Prepare that names a layer of an image
+ * (containerd's remote-snapshotter labels) may be answered by unpacking it from
+ * the registry (remote-snapshots.ts).
+ */
+export function snapshotsService(
+  base: RpcHost,
+  backend: Backend,
+  remote?: RemoteUnpacker,
+): grpc.UntypedServiceImplementation {
+  // a containerd proxy plugin sends no namespace: its calls go to the alias's own (snapshotter-names.ts)
+  const host: RpcHost = {
+    ...base,
+    defaultNamespace: (req) => backend.proxyNamespace((req as { snapshotter?: string }).snapshotter ?? ""),
+  };
   const sn = (ctx: { namespace: string; lease?: string }, name: string) =>
     backend.snapshotter(ctx.namespace, name, ctx.lease);
   const M = "snapshots.";
@@ -37,8 +53,9 @@ export function snapshotsService(host: RpcHost, backend: Backend): grpc.UntypedS
       host,
       `${M}Prepare`,
       async (req: CreateRequest, ctx) => {
-        const s = await sn(ctx, req.snapshotter);
-        const mounts = await s.prepare(key(req.key), req.parent || undefined, labelsOpt(req.labels));
+        const snapshotter = await sn(ctx, req.snapshotter);
+        const c = { backend, namespace: ctx.namespace, snapshotter, remote, log: ctx.log, signal: ctx.signal };
+        const mounts = await prepareSnapshot(c, key(req.key), req.parent || undefined, req.labels);
         return { mounts: mounts.map(mountToWire) };
       },
       mutating,

@@ -3,10 +3,12 @@
  * `fs` (its upper layer) and `work`; an active snapshot mounts overlay with the
  * parents' `fs` dirs as lowerdir (immediate parent first), a snapshot without
  * parents is a bind of its own `fs`, and a view of one parent binds that parent.
+ * In a user namespace (a rootless run) overlays are mounted with `userxattr`.
  */
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { DatabaseSync } from "node:sqlite";
+import { inUserNamespace } from "../../sys/userns.ts";
 import { type Driver, FsSnapshotter } from "../fs-snapshotter.ts";
 import type { Kind, Mount } from "../snapshotter.ts";
 
@@ -23,15 +25,16 @@ export const overlayDriver: Driver = {
       return [{ type: "bind", source: fs(dir), options: [ro ? "ro" : "rw", "rbind"] }];
     }
     const lower = `lowerdir=${parentDirs.map(fs).join(":")}`;
+    const userxattr = inUserNamespace() ? ["userxattr"] : [];
     if (ro) {
       if (parentDirs.length === 1) return [{ type: "bind", source: fs(parentDirs[0]), options: ["ro", "rbind"] }];
-      return [{ type: "overlay", source: "overlay", options: [lower] }];
+      return [{ type: "overlay", source: "overlay", options: [lower, ...userxattr] }];
     }
     return [
       {
         type: "overlay",
         source: "overlay",
-        options: [`workdir=${join(dir, "work")}`, `upperdir=${fs(dir)}`, lower],
+        options: [`workdir=${join(dir, "work")}`, `upperdir=${fs(dir)}`, lower, ...userxattr],
       },
     ];
   },
