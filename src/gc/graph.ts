@@ -15,14 +15,26 @@
  *   `containerd.io/snapshot.ref`: its lease holds it), and a container's
  *   snapshot;
  * - an ingest a writer holds open, and one no lease holds that was written to
- *   within the ingest expiry (containerd: 24 hours).
+ *   within the ingest expiry (containerd: 24 hours);
+ * - every snapshot of a namespace a containerd keeps through a dist daemon as
+ *   its proxy snapshotter (labelled PROXY_NAMESPACE_LABEL): that containerd
+ *   owns and collects them.
  * References: a blob's and a snapshot's labels (labels.ts), a snapshot's
  * parent, an ingest's expected blob. The rest is garbage.
  */
 import type { Digest } from "../digest.ts";
 import { type Database, statement } from "../metadata/db.ts";
 import { BACKEND_TABLE } from "../snapshots/storage.ts";
-import { distSnapshotterName, GC_FLAT, GC_ROOT, labelRefs, leaseExpiry, optionalRef, SNAPSHOT_REF } from "./labels.ts";
+import {
+  distSnapshotterName,
+  GC_FLAT,
+  GC_ROOT,
+  labelRefs,
+  leaseExpiry,
+  optionalRef,
+  PROXY_NAMESPACE_LABEL,
+  SNAPSHOT_REF,
+} from "./labels.ts";
 import { mark } from "./mark.ts";
 import { PROCESS_LABEL } from "./process-lease.ts";
 
@@ -92,6 +104,8 @@ export interface Records {
   snapshots: SnapshotRecord[];
   leases: LeaseRecord[];
   backend: BackendSnapshot[];
+  /** Namespaces whose snapshots a containerd owns (PROXY_NAMESPACE_LABEL). */
+  proxyNamespaces: Set<string>;
 }
 
 /** Reads every namespace's records (inside the caller's transaction, so they are one state). */
@@ -186,7 +200,12 @@ export function loadRecords(db: Database): Records {
     labels: json(r.labels),
     resources: resources.get(`${r.namespace}\0${r.id}`) ?? [],
   }));
-  return { images, content, ingests, snapshots, leases, backend };
+  const proxyNamespaces = new Set(
+    (db.prepare("SELECT name, labels FROM namespaces").all() as { name: string; labels: string }[])
+      .filter((r) => json(r.labels)[PROXY_NAMESPACE_LABEL] !== undefined)
+      .map((r) => r.name),
+  );
+  return { images, content, ingests, snapshots, leases, backend, proxyNamespaces };
 }
 
 function hasTable(db: Database, name: string): boolean {
@@ -309,7 +328,9 @@ export function markRecords(records: Records, policy: MarkPolicy): Marked {
   for (const s of records.snapshots) {
     const temporary = s.labels[SNAPSHOT_REF] !== undefined && s.kind !== "committed";
     const inUse = (s.kind === "active" || s.kind === "view") && !temporary;
-    if (inUse || s.labels[GC_ROOT] !== undefined) roots.push(snapshotNode(s.namespace, s.snapshotter, s.key));
+    const containerds = records.proxyNamespaces.has(s.namespace);
+    if (inUse || containerds || s.labels[GC_ROOT] !== undefined)
+      roots.push(snapshotNode(s.namespace, s.snapshotter, s.key));
   }
   for (const c of policy.containers) {
     roots.push(refer(`container ${c.id} uses`, snapshotNode(c.namespace, distSnapshotterName(c.snapshotter), c.key)));

@@ -22,6 +22,14 @@ export const GC_FLAT = "containerd.io/gc.flat";
  * root of its own; the lease of the unpack holds it.
  */
 export const SNAPSHOT_REF = "containerd.io/snapshot.ref";
+/**
+ * On a namespace: a containerd that uses a dist daemon as its proxy
+ * snapshotter (the alias, the label's value) keeps its snapshots there
+ * (services/snapshotter-names.ts). That containerd owns their lifetime and
+ * collects them through the snapshots API, so every snapshot of such a
+ * namespace is a root here: dist has none of the records that reference them.
+ */
+export const PROXY_NAMESPACE_LABEL = "dist.snapshotter-alias";
 
 /** A snapshot a label references: the snapshotter (as the label spells it) and the key. */
 export interface SnapshotRef {

@@ -18,6 +18,7 @@ import { holdProcessLease, PROCESS_LABEL } from "../../src/gc/process-lease.ts";
 import { snapshotLabelKey } from "../../src/images/gc-labels.ts";
 import { closeAllDatabases } from "../../src/metadata/db.ts";
 import { Metadata } from "../../src/metadata/metadata.ts";
+import { embeddedBackend } from "../../src/services/server/embedded.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "dist-gc-"));
 after(() => {
@@ -188,6 +189,22 @@ describe("garbage collection", () => {
     const r2 = await collectGarbage(md);
     assert.deepEqual(ids(r2, "snapshot"), ["native/L1", "native/L2"], "children before parents");
     assert.equal(md.backendSnapshotter("native").meta.list().length, 0);
+  });
+
+  it("a containerd's proxy-snapshotter namespace: its snapshots are that containerd's, never collected", async () => {
+    const root = join(tmp, `root${n++}`);
+    // the daemon's backend labels each alias's namespace as it starts
+    await embeddedBackend(root, { snapshotterAliases: { dist: "native" } }).close();
+    const md = new Metadata(root);
+    const theirs = md.snapshotter("dist", "native");
+    await theirs.prepare("default/1/extract", undefined);
+    await theirs.commit("default/2/sha256:layer", "default/1/extract");
+    const ours = md.snapshotter("default", "native");
+    await ours.prepare("a", undefined);
+    await ours.commit("stray", "a");
+    const r = await collectGarbage(md);
+    assert.deepEqual(ids(r, "snapshot"), ["native/stray"]);
+    assert.deepEqual(await keys(md, "dist"), ["default/2/sha256:layer"]);
   });
 
   it("gc.root labels make roots; an overlayfs label names the overlay snapshotter", async () => {

@@ -3,6 +3,7 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { FailedPreconditionError, InvalidArgumentError } from "../../errors.ts";
+import { PROXY_NAMESPACE_LABEL } from "../../gc/labels.ts";
 import { Metadata } from "../../metadata/metadata.ts";
 import { defaultSnapshotterName, overlaySupported, type SnapshotterName } from "../../snapshots/open.ts";
 import { DEFAULT_ALIAS, resolveSnapshotterName } from "../snapshotter-names.ts";
@@ -40,6 +41,7 @@ export function embeddedBackend(root: string, opts: EmbeddedBackendOptions = {})
       );
     }
   }
+  markProxyNamespaces(metadata, Object.keys(aliases));
   return {
     root,
     namespaces: metadata.namespaces,
@@ -60,4 +62,21 @@ export function embeddedBackend(root: string, opts: EmbeddedBackendOptions = {})
     snapshotters: () => [...(overlay() ? ["overlayfs", "native"] : ["native"]), ...Object.keys(aliases)],
     async close() {},
   };
+}
+
+/**
+ * Labels each alias's namespace as a containerd's (PROXY_NAMESPACE_LABEL), so
+ * that garbage collection, by this daemon or by `dist gc`, leaves its
+ * snapshots to that containerd. The label stays when the alias goes: the
+ * snapshots may still be that containerd's.
+ */
+function markProxyNamespaces(metadata: Metadata, aliases: readonly string[]): void {
+  for (const name of aliases) {
+    metadata.namespaces.ensure(name);
+    const ns = metadata.namespaces.get(name);
+    if (ns.labels[PROXY_NAMESPACE_LABEL] === name) continue;
+    metadata.namespaces.update({ name, labels: { [PROXY_NAMESPACE_LABEL]: name } }, [
+      `labels.${PROXY_NAMESPACE_LABEL}`,
+    ]);
+  }
 }
