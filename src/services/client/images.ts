@@ -64,7 +64,7 @@ export class RemoteImageStore implements ImageStore {
     }
   }
 
-  async delete(name: string): Promise<void> {
-    await unaryCall(this.#conn, "images", "Delete", { name, sync: false });
+  async delete(name: string, opts: { sync?: boolean } = {}): Promise<void> {
+    await unaryCall(this.#conn, "images", "Delete", { name, sync: opts.sync === true });
   }
 }
