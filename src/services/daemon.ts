@@ -170,7 +170,19 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   let remote: RemoteUnpacker | undefined;
   try {
     await prepareSocket(address);
-    backend = opts.backend ?? embeddedBackend(root, { snapshotterAliases: opts.snapshotterAliases });
+    backend =
+      opts.backend ??
+      embeddedBackend(root, {
+        snapshotterAliases: opts.snapshotterAliases,
+        gc: {
+          onCollected: (r) => {
+            const removed = Object.fromEntries(Object.entries(r.totals).map(([k, t]) => [k, t.count]));
+            log.info({ removed, ms: r.elapsedMs }, "garbage collected");
+            for (const p of r.problems) log.warn({ problem: p }, "garbage collection");
+          },
+          onError: (err) => log.error({ err: errorMessage(err) }, "garbage collection failed"),
+        },
+      });
     const resolver = createResolver({ ...opts.registry, onWarning: (m) => log.debug(m) });
     remote = new RemoteUnpacker({ resolver, onWarning: (m) => log.warn(m) });
     ds = createServer({ backend, log, loadApplier: opts.loadApplier ?? defaultApplier, remote });

@@ -186,6 +186,8 @@ describe("namespaces are kept apart: ctr -n a never sees what ctr -n b made", ()
     const data = "namespaced content\n";
     const dg = sha256(data);
     await ctrOk(["content", "ingest", "--expected-digest", dg, "iso-ref"], { ...A, input: data });
+    // nothing references it: a gc.root keeps it from the collections the daemon runs after deletes
+    await ctrOk(["content", "label", dg, "containerd.io/gc.root=test"], A);
     assert.match((await ctrOk(["content", "ls", "-q"], A)).stdout, new RegExp(dg));
     assert.doesNotMatch((await ctrOk(["content", "ls", "-q"], B)).stdout, new RegExp(dg));
     const get = await ctr(["content", "get", dg], B);
