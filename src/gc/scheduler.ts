@@ -12,8 +12,11 @@ import { type CollectOptions, type CollectResult, collectGarbage } from "./colle
 
 /** Options of GcScheduler. */
 export interface GcSchedulerOptions {
-  /** How long after a delete a scheduled collection starts (ms; default 100). */
-  delayMs?: number;
+  /**
+   * How long after a delete a scheduled collection starts (ms; default 100);
+   * false: none is scheduled, only those asked for run (collectNow).
+   */
+  delayMs?: number | false;
   /** The most of the time a scheduled collection may take (default 0.02, containerd's). */
   pauseThreshold?: number;
   /** Told of each collection (a daemon logs it). */
@@ -42,7 +45,7 @@ export class GcScheduler {
 
   /** Something that may free space was deleted: a collection follows, within the pause bound. */
   schedule(): void {
-    if (this.#closed || this.#timer) return;
+    if (this.#closed || this.#timer || this.#opts.delayMs === false) return;
     const threshold = this.#opts.pauseThreshold ?? 0.02;
     const bound = this.#lastEnd + this.#lastMs / threshold - Date.now();
     const wait = Math.max(this.#opts.delayMs ?? 100, bound);
@@ -61,7 +64,7 @@ export class GcScheduler {
 
   /** A lease expires at `at`: a collection then takes what it alone held. */
   expireAt(at: Date): void {
-    if (this.#closed) return;
+    if (this.#closed || this.#opts.delayMs === false) return;
     // setTimeout's bound (~24.8 days); a later expiry is found by a later collection
     const ms = Math.min(Math.max(at.getTime() - Date.now(), 0) + 10, 2 ** 31 - 1);
     const t = setTimeout(() => {

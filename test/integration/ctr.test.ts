@@ -41,7 +41,9 @@ const sha256 = (b: string | Buffer) => `sha256:${createHash("sha256").update(b).
 before(async () => {
   tb = await testbed();
   tmp = mkdtempSync(join(tmpdir(), "dist-ctr-"));
-  d = await startDaemonProcess(join(tmp, "root"), join(tmp, "run", "dist.sock"));
+  // ctr content ingest writes without a lease: a collection scheduled by an earlier delete could take
+  // such a blob between two ctr calls (containerd's would too); collections here are the sync ones only
+  d = await startDaemonProcess(join(tmp, "root"), join(tmp, "run", "dist.sock"), ["--gc-delay", "off"]);
 });
 
 after(async () => {
