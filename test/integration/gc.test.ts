@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { DIST, type Testbed, testbed } from "./harness.ts";
@@ -123,5 +124,31 @@ describe("dist gc, df, rmi --prune and leases", () => {
     const snaps = await json<{ kind: string }[]>(["snapshots", "--snapshotter", "native", "ls"], root);
     assert.ok(snaps.length > 0 && snaps.every((s) => s.kind === "committed"));
     await ok(["images", "check", `${tb.plain}/${REF}`], root);
+  });
+
+  test("pull --discard-layers: the layers go once unpacked; check, push and export name them; fetch gets them again", async () => {
+    const root = tb.newRoot();
+    const ref = `${tb.plain}/${REF}`;
+    await ok(["pull", "--plain-http", "--snapshotter", "native", "--discard-layers", ref], root);
+    const layer = tb.images[REF].layers?.[0]?.digest;
+    assert.ok(layer);
+    const blobs = (await ok(["content", "ls", "-q"], root)).trim().split("\n");
+    assert.equal(blobs.length, 2, "manifest and config only");
+    assert.ok(!blobs.includes(layer));
+    assert.equal(removedCount(await json<Collected>(["gc", "--dry-run"], root)), 0, "the rest is the image's");
+    const check = await tb.dist(["images", "check", ref], { root });
+    assert.equal(check.code, 1);
+    assert.match(check.stdout, /incomplete \(2\/3\)/);
+    assert.match(check.stdout, new RegExp(`missing layer-${layer}`));
+    const push = await tb.dist(["push", "--plain-http", `${tb.plain}/gc/discarded:1`, ref], { root });
+    assert.notEqual(push.code, 0);
+    assert.match(push.stderr, new RegExp(`${layer}.* is not in the content store \\(fetch the image again\\)`));
+    const exp = await tb.dist(["export", join(tb.tempDir("export"), "x.tar"), ref], { root });
+    assert.notEqual(exp.code, 0);
+    assert.match(exp.stderr, new RegExp(`layer ${layer} is not in the content store \\(dist fetch .* gets it again`));
+    await ok(["fetch", "--plain-http", ref], root);
+    assert.ok((await ok(["content", "ls", "-q"], root)).includes(layer), "fetched again");
+    await ok(["images", "check", ref], root);
+    assert.equal(removedCount(await json<Collected>(["gc"], root)), 0, "a fetch references its layers again");
   });
 });
