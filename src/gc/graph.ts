@@ -297,6 +297,12 @@ export function markRecords(records: Records, policy: MarkPolicy): Marked {
     ];
   };
 
+  /**
+   * What live leases hold: work in progress (a fetch labels a manifest for its
+   * layers before they arrive), so what is missing below them is no problem.
+   */
+  const leaseRoots: Node[] = [];
+  let quiet = false;
   const leased = new Set<Node>();
   for (const lease of records.leases) {
     const id = leaseNode(lease.namespace, lease.id);
@@ -306,15 +312,15 @@ export function markRecords(records: Records, policy: MarkPolicy): Marked {
     const state = leaseState(lease, policy, (p) => problems.add(p));
     leaseStates.set(id, state);
     if (!state.live) continue;
-    roots.push(id);
+    leaseRoots.push(id);
     const flat = lease.labels[GC_FLAT] !== undefined ? "-flat" : "";
     for (const r of lease.resources) {
       const from = `lease ${lease.id} (namespace ${lease.namespace}) holds`;
-      if (r.type === "content") roots.push(refer(from, node(`content${flat}` as NodeType, lease.namespace, r.id)));
-      else if (r.type === "ingests") roots.push(ingestNode(lease.namespace, r.id));
+      if (r.type === "content") leaseRoots.push(refer(from, node(`content${flat}` as NodeType, lease.namespace, r.id)));
+      else if (r.type === "ingests") leaseRoots.push(ingestNode(lease.namespace, r.id));
       else if (r.type.startsWith("snapshots/")) {
         const sn = distSnapshotterName(r.type.slice("snapshots/".length));
-        roots.push(refer(from, node(`snapshot${flat}` as NodeType, lease.namespace, `${sn}\0${r.id}`)));
+        leaseRoots.push(refer(from, node(`snapshot${flat}` as NodeType, lease.namespace, `${sn}\0${r.id}`)));
       }
     }
   }
@@ -371,10 +377,16 @@ export function markRecords(records: Records, policy: MarkPolicy): Marked {
   };
   const dangling = (n: Node): Node[] => {
     const from = referrers.get(n);
-    if (from) problems.add(`${from} ${describeNode(n)}, which does not exist`);
+    if (from && !quiet) problems.add(`${from} ${describeNode(n)}, which does not exist`);
     return [];
   };
-  const reached = mark(roots, refs, (path) => {
+  // the leases' last: what only they reach is walked quietly
+  const allRoots = function* () {
+    yield* roots;
+    quiet = true;
+    yield* leaseRoots;
+  };
+  const reached = mark(allRoots(), refs, (path) => {
     problems.add(`reference cycle: ${path.map((p) => describeNode(p)).join(" → ")}`);
   });
   const reachable = new Set<Node>();

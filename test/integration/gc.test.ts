@@ -151,4 +151,32 @@ describe("dist gc, df, rmi --prune and leases", () => {
     await ok(["images", "check", ref], root);
     assert.equal(removedCount(await json<Collected>(["gc"], root)), 0, "a fetch references its layers again");
   });
+
+  test("collections during a pull never take what it holds; afterwards records and files agree", {
+    timeout: 120_000,
+  }, async () => {
+    const root = tb.newRoot();
+    const proxy = await tb.proxy(tb.plain, "slow", { delayMs: 30 });
+    const ref = `${proxy}/${REF}`;
+    const pulling = tb.dist(["pull", "--plain-http", "--snapshotter", "native", ref], { root });
+    let settled = false;
+    void pulling.finally(() => {
+      settled = true;
+    });
+    let collections = 0;
+    while (!settled) {
+      const r = await json<Collected>(["gc"], root);
+      assert.deepEqual(r.problems, []);
+      collections++;
+    }
+    const pulled = await pulling;
+    assert.equal(pulled.code, 0, pulled.stderr);
+    assert.ok(collections >= 2, `${collections} collections ran during the pull`);
+    await ok(["images", "check", ref], root);
+    const after = await json<Collected>(["gc"], root);
+    assert.equal(removedCount(after), 0);
+    assert.deepEqual(after.problems, [], "no record without its file");
+    const snaps = await json<{ kind: string }[]>(["snapshots", "--snapshotter", "native", "ls"], root);
+    assert.ok(snaps.length > 0 && snaps.every((s) => s.kind === "committed"));
+  });
 });
