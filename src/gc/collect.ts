@@ -32,7 +32,6 @@ import { listRecords } from "../run/containers.ts";
 import { SNAPSHOTTERS } from "../snapshots/open.ts";
 import {
   contentNode,
-  type ImageRecord,
   type IngestRecord,
   ingestNode,
   leaseNode,
@@ -88,7 +87,7 @@ export interface CollectOptions {
    */
   only?: { namespace: string; content: readonly Digest[] };
   /** Images left out of the roots (df's question: what would deleting these free?); dry runs only. */
-  skipImage?: (image: ImageRecord) => boolean;
+  skipImage?: (image: { namespace: string; name: string }) => boolean;
   /** How long to wait for another collection (ms; default 10 min). */
   lockTimeout?: number;
   signal?: AbortSignal;

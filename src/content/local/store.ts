@@ -395,6 +395,7 @@ export class LocalStore implements Store, BlobFiles, IngestFiles {
    * The lock of the ingest of `ref`, taken without waiting: null while a writer
    * holds it. Garbage collection holds it while it drops the ingest's record,
    * so no writer goes on writing an ingest that is being removed.
+   * @internal
    */
   tryLockIngest(ref: string): RefLock | null {
     try {
