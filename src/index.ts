@@ -133,6 +133,7 @@ export {
   fetchObject,
   type Tee,
 } from "./remotes/handlers.ts";
+export { type FetchMissingLayersOptions, fetchMissingLayers } from "./remotes/refetch.ts";
 export type {
   Fetcher,
   FetchOptions,
