@@ -43,6 +43,18 @@ export {
   UnimplementedError,
   wrapError,
 } from "./errors.ts";
+export {
+  type CollectOptions,
+  type CollectResult,
+  collectGarbage,
+  type Removed,
+  type RemovedKind,
+  type RemovedTotals,
+} from "./gc/collect.ts";
+export { type DiskUsage, diskUsage, type UsageRow } from "./gc/df.ts";
+export { discardUnpackedLayers } from "./gc/discard.ts";
+export { holdProcessLease, type ProcessLease, type ProcessLeaseOptions } from "./gc/process-lease.ts";
+export { GcScheduler, type GcSchedulerOptions } from "./gc/scheduler.ts";
 export { type CheckResult, check, imageSize } from "./images/check.ts";
 export { childrenHandler, filterPlatforms, type NoteFn } from "./images/children.ts";
 export type { Handler } from "./images/handlers.ts";
@@ -121,6 +133,7 @@ export {
   fetchObject,
   type Tee,
 } from "./remotes/handlers.ts";
+export { type FetchMissingLayersOptions, fetchMissingLayers } from "./remotes/refetch.ts";
 export type {
   Fetcher,
   FetchOptions,

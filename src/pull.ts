@@ -40,6 +40,13 @@ export interface PullOptions {
   onUnpack?: (platform: string, manifest: Descriptor) => void;
   /** Apply ownership from the layers (default: when root). */
   sameOwner?: boolean;
+  /**
+   * Manifests reference their config but not their layers (containerd's
+   * discard-unpacked-layers): once the pull's lease ends, an unpacked layer's
+   * blob is garbage unless another image references it. The caller collects
+   * them (collectGarbage with `only`). Without a snapshotter it changes nothing.
+   */
+  discardLayers?: boolean;
 }
 
 /** What pull did: fetchImage's result and the manifests unpacked with their ChainIDs. */
@@ -81,6 +88,8 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
       images: opts.images,
       labels: opts.labels,
       sourceLabels: opts.content,
+      gcLabels: opts.content,
+      discardLayers: opts.discardLayers === true && sn !== undefined,
     });
   } catch (err) {
     if (!unpacker) throw err;

@@ -6,6 +6,7 @@ import { register as copy } from "./copy.ts";
 import { register as daemon } from "./daemon.ts";
 import { register as exportImages } from "./export.ts";
 import { register as fetch } from "./fetch.ts";
+import { register as gc } from "./gc.ts";
 import { register as images } from "./images.ts";
 import { register as importImages } from "./import.ts";
 import { register as pull } from "./pull.ts";
@@ -32,6 +33,7 @@ const registrations: Register[] = [
   push,
   copy,
   serve,
+  gc,
 ];
 
 export function registerCommands(program: Command): void {

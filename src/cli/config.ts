@@ -9,6 +9,7 @@
  *   snapshotter = "native"                      # --snapshotter, DIST_SNAPSHOTTER
  *   hosts_dir = ["/etc/dist/certs.d"]           # --hosts-dir (default: dist's, containerd's and docker's certs.d)
  *   max_concurrent_downloads = 6                # --max-concurrent-downloads
+ *   discard_layers = true                       # pull --discard-layers
  *
  * An unknown key or a bad value is an error naming the file and the line.
  * DIST_SYSTEM_CONFIG_ROOT moves /etc (tests).
@@ -27,6 +28,7 @@ export interface Config {
   snapshotter?: string;
   hostsDir?: string[];
   maxConcurrentDownloads?: number;
+  discardLayers?: boolean;
 }
 
 /** Where the settings came from: the files read, in the order applied. */
@@ -77,6 +79,10 @@ const KEYS: Record<string, Check> = {
       throw new InvalidArgumentError(`${where}: max_concurrent_downloads must be a number from 1 to 1024, not ${v}`);
     }
     return { maxConcurrentDownloads: n };
+  },
+  discard_layers: (v, where) => {
+    if (typeof v !== "boolean") throw new InvalidArgumentError(`${where}: discard_layers must be true or false`);
+    return { discardLayers: v };
   },
 };
 

@@ -10,6 +10,7 @@ interface DaemonFlags extends Record<string, unknown> {
   grace: string;
   group?: string;
   snapshotterAlias?: string[];
+  gcDelay: string;
 }
 
 const LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
@@ -25,6 +26,11 @@ export function register(program: Command): void {
       "--snapshotter-alias <name=overlay|native>",
       "another name for a snapshotter, as containerd's proxy plugin NAME sends it (repeatable; default dist=the default snapshotter)",
       collect,
+    )
+    .option(
+      "--gc-delay <duration|off>",
+      "collect the garbage this long after a delete (image, lease, snapshot, blob) or a lease's expiry; off: only on a sync delete (ctr images rm --sync)",
+      "100ms",
     );
   // the registry client of containerd's remote-snapshotter fast path
   addRegistryFlags(cmd).action(async (opts: DaemonFlags, c: Command) => {
@@ -43,6 +49,7 @@ export function register(program: Command): void {
       grace: parseDuration(opts.grace),
       group: opts.group,
       snapshotterAliases: aliases,
+      gcDelayMs: opts.gcDelay === "off" ? false : parseDuration(opts.gcDelay),
       registry,
     });
     // stopped cleanly: a helper thread left running (a shared worker) must not keep the process up

@@ -13,7 +13,7 @@ import type { Fetcher } from "../remotes/remotes.ts";
 import { UsageError } from "./args.ts";
 import { commandSignal, globals, parseSize } from "./globals.ts";
 import { log } from "./log.ts";
-import { openContentStore, openImageStore } from "./open.ts";
+import { holdCommandLease, openContentStore, openImageStore } from "./open.ts";
 import { withProgress } from "./progress.ts";
 import { addRegistryFlags, registryOptions } from "./registry-flags.ts";
 import {
@@ -167,6 +167,7 @@ Examples:
     .action(async (refs: string[], opts: Record<string, unknown>, c: Command) => {
       const { g, names, platforms, limit, signal, resolver } = await transferFrom(refs, opts, c);
       const { FetchGroup, fetchImage } = await import("../remotes/handlers.ts");
+      await holdCommandLease(g);
       const store = await openContentStore(g);
       const images = await openImageStore(g);
       const group = new FetchGroup(limit);
@@ -185,6 +186,7 @@ Examples:
               onNote: progress.onNote,
               images,
               sourceLabels: store,
+              gcLabels: store,
             }),
           );
           progress.summary.images = results.map(imageSummary);

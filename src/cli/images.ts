@@ -113,34 +113,50 @@ Examples:
     );
 }
 
-async function removeImages(c: Command, names: string[]): Promise<void> {
+async function removeImages(c: Command, names: string[], opts: { sync?: boolean; output?: string }): Promise<void> {
   const g = globals(c);
+  const format = outputFormat(opts.output);
   const store = await openImageStore(g);
   const { storedName } = await import("../images/names.ts");
+  const deleted: string[] = [];
   await forEachItem(names, async (name) => {
     const n = await storedName(store, name);
-    await store.delete(n);
-    process.stdout.write(`${n}\n`);
+    await store.delete(n, { sync: opts.sync });
+    deleted.push(n);
+    if (format === "table") process.stdout.write(`${n}\n`);
   });
+  // a daemon collects by itself after a delete; the root's garbage is collected here
+  const { collectRoot, printCollected } = await import("./gc.ts");
+  const collected = opts.sync && !g.address ? await collectRoot(g) : undefined;
+  if (format === "json") printJson({ deleted, ...(collected ? { collected } : {}) });
+  else if (collected) printCollected(collected, "table");
 }
 
 function addRemove(parent: Command, name: string, aliases: string[]): Command {
   return parent
     .command(name)
     .aliases(aliases)
-    .description("delete image names (their content stays in the content store)")
+    .description("delete image names (their content stays until a collection: --prune, or dist gc)")
     .argument("<name...>", "image names, as `dist images` lists them (short forms like redis are normalised)")
+    .option("--prune", "collect the garbage afterwards: the blobs and snapshots nothing references go")
+    .option("--sync", "the same as --prune (ctr's name)")
+    .addOption(outputOption())
     .addHelpText(
       "after",
       `
 Prints each name deleted. A name that is not there is reported on stderr and
-the exit status is 1, after the others were deleted.
+the exit status is 1, after the others were deleted. With --prune (or --sync,
+ctr's name), what the deleted images alone referenced is removed before the
+command returns, and what was removed is printed as \`dist gc\` prints it.
 
 Examples:
   dist images rm docker.io/library/redis:latest
-  dist rmi redis 127.0.0.1:5000/app:1.0`,
+  dist rmi redis 127.0.0.1:5000/app:1.0
+  dist rmi --prune redis`,
     )
-    .action(async (names: string[], _opts: unknown, c: Command) => removeImages(c, names));
+    .action(async (names: string[], opts: { prune?: boolean; sync?: boolean; output?: string }, c: Command) =>
+      removeImages(c, names, { sync: opts.prune || opts.sync, output: opts.output }),
+    );
 }
 
 function addTag(parent: Command): Command {

@@ -6,7 +6,7 @@
 import type { Command } from "commander";
 import { UsageError } from "./args.ts";
 import { commandSignal, globals } from "./globals.ts";
-import { openContentStore, openImageStore } from "./open.ts";
+import { holdCommandLease, openContentStore, openImageStore } from "./open.ts";
 import { addPlatformFlags, platformMatchers } from "./platform-flags.ts";
 import { addProgressFlag, withProgress } from "./progress.ts";
 import { addSnapshotterFlag, snapshotterFor } from "./snapshots.ts";
@@ -67,6 +67,7 @@ Examples:
         throw new UsageError("--name names the one image: it cannot go with --base-name or --digests");
       }
       const { importImages } = await import("../transfer/import.ts");
+      await holdCommandLease(g);
       const content = await openContentStore(g);
       const images = await openImageStore(g);
       const started = Date.now();

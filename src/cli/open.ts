@@ -4,6 +4,7 @@
  * same interfaces. Commands call these and never construct stores themselves.
  */
 import type { Store } from "../content/content.ts";
+import type { ProcessLease } from "../gc/process-lease.ts";
 import type { ImageStore } from "../images/image.ts";
 import type { Snapshotter } from "../snapshots/snapshotter.ts";
 import { prepareRoot } from "../store-root.ts";
@@ -30,10 +31,39 @@ export function embeddedRoot(g: GlobalOptions): string {
   return g.root;
 }
 
+let held: { root: string; namespace: string; lease: ProcessLease } | undefined;
+
+/**
+ * Makes what this command writes from now on go on a lease held while the
+ * process runs (gc/process-lease.ts): a collection meanwhile keeps it, and if
+ * the process dies, the next collection takes whatever nothing else
+ * references. A daemon connection holds a lease of its own (--address).
+ */
+export async function holdCommandLease(g: GlobalOptions): Promise<void> {
+  if (g.address || held) return;
+  const [{ openMetadata }, { holdProcessLease }] = await Promise.all([
+    import("../metadata/metadata.ts"),
+    import("../gc/process-lease.ts"),
+  ]);
+  const root = embeddedRoot(g);
+  held = { root, namespace: g.namespace, lease: await holdProcessLease(openMetadata(root), g.namespace) };
+}
+
+/** Ends the command's lease (what it held is garbage unless referenced by now). */
+export function releaseCommandLease(): void {
+  held?.lease.release();
+  held = undefined;
+}
+
+/** The lease of the stores opened for `g`, if the command holds one there. */
+function leaseOf(g: GlobalOptions): string | undefined {
+  return held && held.root === g.root && held.namespace === g.namespace ? held.lease.id : undefined;
+}
+
 export async function openContentStore(g: GlobalOptions): Promise<Store> {
   if (g.address) return (await import("../services/client/index.ts")).remoteContentStore(remote(g));
   const { namespacedContentStore } = await import("../metadata/metadata.ts");
-  return namespacedContentStore(embeddedRoot(g), g.namespace);
+  return namespacedContentStore(embeddedRoot(g), g.namespace, { lease: leaseOf(g) });
 }
 
 /** Runs fn with the content store, closed afterwards. */
@@ -65,5 +95,5 @@ export async function openSnapshotter(
   name ??= process.env.DIST_SNAPSHOTTER ? undefined : config().snapshotter;
   if (g.address) return (await import("../services/client/index.ts")).remoteSnapshotter(remote(g), name);
   const { openSnapshotterAt } = await import("../metadata/metadata.ts");
-  return openSnapshotterAt(embeddedRoot(g), name, g.namespace, opts);
+  return openSnapshotterAt(embeddedRoot(g), name, g.namespace, { ...opts, lease: leaseOf(g) });
 }

@@ -4,6 +4,7 @@
  * that went under the tag.
  */
 import type { Command } from "commander";
+import { wrapError } from "../errors.ts";
 import { collect, UsageError } from "./args.ts";
 import { commandSignal, globals } from "./globals.ts";
 import { openContentStore, openImageStore } from "./open.ts";
@@ -35,6 +36,8 @@ alone, as ctr push does.
 Blobs the registry has already are skipped (HEAD), and a blob that came from
 another repository of the same registry (its containerd.io/distribution.source
 label, recorded by fetch and pull) is mounted from there rather than uploaded.
+Layers that pull --discard-layers removed are fetched again first, by digest,
+from the image's own repository (with these registry flags).
 Small blobs go in one PUT, large ones in 64 MiB PATCH chunks; an interrupted
 upload resumes from the offset the registry reports.
 
@@ -63,6 +66,22 @@ Examples:
       const images = await openImageStore(g);
       try {
         await withProgress(async (progress) => {
+          // layers pull --discard-layers removed come back from where the image came from
+          const { fetchMissingLayers } = await import("../remotes/refetch.ts");
+          const image = await images.get(local === undefined ? name : normalize(local)).catch(() => undefined);
+          if (image) {
+            const again = await fetchMissingLayers({
+              resolver,
+              content,
+              image,
+              platforms,
+              progress: progress.tracker,
+              signal,
+            }).catch((err) => {
+              throw naming(image.name, wrapError(err, "fetching its discarded layers again"));
+            });
+            if (again.length > 0) progress.print(`${image.name}: fetched ${again.length} discarded layers again`);
+          }
           const r = await pushImage({
             resolver,
             content,

@@ -6,7 +6,7 @@
 import type { Command } from "commander";
 import { FailedPreconditionError, isAlreadyExists } from "../errors.ts";
 import { commandSignal, globals } from "./globals.ts";
-import { openContentStore } from "./open.ts";
+import { holdCommandLease, openContentStore } from "./open.ts";
 import { addPlatformFlags, platformMatcher } from "./platform-flags.ts";
 import { holdMessages } from "./progress.ts";
 import { addSnapshotterFlag, printMounts, snapshotterFor } from "./snapshots.ts";
@@ -49,6 +49,7 @@ Examples:
         import("../images/lookup.ts"),
         import("../unpack/unpacker.ts"),
       ]);
+      await holdCommandLease(g);
       const content = await openContentStore(g);
       try {
         const sn = await snapshotterFor(c);

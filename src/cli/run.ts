@@ -10,7 +10,7 @@ import { asUsage, collect, reportItemError, UsageError } from "./args.ts";
 import { config } from "./config.ts";
 import { effectiveOptions, globals } from "./globals.ts";
 import { log } from "./log.ts";
-import { openContentStore, openImageStore, openSnapshotter, withContentStore } from "./open.ts";
+import { holdCommandLease, openContentStore, openImageStore, openSnapshotter, withContentStore } from "./open.ts";
 import { addPlatformFlags, platformMatcher } from "./platform-flags.ts";
 import { addSnapshotterFlag, snapshotterFor } from "./snapshots.ts";
 import { outputFormat, outputOption, printJson, printTable } from "./table.ts";
@@ -122,6 +122,7 @@ Examples:
         return;
       }
       if (dir === undefined) throw new UsageError("bundle needs an image reference and a directory");
+      await holdCommandLease(g);
       const deps = {
         content: await openContentStore(g),
         images: await openImageStore(g),
@@ -212,6 +213,7 @@ Examples:
         throw new UsageError("--rm with --detach is not supported: dist rm the container after it exits");
       const id = await containerId(o.id ?? randomBytes(8).toString("hex"));
       const runtime = findRuntime(o.runtime);
+      await holdCommandLease(g);
       const deps = {
         content: await openContentStore(g),
         images: await openImageStore(g),

@@ -5,7 +5,7 @@ import { InvalidArgumentError } from "../errors.ts";
 import { collect, UsageError } from "./args.ts";
 import { globals, parseDuration, parseSize } from "./globals.ts";
 import { log } from "./log.ts";
-import { openContentStore, openImageStore } from "./open.ts";
+import { holdCommandLease, openContentStore, openImageStore } from "./open.ts";
 import { addRegistryFlags, registryOptions } from "./registry-flags.ts";
 
 interface ServeFlags {
@@ -108,6 +108,7 @@ Examples:
         });
         upstream = new Upstream({ resolver, registries: opts.upstream, peerOrder: opts.peerOrder });
       }
+      await holdCommandLease(g);
       const content = await openContentStore(g);
       const images = await openImageStore(g);
       const { RegistryServer } = await import("../registry/server.ts");

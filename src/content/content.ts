@@ -160,6 +160,16 @@ export interface IngestManager {
   abort(ref: string): Promise<void>;
 }
 
+/**
+ * A store that writes under a lease (a namespace's, opened with one): `retain`
+ * puts a blob it already has on that lease, as containerd's writer does when
+ * the content exists, so a flow that finds a blob keeps it until its own
+ * records reference it. NotFoundError when the store does not have it.
+ */
+export interface Retainer {
+  retain(digest: Digest): Promise<void>;
+}
+
 /** A content store: the four interfaces together (LocalStore, or a daemon's through the gRPC client). */
 export interface Store extends Provider, Manager, Ingester, IngestManager {
   close?(): Promise<void> | void;

@@ -20,5 +20,10 @@ export interface ImageStore {
   update(image: Omit<Image, "createdAt" | "updatedAt">, fieldpaths?: string[]): Promise<Image>;
   /** Create or replace. */
   put(image: Omit<Image, "createdAt" | "updatedAt">): Promise<Image>;
-  delete(name: string): Promise<void>;
+  /**
+   * `sync`: a daemon collects the garbage before it answers (containerd's
+   * images.SynchronousDelete); a store over a root ignores it (its caller
+   * collects: `dist rmi --prune`).
+   */
+  delete(name: string, opts?: { sync?: boolean }): Promise<void>;
 }

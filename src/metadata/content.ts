@@ -27,6 +27,7 @@ import {
   type Info,
   type IngestFiles,
   type ReadOptions,
+  type Retainer,
   type Status,
   type Store,
   type WalkFilter,
@@ -92,7 +93,7 @@ export function blobHeld(db: Database, digest: Digest): boolean {
 }
 
 /** A namespace's content: its own blob records and ingests over the shared, namespace-free blob store (containerd's shared policy). */
-export class NamespacedContentStore implements Store, BlobFiles, IngestFiles {
+export class NamespacedContentStore implements Store, BlobFiles, IngestFiles, Retainer {
   readonly namespace: string;
   readonly #db: Database;
   readonly #blobs: LocalStore;
@@ -187,6 +188,20 @@ export class NamespacedContentStore implements Store, BlobFiles, IngestFiles {
       if (Number(r.changes) === 0) throw this.#notFound(digest);
       this.#lease.release("content", digest);
       if (!blobHeld(this.#db, digest)) this.#blobs.removeBlob(digest);
+    });
+  }
+
+  /**
+   * Puts a blob this namespace has on the store's lease (nothing without one), as
+   * containerd's writer does when the content exists: a flow that finds a blob
+   * already here holds it, so a collection cannot take it before the flow's
+   * own records reference it. NotFoundError when the namespace does not have it.
+   */
+  async retain(digest: Digest): Promise<void> {
+    validateDigest(digest);
+    transaction(this.#db, () => {
+      if (!this.#has(digest)) throw this.#notFound(digest);
+      this.#lease.hold("content", digest);
     });
   }
 
@@ -383,7 +398,7 @@ export class NamespacedContentStore implements Store, BlobFiles, IngestFiles {
       "SELECT ref, backend_ref, expected, size, created_at FROM content_ingests WHERE namespace = ?",
     ).all(this.namespace) as unknown as IngestRow[];
     const byBackend = new Map(rows.map((r) => [r.backend_ref, r]));
-    const removed = await this.#blobs.pruneIngests(olderThanMs, (bref) => byBackend.has(bref));
+    const removed = await this.#blobs.pruneIngests(olderThanMs, (bref) => bref !== undefined && byBackend.has(bref));
     const out: Status[] = [];
     transaction(this.#db, () => {
       const drop = this.#db.prepare("DELETE FROM content_ingests WHERE namespace = ? AND backend_ref = ?");

@@ -6,9 +6,11 @@
  * it creates on that lease in the same transaction, as containerd's metadata
  * layer does; a lease that does not exist fails the write (NotFound).
  */
+
 import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from "../errors.ts";
+import { containerdSnapshotterName } from "../images/gc-labels.ts";
 import { PreciseDate, preciseNow } from "../time.ts";
-import { type Database, statement } from "./db.ts";
+import { type Database, statement, transaction } from "./db.ts";
 import { ensureNamespace } from "./namespaces.ts";
 
 /** A lease: an id and labels; while it exists, what it holds is safe from garbage collection. */
@@ -31,6 +33,8 @@ export interface LeaseManager {
   /** NotFoundError when there is no such lease. */
   delete(id: string): void;
   list(): Lease[];
+  /** Sets (or, with an empty value, removes) the given labels; NotFoundError when there is no such lease. */
+  update(id: string, labels: Record<string, string>): Lease;
   addResource(lease: string, r: LeaseResource): void;
   deleteResource(lease: string, r: LeaseResource): void;
   listResources(lease: string): LeaseResource[];
@@ -106,6 +110,20 @@ export class SqliteLeaseManager implements LeaseManager {
     return rows.map(toLease);
   }
 
+  update(id: string, labels: Record<string, string>): Lease {
+    return transaction(this.#db, () => {
+      const next = { ...this.#get(id).labels };
+      for (const [k, v] of Object.entries(labels)) {
+        if (v === "") delete next[k];
+        else next[k] = v;
+      }
+      this.#db
+        .prepare("UPDATE leases SET labels = ? WHERE namespace = ? AND id = ?")
+        .run(JSON.stringify(next), this.#ns, id);
+      return this.#get(id);
+    });
+  }
+
   addResource(lease: string, r: LeaseResource): void {
     checkResource(r);
     this.#get(lease);
@@ -170,5 +188,5 @@ export class LeaseContext {
 
 /** The lease resource type of a snapshotter's snapshots, with containerd's names ("overlay" is "overlayfs"). */
 export function snapshotResource(snapshotter: string): string {
-  return `snapshots/${snapshotter === "overlay" ? "overlayfs" : snapshotter}`;
+  return `snapshots/${containerdSnapshotterName(snapshotter)}`;
 }

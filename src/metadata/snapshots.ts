@@ -8,10 +8,10 @@
  * the namespace's records. The snapshotter keeps only the labels containerd
  * passes down (`containerd.io/snapshot/*`).
  *
- * The snapshotter's records share the database, so a commit, an update and a
- * remove change both in one transaction; a prepare fills its directory first
- * (slow) and records it after, removing it again when the record cannot be made.
- * A backend snapshot goes with the last record that maps onto it.
+ * The snapshotter's records share the database, so a prepare, a commit, an
+ * update and a remove change both in one transaction (a prepare fills its
+ * directory first, slow, then records both): a backend snapshot never exists
+ * without the record that maps onto it, and goes with the last one.
  */
 import {
   AlreadyExistsError,
@@ -143,6 +143,20 @@ export class NamespacedSnapshotter implements Snapshotter, LocalSnapshotter {
     });
   }
 
+  /**
+   * Puts an existing snapshot on the snapshotter's lease (nothing without one),
+   * so a collection cannot take it while the caller builds on it (an unpack
+   * finding a layer's snapshot there). Returns its info; NotFoundError when
+   * the namespace has no such key.
+   */
+  async retain(key: string): Promise<SnapshotInfo> {
+    return transaction(this.#db, () => {
+      const { row, backend } = this.#resolve(key);
+      this.#lease.hold(this.#resource, key);
+      return this.#info(row, backend.kind, backend.labels);
+    });
+  }
+
   async usage(key: string): Promise<Usage> {
     return this.#backend.usage(this.#get(key).backend_key);
   }
@@ -187,31 +201,23 @@ export class NamespacedSnapshotter implements Snapshotter, LocalSnapshotter {
       return { backendKey: `${this.namespace}/${nextSequence(this.#db, "snapshot")}/${key}`, backendParent };
     });
     const down = { ...opts, labels: inherited(labels) };
-    const mounts =
-      kind === "active"
-        ? await this.#backend.prepare(backendKey, backendParent, down)
-        : await this.#backend.view(backendKey, backendParent, down);
-    try {
-      transaction(this.#db, () => {
-        // checked again: another writer may have taken the key or removed the parent meanwhile
-        if (this.#checkCreate(key, parent, labels) !== backendParent) {
-          throw new FailedPreconditionError(`parent snapshot "${parent}" changed while "${key}" was prepared`);
-        }
-        ensureNamespace(this.#db, this.namespace);
-        const now = nowNs();
-        this.#db
-          .prepare(
-            `INSERT INTO snapshots (namespace, snapshotter, key, backend_key, parent, labels, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-          )
-          .run(this.namespace, this.name, key, backendKey, parent ?? null, JSON.stringify(labels), now, now);
-        this.#lease.hold(this.#resource, key);
-      });
-    } catch (err) {
-      await this.#backend.remove(backendKey).catch(() => {});
-      throw err;
-    }
-    return mounts;
+    // the namespace's record is written in the transaction that records the backend snapshot
+    return this.#backend.create(kind, backendKey, backendParent, down, () => {
+      // checked again: another writer may have taken the key or removed the parent meanwhile
+      if (this.#checkCreate(key, parent, labels) !== backendParent) {
+        throw new FailedPreconditionError(`parent snapshot "${parent}" changed while "${key}" was prepared`);
+      }
+      this.#lease.check();
+      ensureNamespace(this.#db, this.namespace);
+      const now = nowNs();
+      this.#db
+        .prepare(
+          `INSERT INTO snapshots (namespace, snapshotter, key, backend_key, parent, labels, created_at, updated_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(this.namespace, this.name, key, backendKey, parent ?? null, JSON.stringify(labels), now, now);
+      this.#lease.hold(this.#resource, key);
+    });
   }
 
   async commit(name: string, key: string, opts?: { labels?: Record<string, string> }): Promise<void> {

@@ -11,8 +11,9 @@ import { MAX_MANIFEST_SIZE, readAtMost, readBlob, tooLarge, writeBlob } from "..
 import type { Descriptor } from "../descriptor.ts";
 import { type Digest, digestOf, parseDigest } from "../digest.ts";
 import { errorMessage, isNotFound } from "../errors.ts";
+import { labelChildren } from "../images/gc-labels.ts";
 import { selectManifest } from "../images/lookup.ts";
-import { parseIndex, parseManifest } from "../images/manifest.ts";
+import { childrenOf, parseIndex, parseManifest } from "../images/manifest.ts";
 import { baseMediaType, isIndex, isManifest, MediaType } from "../images/mediatypes.ts";
 import { only, parsePlatform } from "../images/platforms.ts";
 import { storedSize } from "./blobs.ts";
@@ -21,12 +22,17 @@ import { manifestUnknown, RegistryError, unsupported } from "./errors.ts";
 import { type Request, type Response, sendEmpty, sendJson } from "./http.ts";
 import { isMirrored } from "./upstream.ts";
 
-/** Stores a verified manifest (nothing happens when it is there already). */
+/**
+ * Stores a verified manifest (nothing happens when it is there already),
+ * labelled for its children as a fetch labels it, so garbage collection keeps
+ * what an image naming it reaches.
+ */
 async function storeManifest(ctx: Context, desc: Descriptor, bytes: Buffer): Promise<void> {
   await writeBlob(ctx.content, `manifest-${desc.digest}`, Readable.from([bytes]), {
     expected: desc.digest,
     size: desc.size,
   });
+  await labelChildren(ctx.content, desc, childrenOf(desc, bytes));
 }
 
 /** Records `name` → `target` unless it is so already (a write wakes every reader of the records). */

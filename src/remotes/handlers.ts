@@ -10,11 +10,12 @@
  * the unpacker and tees layer downloads into it.
  */
 import { Readable, type Writable } from "node:stream";
-import type { Ingester, IngestManager, Manager, Provider, Writer } from "../content/content.ts";
+import type { Ingester, IngestManager, Manager, Provider, Retainer, Writer } from "../content/content.ts";
 import { checkSize, copyToWriter, MAX_MANIFEST_SIZE, type OpenAt, readVerified } from "../content/helpers.ts";
 import type { Descriptor } from "../descriptor.ts";
 import { DistError, FailedPreconditionError, isAlreadyExists, isNotFound, wrapError } from "../errors.ts";
 import { childrenHandler, filterPlatforms, type NoteFn } from "../images/children.ts";
+import { childLabelsHandler } from "../images/gc-labels.ts";
 import {
   DEFAULT_MAX_CONCURRENT_DOWNLOADS,
   dispatch,
@@ -41,8 +42,11 @@ import { distributionSourceHandler } from "./source-labels.ts";
 
 export { DEFAULT_MAX_CONCURRENT_DOWNLOADS } from "../images/handlers.ts";
 
-/** Where blobs are fetched to; with abort, a blob that fails verification is dropped with its ingest. */
-export type ContentTarget = Provider & Ingester & Partial<Pick<IngestManager, "abort">>;
+/**
+ * Where blobs are fetched to; with abort, a blob that fails verification is
+ * dropped with its ingest; with retain, a blob found there goes on the store's lease.
+ */
+export type ContentTarget = Provider & Ingester & Partial<Pick<IngestManager, "abort"> & Retainer>;
 
 /**
  * Asked as a fresh download of a blob starts (from byte 0): a stream to receive
@@ -97,7 +101,7 @@ async function fetchInto(
   progress?.update(key, { state: "waiting", total: desc.size });
   const whole = isManifest(desc.mediaType) || isIndex(desc.mediaType);
   if (whole) checkSize(key, desc.size, MAX_MANIFEST_SIZE);
-  if (await present(store, desc)) {
+  if ((await present(store, desc)) && (await retained(store, desc))) {
     progress?.update(key, { state: "exists" });
     return { result: "exists" };
   }
@@ -170,6 +174,17 @@ async function present(store: Provider, desc: Descriptor): Promise<boolean> {
     );
   }
   return true;
+}
+
+/** Puts a blob found in the store on its lease; false when it went meanwhile (a collection took it). */
+async function retained(store: ContentTarget, desc: Descriptor): Promise<boolean> {
+  try {
+    await store.retain?.(desc.digest);
+    return true;
+  } catch (err) {
+    if (isNotFound(err)) return false;
+    throw err;
+  }
 }
 
 /**
@@ -294,6 +309,14 @@ export interface FetchImageOptions {
    * repository of that registry can mount it.
    */
   sourceLabels?: Pick<Manager, "update">;
+  /**
+   * When given (the store itself, usually), each manifest and index is labelled
+   * for its children as containerd labels them (images/gc-labels.ts), so that
+   * garbage collection keeps the tree the image record names.
+   */
+  gcLabels?: Pick<Manager, "update">;
+  /** With gcLabels: manifests do not reference their layers, which go once unpacked (`pull --discard-layers`). */
+  discardLayers?: boolean;
   /** When given, the resolved name is recorded there → target after a complete fetch. */
   images?: ImageStore;
   /** Labels for the image record. */
@@ -327,7 +350,9 @@ export async function fetchImage(opts: FetchImageOptions): Promise<FetchImageRes
     tee: opts.tee,
     note: opts.onNote,
   });
-  const children = filterPlatforms(fetch, opts.platforms ?? [defaultMatcher()], opts.onNote);
+  // every child is labelled, before the platform filter, as containerd's SetChildrenMappedLabels does
+  const labelled = opts.gcLabels ? childLabelsHandler(fetch, opts.gcLabels, { layers: !opts.discardLayers }) : fetch;
+  const children = filterPlatforms(labelled, opts.platforms ?? [defaultMatcher()], opts.onNote);
   const record: Handler = async (desc) => {
     if (isManifest(desc.mediaType) && !isAttestationManifest(desc)) manifests.set(desc.digest, desc);
     if (descriptorKind(desc) === "unknown" && !isSchema1(desc.mediaType)) {

@@ -57,6 +57,8 @@ export interface DaemonOptions {
   group?: string | number;
   /** Snapshotter names for containerd's proxy plugins: NAME → overlay or native (default `dist` → the root's default). */
   snapshotterAliases?: Record<string, SnapshotterName>;
+  /** How long after a delete the root's garbage is collected (ms; default 100); false: only on a sync delete. */
+  gcDelayMs?: number | false;
   /**
    * The registry client's settings (hosts directory, docker config, CAs) with
    * which the daemon unpacks the layers a containerd Prepare names by its
@@ -170,7 +172,20 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   let remote: RemoteUnpacker | undefined;
   try {
     await prepareSocket(address);
-    backend = opts.backend ?? embeddedBackend(root, { snapshotterAliases: opts.snapshotterAliases });
+    backend =
+      opts.backend ??
+      embeddedBackend(root, {
+        snapshotterAliases: opts.snapshotterAliases,
+        gc: {
+          delayMs: opts.gcDelayMs,
+          onCollected: (r) => {
+            const removed = Object.fromEntries(Object.entries(r.totals).map(([k, t]) => [k, t.count]));
+            log.info({ removed, ms: r.elapsedMs }, "garbage collected");
+            for (const p of r.problems) log.warn({ problem: p }, "garbage collection");
+          },
+          onError: (err) => log.error({ err: errorMessage(err) }, "garbage collection failed"),
+        },
+      });
     const resolver = createResolver({ ...opts.registry, onWarning: (m) => log.debug(m) });
     remote = new RemoteUnpacker({ resolver, onWarning: (m) => log.warn(m) });
     ds = createServer({ backend, log, loadApplier: opts.loadApplier ?? defaultApplier, remote });

@@ -140,12 +140,29 @@ export class FsSnapshotter implements Snapshotter, LocalSnapshotter {
     return this.#create("view", key, parent, opts?.labels);
   }
 
+  /**
+   * Creates an active snapshot or a view, running `onRecord` inside the
+   * transaction that records it (after its record, before the commit): the
+   * metadata layer writes its own record there, so no moment exists where the
+   * snapshot is here and nobody's (a collection would take it). @internal
+   */
+  create(
+    kind: "active" | "view",
+    key: string,
+    parent: string | undefined,
+    opts: SnapshotOptions | undefined,
+    onRecord: () => void,
+  ): Promise<Mount[]> {
+    return this.#create(kind, key, parent, opts?.labels, opts, onRecord);
+  }
+
   async #create(
     kind: "active" | "view",
     key: string,
     parent: string | undefined,
     labels: Record<string, string> | undefined,
     opts?: SnapshotOptions,
+    onRecord?: () => void,
   ): Promise<Mount[]> {
     const l = validateLabels(labels);
     const p = this.meta.checkCreate(key, parent || undefined);
@@ -156,6 +173,7 @@ export class FsSnapshotter implements Snapshotter, LocalSnapshotter {
       await this.#driver.populate(tmp, kind, parentDirs, opts);
       const r = this.meta.tx(() => {
         const rec = this.meta.createActive(key, parent || undefined, kind, l);
+        onRecord?.();
         renameSync(tmp, this.dirOf(rec));
         return rec;
       });
@@ -193,6 +211,42 @@ export class FsSnapshotter implements Snapshotter, LocalSnapshotter {
 
   async walk(fn: (info: SnapshotInfo) => void | Promise<void>): Promise<void> {
     for (const r of this.meta.list()) await fn(info(r));
+  }
+
+  /**
+   * The directories of snapshots that have no record (made by a transaction that
+   * failed after its rename), with their usage; removed unless `dryRun`. The
+   * records are read in a write transaction, so a creation in flight (its rename
+   * and record go together) is either seen whole or not yet there. @internal
+   */
+  async removeOrphanDirs(dryRun = false): Promise<{ path: string; size: number }[]> {
+    let names: string[];
+    try {
+      names = readdirSync(this.#dirs).filter((n) => /^\d+$/.test(n));
+    } catch {
+      return [];
+    }
+    if (names.length === 0) return [];
+    const orphans = this.meta.tx(() => {
+      const ids = new Set(this.meta.list().map((r) => String(r.id)));
+      return names.filter((n) => !ids.has(n));
+    });
+    const out: { path: string; size: number }[] = [];
+    for (const n of orphans) {
+      const path = join(this.#dirs, n);
+      const { size } = await treeUsage(path);
+      out.push({ path, size });
+      if (dryRun) continue;
+      const trash = join(this.#dirs, `rm-${n}-${randomBytes(4).toString("hex")}`);
+      try {
+        renameSync(path, trash);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === "ENOENT") continue;
+        throw err;
+      }
+      await removeTree(trash);
+    }
+    return out;
   }
 }
 

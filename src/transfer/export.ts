@@ -91,7 +91,11 @@ export async function planExport(opts: Omit<ExportOptions, "output">): Promise<L
           continue;
         }
         const hint =
-          m.parent && isIndex(m.parent.mediaType) ? " (fetch that platform, or export others with --platform)" : "";
+          m.parent && isIndex(m.parent.mediaType)
+            ? " (fetch that platform, or export others with --platform)"
+            : descriptorKind(m.desc) === "layer"
+              ? ` (dist fetch ${name} gets it again: pull --discard-layers removes layers once unpacked)`
+              : "";
         throw new NotFoundError(
           `${name}: ${descriptorKind(m.desc)} ${m.desc.digest} is not in the content store${hint}`,
         );

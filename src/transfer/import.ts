@@ -22,6 +22,7 @@ import { readBlob, writeBlob } from "../content/helpers.ts";
 import type { Descriptor } from "../descriptor.ts";
 import { InvalidArgumentError, isNotFound, NotFoundError, wrapError } from "../errors.ts";
 import type { NoteFn } from "../images/children.ts";
+import { labelTree } from "../images/gc-labels.ts";
 import type { Image, ImageStore } from "../images/image.ts";
 import { selectManifest } from "../images/lookup.ts";
 import { descriptorKind, isIndex, isManifest, isSchema1 } from "../images/mediatypes.ts";
@@ -145,6 +146,11 @@ export async function importImages(opts: ImportOptions): Promise<ImportResult> {
       for (const d of tree.present) keep.add(d.digest);
     }
     recording = true;
+    // garbage collection keeps what the records name through these labels, as a fetch writes them
+    for (const digest of checked) {
+      const r = records.find((x) => x.target.digest === digest);
+      if (r) await labelTree(content, r.target, { signal });
+    }
     for (const r of records) recorded.push(await opts.images.put({ name: r.name, target: r.target, labels: {} }));
   } catch (err) {
     // nothing of a failed import stays: its blobs go, but never one a recorded image reaches

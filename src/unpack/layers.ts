@@ -30,7 +30,7 @@ import {
   wrapError,
 } from "../errors.ts";
 import { removeTree } from "../snapshots/fs-snapshotter.ts";
-import type { Snapshotter } from "../snapshots/snapshotter.ts";
+import type { SnapshotInfo, Snapshotter } from "../snapshots/snapshotter.ts";
 import { chainIDs } from "./chainid.ts";
 import { Flusher } from "./flusher.ts";
 import { acquireLock, type Lock } from "./lock.ts";
@@ -126,9 +126,17 @@ export async function unpackLayers(
   return chains[chains.length - 1];
 }
 
-async function exists(sn: Snapshotter, chain: Digest): Promise<boolean> {
+/**
+ * Whether the chain's snapshot is committed. A snapshotter that writes under a
+ * lease (the metadata layer's) puts it on the lease as it answers, so a
+ * collection cannot take it while later layers build on it.
+ */
+async function exists(
+  sn: Snapshotter & { retain?(key: string): Promise<SnapshotInfo> },
+  chain: Digest,
+): Promise<boolean> {
   try {
-    return (await sn.stat(chain)).kind === "committed";
+    return (await (sn.retain ? sn.retain(chain) : sn.stat(chain))).kind === "committed";
   } catch (err) {
     if (isNotFound(err)) return false;
     throw err;

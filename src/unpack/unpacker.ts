@@ -21,6 +21,7 @@ import type { Digest } from "../digest.ts";
 import { InvalidArgumentError } from "../errors.ts";
 import type { NoteFn } from "../images/children.ts";
 import { platformLabel, readImageConfig } from "../images/config.ts";
+import { snapshotLabelKey } from "../images/gc-labels.ts";
 import { dispatch, type Handler, isSkip } from "../images/handlers.ts";
 import type { Manifest } from "../images/manifest.ts";
 import { isAttestationManifest, isManifest } from "../images/mediatypes.ts";
@@ -247,7 +248,7 @@ export class Unpacker {
       },
     );
     // containerd's GC edge from the config to the image's top snapshot
-    const key = `containerd.io/gc.ref.snapshot.${o.snapshotter.name}`;
+    const key = snapshotLabelKey(o.snapshotter.name);
     await o.content.update(job.config.digest, { [key]: chainID }, [`labels.${key}`]);
     return { manifest: job.manifest, platform, chainID };
   }

@@ -36,7 +36,7 @@ describe("config file", () => {
     const f = "/etc/dist/config.toml";
     assert.throws(
       () => parseConfig('root = "/srv/dist"\n\nsnapshoter = "native"\n', f),
-      /^InvalidArgumentError: \/etc\/dist\/config\.toml:3: unknown key "snapshoter" \(known: root, namespace, snapshotter, hosts_dir, max_concurrent_downloads\)$/,
+      /^InvalidArgumentError: \/etc\/dist\/config\.toml:3: unknown key "snapshoter" \(known: root, namespace, snapshotter, hosts_dir, max_concurrent_downloads, discard_layers\)$/,
     );
     assert.throws(
       () => parseConfig('\nsnapshotter = "zfs"', f),

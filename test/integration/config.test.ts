@@ -121,7 +121,7 @@ describe("the system's registry configuration and the config file", () => {
     assert.equal(r.code, 1);
     assert.equal(
       r.stderr,
-      `dist: ${sys}/etc/dist/config.toml:2: unknown key "max_downloads" (known: root, namespace, snapshotter, hosts_dir, max_concurrent_downloads)\n`,
+      `dist: ${sys}/etc/dist/config.toml:2: unknown key "max_downloads" (known: root, namespace, snapshotter, hosts_dir, max_concurrent_downloads, discard_layers)\n`,
     );
     const bad = sysroot({ "etc/dist/config.toml": 'snapshotter = "btrfs"\n' });
     const r2 = await tb.dist(["pull", "--plain-http", `${tb.plain}/tiny/busybox:oci`], {

@@ -12,10 +12,12 @@ import { createHash } from "node:crypto";
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Readable } from "node:stream";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import * as grpc from "@grpc/grpc-js";
 import pino from "pino";
+import { writeBlob } from "../../src/content/helpers.ts";
 import type { Digest } from "../../src/digest.ts";
 import { closeConnections, connect, RemoteContentStore } from "../../src/services/client/index.ts";
 import { type Daemon, startDaemon } from "../../src/services/daemon.ts";
@@ -333,11 +335,16 @@ describe("the Write protocol", () => {
   });
 
   test("writing content that exists is AlreadyExists, and the client treats it as done", async () => {
-    const w = writeStream(d.address);
-    const res = await w.send({ action: "STAT", ref: "dup", expected: sha256("good") });
-    assert.equal(res.error?.code, grpc.status.ALREADY_EXISTS);
     const store = new RemoteContentStore(connect(d.address));
-    await assert.rejects(store.writer({ ref: "dup", expected: sha256("good") }), { code: "AlreadyExists" });
+    // a gc.root: the daemon's collections after other tests' deletes keep it
+    await writeBlob(store, "dup-first", Readable.from([Buffer.from("dup")]), {
+      expected: sha256("dup"),
+      labels: { "containerd.io/gc.root": "test" },
+    });
+    const w = writeStream(d.address);
+    const res = await w.send({ action: "STAT", ref: "dup", expected: sha256("dup") });
+    assert.equal(res.error?.code, grpc.status.ALREADY_EXISTS);
+    await assert.rejects(store.writer({ ref: "dup", expected: sha256("dup") }), { code: "AlreadyExists" });
   });
 
   test("a commit with the wrong digest or size fails with FailedPrecondition and stores nothing", async () => {

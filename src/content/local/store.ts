@@ -36,7 +36,7 @@ import {
   type WriterOptions,
 } from "../content.ts";
 import { CorruptIngest, createIngest, type IngestState, readIngest, toStatus } from "./ingest.ts";
-import { acquireRefLock, DEFAULT_LOCK_TIMEOUT, GaveUp, tryLock } from "./lock.ts";
+import { acquireRefLock, DEFAULT_LOCK_TIMEOUT, GaveUp, type RefLock, tryLock } from "./lock.ts";
 import { hashFile, LocalWriter } from "./writer.ts";
 
 /** Options of new LocalStore. */
@@ -392,15 +392,34 @@ export class LocalStore implements Store, BlobFiles, IngestFiles {
   }
 
   /**
-   * Removes ingests not updated for `olderThanMs` (and half-created ones as
-   * old), skipping those a writer holds; with `only`, just the ingests whose
-   * ref it accepts. Returns what was removed.
+   * The lock of the ingest of `ref`, taken without waiting: null while a writer
+   * holds it. Garbage collection holds it while it drops the ingest's record,
+   * so no writer goes on writing an ingest that is being removed.
+   * @internal
    */
-  async pruneIngests(olderThanMs: number, only?: (ref: string) => boolean): Promise<Status[]> {
+  tryLockIngest(ref: string): RefLock | null {
+    try {
+      return tryLock(this.#locksDir, sha256Hex(ref), ref);
+    } catch (err) {
+      throw this.#fsError(err);
+    }
+  }
+
+  /**
+   * Removes ingests not updated for `olderThanMs` (and half-created ones as
+   * old), skipping those a writer holds; with `only`, just the ingests it
+   * accepts (their ref; undefined for a half-created one), asked while the
+   * ingest's lock is held, so the answer cannot change before the removal.
+   * With `dryRun`, nothing is removed. Returns what was (or would be) removed.
+   */
+  async pruneIngests(
+    olderThanMs: number,
+    only?: (ref: string | undefined) => boolean,
+    dryRun = false,
+  ): Promise<Status[]> {
     const cutoff = Date.now() - olderThanMs;
     const removed: Status[] = [];
     for (const { name, dir, state } of await this.#ingests()) {
-      if (only && !(state && only(state.ref))) continue;
       let updated: number;
       try {
         updated = state ? state.updatedAt.getTime() : (await stat(dir)).mtime.getTime();
@@ -416,7 +435,8 @@ export class LocalStore implements Store, BlobFiles, IngestFiles {
       }
       if (!lock) continue;
       try {
-        await rm(dir, { recursive: true, force: true });
+        if (only && !only(state?.ref)) continue;
+        if (!dryRun) await rm(dir, { recursive: true, force: true });
       } catch (err) {
         throw this.#fsError(err);
       } finally {

@@ -1,11 +1,11 @@
 /** The ImageStore over a daemon's images service. */
 import { isAlreadyExists } from "../../errors.ts";
+import { labelTree } from "../../images/gc-labels.ts";
 import type { Image, ImageStore } from "../../images/image.ts";
 import { descriptorToWire, imageFromWire, type WireImage } from "../convert.ts";
 import { unaryCall } from "./call.ts";
 import type { Connection } from "./connection.ts";
 import { RemoteContentStore } from "./content.ts";
-import { labelTree } from "./gc.ts";
 
 type NewImage = Omit<Image, "createdAt" | "updatedAt">;
 
@@ -64,7 +64,7 @@ export class RemoteImageStore implements ImageStore {
     }
   }
 
-  async delete(name: string): Promise<void> {
-    await unaryCall(this.#conn, "images", "Delete", { name, sync: false });
+  async delete(name: string, opts: { sync?: boolean } = {}): Promise<void> {
+    await unaryCall(this.#conn, "images", "Delete", { name, sync: opts.sync === true });
   }
 }

@@ -3,14 +3,11 @@
  * containerd's ("overlay" is "overlayfs" there); mounts come back as the
  * daemon made them, valid on this host.
  */
+import { containerdSnapshotterName } from "../../images/gc-labels.ts";
 import type { Mount, SnapshotInfo, Snapshotter, Usage } from "../../snapshots/snapshotter.ts";
 import { mountFromWire, snapshotInfoFromWire, type WireMount, type WireSnapshotInfo } from "../convert.ts";
 import { streamCall, unaryCall } from "./call.ts";
 import type { Connection } from "./connection.ts";
-
-export function wireSnapshotterName(name: string): string {
-  return name === "overlay" ? "overlayfs" : name;
-}
 
 export class RemoteSnapshotter implements Snapshotter {
   /** The daemon's name for it: it keys containerd's GC labels (gc.ref.snapshot.<name>). */
@@ -19,7 +16,7 @@ export class RemoteSnapshotter implements Snapshotter {
   readonly #wire: string;
   constructor(conn: Connection, name: string) {
     this.#conn = conn;
-    this.#wire = wireSnapshotterName(name);
+    this.#wire = containerdSnapshotterName(name);
     this.name = this.#wire;
   }
 

@@ -4,6 +4,7 @@
  * names (`lease`), as containerd's metadata layer puts them.
  */
 import type { Store } from "../../content/content.ts";
+import type { GcScheduler } from "../../gc/scheduler.ts";
 import type { ImageStore } from "../../images/image.ts";
 import type { LeaseManager } from "../../metadata/leases.ts";
 import type { NamespaceStore } from "../../metadata/namespaces.ts";
@@ -22,6 +23,12 @@ export interface Backend {
    * alias's own (a containerd proxy plugin's calls); undefined for other names.
    */
   proxyNamespace(snapshotter: string): string | undefined;
+  /**
+   * The collector of the root (containerd's gc scheduler): told of deletes
+   * that can free something, of leases' expiries, and asked on demand (a sync
+   * delete). A backend without one never collects.
+   */
+  readonly gc?: Pick<GcScheduler, "schedule" | "collectNow" | "expireAt">;
   /** The snapshotter names this daemon serves (for introspection). */
   snapshotters(): string[];
   close(): Promise<void>;

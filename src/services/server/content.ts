@@ -89,6 +89,7 @@ export function contentService(host: RpcHost, backend: Backend): grpc.UntypedSer
       `${M}Delete`,
       async (req: { digest: string }, ctx) => {
         await (await store(ctx)).delete(digestArg(req.digest));
+        backend.gc?.schedule();
         return {};
       },
       { mutating: true },

@@ -3,6 +3,8 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { FailedPreconditionError, InvalidArgumentError } from "../../errors.ts";
+import { PROXY_NAMESPACE_LABEL } from "../../gc/labels.ts";
+import { GcScheduler, type GcSchedulerOptions } from "../../gc/scheduler.ts";
 import { Metadata } from "../../metadata/metadata.ts";
 import { defaultSnapshotterName, overlaySupported, type SnapshotterName } from "../../snapshots/open.ts";
 import { DEFAULT_ALIAS, resolveSnapshotterName } from "../snapshotter-names.ts";
@@ -23,6 +25,8 @@ export interface EmbeddedBackendOptions {
    * overlay or native (snapshotter-names.ts). Default: `dist` → the root's default.
    */
   snapshotterAliases?: Record<string, SnapshotterName>;
+  /** How the root's garbage is collected after deletes (gc/scheduler.ts); false: never. */
+  gc?: GcSchedulerOptions | false;
 }
 
 export function embeddedBackend(root: string, opts: EmbeddedBackendOptions = {}): Backend {
@@ -40,7 +44,10 @@ export function embeddedBackend(root: string, opts: EmbeddedBackendOptions = {})
       );
     }
   }
+  markProxyNamespaces(metadata, Object.keys(aliases));
+  const gc = opts.gc === false ? undefined : new GcScheduler(metadata, opts.gc);
   return {
+    gc,
     root,
     namespaces: metadata.namespaces,
     leases: (ns) => metadata.leases(ns),
@@ -58,6 +65,25 @@ export function embeddedBackend(root: string, opts: EmbeddedBackendOptions = {})
     proxyNamespace: (name) => (Object.hasOwn(aliases, name) ? name : undefined),
     // an alias of overlay was refused above where overlay is not there
     snapshotters: () => [...(overlay() ? ["overlayfs", "native"] : ["native"]), ...Object.keys(aliases)],
-    async close() {},
+    async close() {
+      await gc?.close();
+    },
   };
+}
+
+/**
+ * Labels each alias's namespace as a containerd's (PROXY_NAMESPACE_LABEL), so
+ * that garbage collection, by this daemon or by `dist gc`, leaves its
+ * snapshots to that containerd. The label stays when the alias goes: the
+ * snapshots may still be that containerd's.
+ */
+function markProxyNamespaces(metadata: Metadata, aliases: readonly string[]): void {
+  for (const name of aliases) {
+    metadata.namespaces.ensure(name);
+    const ns = metadata.namespaces.get(name);
+    if (ns.labels[PROXY_NAMESPACE_LABEL] === name) continue;
+    metadata.namespaces.update({ name, labels: { [PROXY_NAMESPACE_LABEL]: name } }, [
+      `labels.${PROXY_NAMESPACE_LABEL}`,
+    ]);
+  }
 }

@@ -68,6 +68,9 @@ export function imagesService(host: RpcHost, backend: Backend): grpc.UntypedServ
       async (req: { name: string; sync: boolean }, ctx) => {
         if (!req.name) throw new InvalidArgumentError("image name must not be empty");
         await (await backend.images(ctx.namespace)).delete(req.name);
+        // containerd's images.SynchronousDelete: the collection is done before the answer
+        if (req.sync) await backend.gc?.collectNow();
+        else backend.gc?.schedule();
         return {};
       },
       { mutating: true },

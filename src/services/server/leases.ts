@@ -1,6 +1,7 @@
 /** containerd.services.leases.v1.Leases over the leases of each namespace. */
 import type * as grpc from "@grpc/grpc-js";
 import { InvalidArgumentError } from "../../errors.ts";
+import { leaseExpiry } from "../../gc/labels.ts";
 import type { Lease, LeaseResource } from "../../metadata/leases.ts";
 import { adaptor, knownOnly, matchFilters, parseFilters } from "../filters.ts";
 import { toTimestamp } from "../proto.ts";
@@ -23,13 +24,19 @@ export function leasesService(host: RpcHost, backend: Backend): grpc.UntypedServ
     Create: unary(
       host,
       `${M}Create`,
-      async (req: { id: string; labels: Record<string, string> }, ctx) => ({
-        lease: leaseToWire(backend.leases(ctx.namespace).create(req.id, req.labels ?? {})),
-      }),
+      async (req: { id: string; labels: Record<string, string> }, ctx) => {
+        const lease = backend.leases(ctx.namespace).create(req.id, req.labels ?? {});
+        // at its expiry, a collection takes what it alone held
+        const expiry = leaseExpiry(lease.labels);
+        if (expiry.kind === "at") backend.gc?.expireAt(expiry.at);
+        return { lease: leaseToWire(lease) };
+      },
       mutating,
     ),
     Delete: unary(host, `${M}Delete`, async (req: { id: string; sync: boolean }, ctx) => {
       backend.leases(ctx.namespace).delete(req.id);
+      if (req.sync) await backend.gc?.collectNow();
+      else backend.gc?.schedule();
       return {};
     }),
     List: unary(host, `${M}List`, async (req: { filters: string[] }, ctx) => {

@@ -86,6 +86,7 @@ export function snapshotsService(
     ),
     Remove: unary(host, `${M}Remove`, async (req: KeyRequest, ctx) => {
       await (await sn(ctx, req.snapshotter)).remove(key(req.key));
+      backend.gc?.schedule();
       return {};
     }),
     Stat: unary(host, `${M}Stat`, async (req: KeyRequest, ctx) => {
