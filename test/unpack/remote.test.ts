@@ -47,6 +47,8 @@ function memoryRegistry(blobs: Blob[], opts: { stall?: Digest } = {}) {
           const b = find(desc.digest);
           fetched.push(desc.digest);
           if (desc.digest !== opts.stall) return Readable.from([b.bytes.subarray(o.offset ?? 0)]);
+          // as a real fetch does, one asked for after the abort fails at once
+          o.signal?.throwIfAborted();
           const stalled = new Readable({ read() {} });
           o.signal?.addEventListener("abort", () => stalled.destroy(o.signal?.reason), { once: true });
           return stalled;
