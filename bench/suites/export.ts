@@ -20,8 +20,8 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { BenchCase, BenchContext, BenchSuite } from "../suite.ts";
 import { shellOutput } from "../suite.ts";
-import { setupBigRegistry, teardownBigRegistry } from "./fetch.ts";
-import { CTRD } from "./pull.ts";
+import { setupBigRegistry } from "./fetch.ts";
+import { CTRD, stopDaemonsAndRegistry } from "./pull.ts";
 
 const isRoot = process.getuid?.() === 0;
 const SOCK = '"$TMP/ctrd/containerd.sock"';
@@ -89,11 +89,7 @@ ctr -a ${SOCK} content fetch --plain-http "$BIG_REF" >/dev/null
     }
     return cases;
   },
-  async teardown(ctx: BenchContext) {
-    const { spawnSync } = await import("node:child_process");
-    spawnSync(join(ctx.tmp, "ctrd.sh"), ["stop"], { env: { ...process.env, TMP: ctx.tmp }, stdio: "inherit" });
-    await teardownBigRegistry(ctx);
-  },
+  teardown: (ctx: BenchContext) => stopDaemonsAndRegistry(ctx, ["ctrd.sh"]),
 };
 
 export default suite;

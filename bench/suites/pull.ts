@@ -91,6 +91,14 @@ function distCase(name: string, dir: string, flags: string): BenchCase {
   };
 }
 
+/** A teardown: each daemon script of $TMP (ctrd.sh, distd.sh) stopped, then the big image's registry. */
+export async function stopDaemonsAndRegistry(ctx: BenchContext, scripts: readonly string[]): Promise<void> {
+  const { spawnSync } = await import("node:child_process");
+  const env = { ...process.env, ...ctx.vars };
+  for (const s of scripts) spawnSync(join(ctx.tmp, s), ["stop"], { env, stdio: "inherit" });
+  await teardownBigRegistry(ctx);
+}
+
 const suite: BenchSuite = {
   name: "pull",
   description:
@@ -112,11 +120,7 @@ const suite: BenchSuite = {
     cases.push({ ...distCase("dist pull (native)", "dist-native", "--snapshotter native"), baseline: !isRoot });
     return cases;
   },
-  async teardown(ctx: BenchContext) {
-    const { spawnSync } = await import("node:child_process");
-    spawnSync(join(ctx.tmp, "ctrd.sh"), ["stop"], { env: { ...process.env, TMP: ctx.tmp }, stdio: "inherit" });
-    await teardownBigRegistry(ctx);
-  },
+  teardown: (ctx: BenchContext) => stopDaemonsAndRegistry(ctx, ["ctrd.sh"]),
 };
 
 export default suite;

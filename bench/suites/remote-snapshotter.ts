@@ -17,8 +17,8 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { buildRemotePull } from "../../test/conformance/build.ts";
 import { type BenchCase, type BenchContext, type BenchSuite, shellOutput, stopFunction } from "../suite.ts";
-import { setupBigRegistry, teardownBigRegistry } from "./fetch.ts";
-import { CTRD } from "./pull.ts";
+import { setupBigRegistry } from "./fetch.ts";
+import { CTRD, stopDaemonsAndRegistry } from "./pull.ts";
 
 const SETTLE = Number(process.env.BENCH_SETTLE ?? "361");
 
@@ -92,12 +92,7 @@ const suite: BenchSuite = {
       command: `"$DIST" --root "$TMP/runs/dist-pull" pull --plain-http --snapshotter overlay "$BIG_REF" >/dev/null`,
     },
   ],
-  async teardown(ctx: BenchContext) {
-    const { spawnSync } = await import("node:child_process");
-    const env = { ...process.env, ...ctx.vars };
-    for (const s of ["ctrd.sh", "distd.sh"]) spawnSync(join(ctx.tmp, s), ["stop"], { env, stdio: "inherit" });
-    await teardownBigRegistry(ctx);
-  },
+  teardown: (ctx: BenchContext) => stopDaemonsAndRegistry(ctx, ["ctrd.sh", "distd.sh"]),
 };
 
 export default suite;

@@ -8,11 +8,10 @@
  * for path; and a pipe from dist export to dist import.
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
+import { type Containerd, startContainerd } from "./fixtures/containerd.ts";
 import { run } from "./fixtures/exec.ts";
 import { type Testbed, testbed } from "./harness.ts";
 import { compare, pullImage, scan, umociScan, viewOf } from "./trees.ts";
@@ -185,51 +184,8 @@ describe("dist exports, skopeo and umoci read", () => {
   });
 });
 
-/** A private containerd 1.6 on its own root and socket (as ctr.test.ts starts one). */
-async function startContainerd(dir: string): Promise<{ sock: string; stop: () => Promise<void> }> {
-  const sock = join(dir, "containerd.sock");
-  writeFileSync(
-    join(dir, "config.toml"),
-    `version = 2
-root = "${dir}/root"
-state = "${dir}/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.aufs",
-  "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
-  "io.containerd.snapshotter.v1.devmapper"]
-[grpc]
-  address = "${sock}"
-[ttrpc]
-  address = "${sock}.ttrpc"
-[debug]
-  address = ""
-[metrics]
-  address = ""
-[plugins."io.containerd.internal.v1.opt"]
-  path = "${dir}/opt"
-`,
-  );
-  const proc: ChildProcess = spawn("containerd", ["--config", join(dir, "config.toml")], { stdio: "ignore" });
-  const stop = async () => {
-    if (proc.exitCode === null && proc.signalCode === null) {
-      const exited = new Promise((r) => proc.once("exit", r));
-      proc.kill("SIGTERM");
-      await exited;
-    }
-    await run("umount", ["-R", join(dir, "state")]);
-  };
-  for (let i = 0; ; i++) {
-    if ((await run("ctr", ["--address", sock, "version"])).code === 0) break;
-    if (i > 100) {
-      await stop();
-      throw new Error("containerd did not start");
-    }
-    await sleep(100);
-  }
-  return { sock, stop };
-}
-
 describe("ctr and dist, each importing the other's export", { skip: !isRoot && "containerd needs root" }, () => {
-  let ctrd: { sock: string; stop: () => Promise<void> };
+  let ctrd: Containerd;
   const ref = () => `${tb.plain}/tiny/busybox:oci`;
   const ctr = async (args: string[]) => {
     const r = await run("ctr", ["--address", ctrd.sock, ...args], { timeoutMs: 120_000 });
