@@ -22,7 +22,7 @@ import type {
   Usage,
 } from "./snapshotter.ts";
 import { MetaStore, type SnapshotRecord, validateLabels } from "./storage.ts";
-import { treeUsage } from "./usage.ts";
+import { linkedInodes, treeUsage } from "./usage.ts";
 
 /**
  * Marks a new directory as the top of independent trees (ext2/3/4 `chattr +T`):
@@ -48,6 +48,8 @@ export interface Driver {
   mounts(dir: string, kind: Kind, parentDirs: string[]): Mount[];
   /** The directory holding the snapshot's own files (what usage counts). */
   fsDir(dir: string): string;
+  /** Whether an active snapshot's files may be its parent's inodes (hardlinked, not copied). */
+  sharesParentInodes?: boolean;
 }
 
 function info(r: SnapshotRecord): SnapshotInfo {
@@ -119,9 +121,17 @@ export class FsSnapshotter implements Snapshotter, LocalSnapshotter {
     return info(this.meta.updateLabels(i.name, i.labels, fieldpaths));
   }
 
+  /**
+   * What the snapshot itself takes: with a driver that shares its parent's
+   * inodes, those are the parent's (removing the child would not free them),
+   * so a chain's usages add up to its disk.
+   */
   async usage(key: string): Promise<Usage> {
     const r = this.meta.get(key);
-    return treeUsage(this.#driver.fsDir(this.dirOf(r)));
+    const parent =
+      this.#driver.sharesParentInodes && r.kind !== "view" && r.parent ? this.meta.get(r.parent) : undefined;
+    const shared = parent ? await linkedInodes(this.#driver.fsDir(this.dirOf(parent))) : undefined;
+    return treeUsage(this.#driver.fsDir(this.dirOf(r)), shared);
   }
 
   async mounts(key: string): Promise<Mount[]> {

@@ -84,6 +84,22 @@ for (const driver of ["native", "overlay"] as const) {
       assert.deepEqual(names.sort(), ["base:committed", "k2:active", "v1:view"]);
     });
 
+    test("a layer's snapshot counts only its own files, not the parent's it shares", async () => {
+      const m = await sn.prepare("big-k");
+      writeFileSync(join(upper(m), "big"), Buffer.alloc(256 << 10, 1));
+      await sn.commit("big", "big-k");
+      // what a layer applier asks for: the native driver then hardlinks the parent's files
+      const m2 = await sn.prepare("small-k", "big", { labels: {}, applyOnly: true });
+      writeFileSync(join(upper(m2), "small"), Buffer.alloc(4096, 2));
+      await sn.commit("small", "small-k");
+      const parent = await sn.usage("big");
+      const child = await sn.usage("small");
+      assert.ok(parent.size >= 256 << 10, JSON.stringify(parent));
+      assert.ok(child.size > 0 && child.size < 64 << 10, JSON.stringify(child));
+      await sn.remove("small");
+      await sn.remove("big");
+    });
+
     test("update labels by fieldpath", async () => {
       await sn.update({ name: "base", labels: { y: "2" } }, ["labels.y"]);
       assert.deepEqual((await sn.stat("base")).labels, { x: "1", y: "2" });

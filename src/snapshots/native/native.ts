@@ -87,6 +87,7 @@ export const nativeDriver: Driver = {
   fsDir(dir: string): string {
     return dir;
   },
+  sharesParentInodes: true,
 };
 
 export function openNative(root: string, db: DatabaseSync): FsSnapshotter {
