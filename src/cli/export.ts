@@ -8,10 +8,11 @@ import type { ExportOutput } from "../transfer/export.ts";
 import { UsageError } from "./args.ts";
 import { commandSignal, globals } from "./globals.ts";
 import { log } from "./log.ts";
-import { openImageStore, withContentStore } from "./open.ts";
+import { holdCommandLease, openImageStore, withContentStore } from "./open.ts";
 import { addPlatformFlags, platformMatchers } from "./platform-flags.ts";
 import { addProgressFlag, type Progress, withProgress } from "./progress.ts";
-import { descriptorSummary } from "./transfer.ts";
+import { addRegistryFlags, registryOptions } from "./registry-flags.ts";
+import { descriptorSummary, fetchDiscardedLayers } from "./transfer.ts";
 
 /** Where OUTPUT sends the layout: stdout, a directory (existing, or named with a trailing slash), else a tar file. */
 async function outputOf(output: string): Promise<ExportOutput> {
@@ -38,6 +39,7 @@ export function register(program: Command): void {
     .argument("<ref...>", "images of the store to export, named as dist images lists them or as typed (redis)");
   addPlatformFlags(cmd);
   addProgressFlag(cmd);
+  addRegistryFlags(cmd);
   cmd
     .option("--skip-manifest-json", "leave out Docker's manifest.json")
     .addHelpText(
@@ -48,7 +50,8 @@ io.containerd.image.name and org.opencontainers.image.ref.name annotations, as
 ctr writes them), every blob under blobs/, and Docker's manifest.json for the
 host's platform (or the first --platform). An index is written whole, with the
 blobs of the selected platforms (default: the host's). Blobs stream from the
-store and are verified as they go. A tar file is written under a temporary name
+store and are verified as they go; layers pull --discard-layers removed are
+fetched again first from the image's registry (the registry flags apply). A tar file is written under a temporary name
 and renamed once complete; a directory may be an existing OCI layout, to which
 the images are added.
 
@@ -63,11 +66,27 @@ Examples:
       const signal = commandSignal(g);
       const platforms = await platformMatchers(opts as { platform?: string[]; allPlatforms?: boolean });
       const out = await outputOf(output);
-      const { exportImages } = await import("../transfer/export.ts");
+      const [{ exportImages }, { createResolver }] = await Promise.all([
+        import("../transfer/export.ts"),
+        import("../remotes/docker/index.ts"),
+      ]);
+      await holdCommandLease(g); // layers fetched again are leased until their manifest is labelled
       const images = await openImageStore(g);
       await withContentStore(g, async (content) => {
-        const run = (progress?: Progress) =>
-          exportImages({
+        const run = async (progress?: Progress) => {
+          const resolver = createResolver(registryOptions(opts));
+          for (const ref of refs) {
+            await fetchDiscardedLayers({
+              images,
+              content,
+              resolver,
+              name: ref,
+              platforms,
+              progress,
+              signal,
+            });
+          }
+          return exportImages({
             content,
             images,
             names: refs,
@@ -78,6 +97,7 @@ Examples:
             progress: progress?.tracker,
             onNote: progress ? progress.onNote : (_d, m) => log.info(m),
           });
+        };
         if ("tar" in out) {
           // stdout carries the archive: no table, notes on stderr
           await run();

@@ -41,8 +41,8 @@ ChainID) already exists is not extracted again. On failure nothing partial is
 committed; the blobs already fetched stay in the content store for the next pull.
 With --discard-layers the image takes its unpacked size on disk only: its
 layers are not referenced by its manifest and go once unpacked (what another
-image references stays); \`images check\` and export then name them as
-missing, \`dist fetch\` of the image gets them again, and push fetches them itself.
+image references stays); \`images check\` then names them as missing, and
+push, export and \`dist fetch\` of the image fetch them again.
 Several references are pulled together, in one progress table, each blob they
 share downloaded once; one that fails does not stop the others (exit status 1).
 

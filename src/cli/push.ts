@@ -4,14 +4,13 @@
  * that went under the tag.
  */
 import type { Command } from "commander";
-import { wrapError } from "../errors.ts";
 import { collect, UsageError } from "./args.ts";
 import { commandSignal, globals } from "./globals.ts";
-import { openContentStore, openImageStore } from "./open.ts";
+import { holdCommandLease, openContentStore, openImageStore } from "./open.ts";
 import { addUploadFlags, platformMatchers, uploadLimit } from "./platform-flags.ts";
 import { addProgressFlag, withProgress } from "./progress.ts";
 import { addRegistryFlags, registryOptions } from "./registry-flags.ts";
-import { descriptorSummary, naming } from "./transfer.ts";
+import { descriptorSummary, fetchDiscardedLayers, naming } from "./transfer.ts";
 
 export function register(program: Command): void {
   const cmd = program
@@ -62,26 +61,20 @@ Examples:
       const name = normalize(ref);
       const signal = commandSignal(g);
       const resolver = createResolver(registryOptions(opts));
+      await holdCommandLease(g); // layers fetched again are leased until their manifest is labelled
       const content = await openContentStore(g);
       const images = await openImageStore(g);
       try {
         await withProgress(async (progress) => {
-          // layers pull --discard-layers removed come back from where the image came from
-          const { fetchMissingLayers } = await import("../remotes/refetch.ts");
-          const image = await images.get(local === undefined ? name : normalize(local)).catch(() => undefined);
-          if (image) {
-            const again = await fetchMissingLayers({
-              resolver,
-              content,
-              image,
-              platforms,
-              progress: progress.tracker,
-              signal,
-            }).catch((err) => {
-              throw naming(image.name, wrapError(err, "fetching its discarded layers again"));
-            });
-            if (again.length > 0) progress.print(`${image.name}: fetched ${again.length} discarded layers again`);
-          }
+          await fetchDiscardedLayers({
+            images,
+            content,
+            resolver,
+            name: local === undefined ? name : normalize(local),
+            platforms,
+            progress,
+            signal,
+          });
           const r = await pushImage({
             resolver,
             content,

@@ -3,14 +3,17 @@
  * references at once under one progress, and errors named by the reference.
  */
 import type { Command } from "commander";
+import type { Manager } from "../content/content.ts";
 import type { Descriptor } from "../descriptor.ts";
 import { DistError, errorMessage } from "../errors.ts";
+import type { ImageStore } from "../images/image.ts";
 import type { PlatformMatcher } from "../images/platforms.ts";
-import type { FetchImageResult } from "../remotes/handlers.ts";
+import type { ContentTarget, FetchImageResult } from "../remotes/handlers.ts";
 import type { Resolver } from "../remotes/remotes.ts";
 import type { UnpackedManifest } from "../unpack/unpacker.ts";
 import { reportItemError } from "./args.ts";
 import { commandSignal, type GlobalOptions, globals } from "./globals.ts";
+import { log } from "./log.ts";
 import { addDownloadFlags, addPlatformFlags, downloadLimit, platformMatchers } from "./platform-flags.ts";
 import { addProgressFlag, type Progress } from "./progress.ts";
 import { addRegistryFlags, registryOptions } from "./registry-flags.ts";
@@ -94,6 +97,36 @@ export function naming(name: string, err: unknown): unknown {
   if (msg.includes(name)) return err;
   if (err instanceof DistError) return new DistError(err.code, `${name}: ${msg}`, { cause: err });
   return new Error(`${name}: ${msg}`, { cause: err });
+}
+
+/**
+ * The layers `pull --discard-layers` removed from the stored image `name` (as typed),
+ * fetched again from where it came from before push or export reads them;
+ * nothing happens when none is missing (an export stays offline), and a
+ * failure names the missing layers.
+ */
+export async function fetchDiscardedLayers(o: {
+  images: ImageStore;
+  content: ContentTarget & Pick<Manager, "update">;
+  resolver: Resolver;
+  name: string;
+  platforms?: PlatformMatcher[];
+  progress?: Progress;
+  signal: AbortSignal;
+}): Promise<void> {
+  const { storedName } = await import("../images/names.ts");
+  const image = await storedName(o.images, o.name)
+    .then((name) => o.images.get(name))
+    .catch(() => undefined);
+  if (!image) return; // the command's own lookup says so
+  const { fetchMissingLayers } = await import("../remotes/refetch.ts");
+  const again = await fetchMissingLayers({ ...o, image, progress: o.progress?.tracker }).catch((err) => {
+    throw naming(image.name, err);
+  });
+  if (again.length === 0) return;
+  const note = `${image.name}: fetched ${again.length} discarded layers again`;
+  if (o.progress) o.progress.print(note);
+  else log.info(note);
 }
 
 /** A descriptor in the JSON summary: its digest, media type and size. */

@@ -8,6 +8,7 @@
 import type { Manager } from "../content/content.ts";
 import { readBlob } from "../content/helpers.ts";
 import type { Descriptor } from "../descriptor.ts";
+import { wrapError } from "../errors.ts";
 import { labelChildren } from "../images/gc-labels.ts";
 import type { Image } from "../images/image.ts";
 import { childrenOf } from "../images/manifest.ts";
@@ -45,7 +46,10 @@ export async function fetchMissingLayers(opts: FetchMissingLayersOptions): Promi
   if (missing.length === 0) return [];
   const fetcher = await opts.resolver.fetcher(image.name);
   const fetch = fetchHandler(content, fetcher, { group: new FetchGroup(), progress: opts.progress });
-  await Promise.all(missing.map((m) => fetch(m.desc, signal ?? new AbortController().signal)));
+  await Promise.all(missing.map((m) => fetch(m.desc, signal ?? new AbortController().signal))).catch((err) => {
+    const digests = missing.map((m) => m.desc.digest).join(", ");
+    throw wrapError(err, `layers not in the content store (${digests}), fetching them again from ${image.name}`);
+  });
   const parents = new Map(missing.map((m) => [m.parent?.digest, m.parent as Descriptor]));
   for (const parent of parents.values()) {
     await labelChildren(content, parent, childrenOf(parent, await readBlob(content, parent, { signal })));
