@@ -32,7 +32,14 @@ let content: RemoteContentStore;
 
 before(async () => {
   tmp = mkdtempSync(join(tmpdir(), "dist-client-"));
-  d = await startDaemon({ root: join(tmp, "root"), address: join(tmp, "d.sock"), log: pino({ level: "silent" }) });
+  // these tests write blobs nothing references and read them back: a collection scheduled by
+  // another test's delete would take them between the calls (containerd's would too)
+  d = await startDaemon({
+    root: join(tmp, "root"),
+    address: join(tmp, "d.sock"),
+    log: pino({ level: "silent" }),
+    gcDelayMs: false,
+  });
   conn = connect(d.address, { namespace: "client-test" });
   content = new RemoteContentStore(conn);
 });
