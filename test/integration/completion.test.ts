@@ -93,7 +93,7 @@ describe("bash completion", () => {
       "--noprofile",
     );
     after(() => run("tmux", ["-S", join(dir, "s"), "kill-server"]));
-    const screen = () => tmux("capture-pane", "-p", "-N", "-t", "t"); // -N: trailing spaces kept
+    const screen = () => tmux("capture-pane", "-p", "-J", "-t", "t"); // -J: wrapped lines joined, trailing spaces kept
     const until = async (pattern: RegExp) => {
       for (let i = 0; i < 100; i++) {
         if (pattern.test(await screen())) return;
@@ -105,9 +105,12 @@ describe("bash completion", () => {
     await until(/^\$ $/m);
     // after each TAB a "#": it lands after the space bash adds to a completed word
     await tmux("send-keys", "-t", "t", `dist --root ${root} run ${tb.plain}/ti`, "Tab");
+    // the completion runs dist: the "#" goes once it has answered, not into its wait
+    await until(/busybox:oci/);
     await tmux("send-keys", "-t", "t", "#");
     await until(new RegExp(`run ${tb.plain.replace(/\./g, "\\.")}/tiny/busybox:oci #`, "m"));
     await tmux("send-keys", "-t", "t", "C-u", "dist --progress j", "Tab");
+    await until(/--progress json/);
     await tmux("send-keys", "-t", "t", "#");
     await until(/dist --progress json #/m);
   });
